@@ -1,0 +1,34 @@
+"""Shared fixtures: the reference data folder (``ZCNAS_DATA``), skipped cleanly when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    value = os.environ.get("ZCNAS_DATA")
+    if not value or not Path(value).is_dir():
+        pytest.skip("ZCNAS_DATA is not set to the reference data folder")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def tss_table(data_root):
+    import pandas as pd
+
+    path = data_root / "nats-tss" / "tss_test_accuracy.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return pd.read_csv(path)
+
+
+@pytest.fixture(scope="session")
+def sample_archive(data_root) -> Path:
+    path = data_root / "nats-bench-sample"
+    if not path.is_dir():
+        pytest.skip(f"{path} not present")
+    return path

@@ -1,0 +1,31 @@
+"""Errors a user can cause.
+
+Every error a user can fix (a malformed arch string, an unknown dataset, a missing or corrupt
+file) is a :class:`UserError`. The CLI prints its message as one line and exits with code 2;
+``--debug`` shows the traceback. Library callers catch the specific subclasses.
+"""
+
+
+class UserError(Exception):
+    """An error caused by user input; its message names the fix."""
+
+    exit_code = 2
+
+
+class ArchError(UserError, ValueError):
+    """A malformed or unknown architecture string or index."""
+
+
+class UnknownNameError(UserError, KeyError):
+    """An unknown dataset, space, proxy or other registered name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataNotFoundError(UserError, FileNotFoundError):
+    """A data file or folder that is needed is not where we looked."""
+
+
+class CorruptDataError(UserError):
+    """A data file exists but cannot be read or has the wrong content."""

@@ -1,0 +1,100 @@
+"""The NATS-Bench cell operations and the ResNet reduction block.
+
+They follow the official inference network (NATS-Bench ``xautodl/models/cell_operations.py``):
+ops are ReLU -> Conv -> BN; a conv carries a bias exactly when its BN has no affine parameters;
+``none`` multiplies by zero; ``skip_connect`` between different widths is a 1x1 conv + BN; an
+``avg_pool_3x3`` between different widths is preceded by a 1x1 ReLU-conv-BN.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _bn(c: int, affine: bool, track: bool) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, affine=affine, track_running_stats=track)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, *,
+        affine: bool = True, track: bool = True,
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=not affine),
+            _bn(c_out, affine, track),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros of the output width (``x * 0`` when the width is unchanged)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.c_in, self.c_out = c_in, c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.c_in == self.c_out:
+            return x.mul(0.0)
+        shape = list(x.shape)
+        shape[1] = self.c_out
+        return x.new_zeros(shape)
+
+
+class WidthChange(nn.Sequential):
+    """``skip_connect`` between different widths: 1x1 conv + BN, no ReLU (stride 1)."""
+
+    def __init__(self, c_in: int, c_out: int, *, affine: bool = True, track: bool = True) -> None:
+        super().__init__(nn.Conv2d(c_in, c_out, 1, bias=not affine), _bn(c_out, affine, track))
+
+
+class AvgPool(nn.Module):
+    def __init__(
+        self, c_in: int, c_out: int, *, affine: bool = True, track: bool = True
+    ) -> None:
+        super().__init__()
+        self.preprocess = (
+            ReLUConvBN(c_in, c_out, 1, affine=affine, track=track) if c_in != c_out else None
+        )
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        return self.pool(x)
+
+
+def make_op(
+    op: str, c_in: int, c_out: int, *, affine: bool = True, track: bool = True
+) -> nn.Module:
+    """The module for one cell edge."""
+    if op == "none":
+        return Zero(c_in, c_out)
+    if op == "skip_connect":
+        return nn.Identity() if c_in == c_out else WidthChange(c_in, c_out, affine=affine,
+                                                               track=track)
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(c_in, c_out, 1, affine=affine, track=track)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(c_in, c_out, 3, affine=affine, track=track)
+    if op == "avg_pool_3x3":
+        return AvgPool(c_in, c_out, affine=affine, track=track)
+    raise ValueError(f"unknown op {op!r}")
+
+
+class ResNetReduction(nn.Module):
+    """The stride-2 ResNet basic block that joins the stages (always affine, tracked BN)."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.downsample = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
+            nn.Conv2d(c_in, c_out, kernel_size=1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) + self.conv_b(self.conv_a(x))

@@ -1,0 +1,58 @@
+"""Where data lives: an explicit argument, then ``ZCNAS_DATA``, then ``TORCH_HOME``.
+
+Data is never looked for inside the installed package and never downloaded implicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zcnas.errors import DataNotFoundError
+
+ENV_DATA = "ZCNAS_DATA"
+ENV_TORCH_HOME = "TORCH_HOME"
+
+
+def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for data, in order of precedence.
+
+    ``root`` (an argument) wins; otherwise ``$ZCNAS_DATA``, then ``$TORCH_HOME`` (where the
+    official NATS-Bench archives conventionally live). Folders that do not exist are kept in
+    the list so that error messages can name them.
+    """
+    if root is not None:
+        return [Path(root).expanduser()]
+    roots = []
+    for var in (ENV_DATA, ENV_TORCH_HOME):
+        value = os.environ.get(var)
+        if value:
+            roots.append(Path(value).expanduser())
+    return roots
+
+
+def find_data(
+    candidates: list[str],
+    root: str | os.PathLike | None = None,
+    *,
+    what: str,
+) -> Path:
+    """Return the first existing ``root/candidate`` over all data roots and candidates.
+
+    Raises :class:`DataNotFoundError` with one line naming every place searched and the
+    variable to set.
+    """
+    roots = data_roots(root)
+    for r in roots:
+        for cand in candidates:
+            p = r / cand
+            if p.exists():
+                return p
+    if not roots:
+        raise DataNotFoundError(
+            f"{what} not found: no data folder given; pass --data PATH or set {ENV_DATA}"
+        )
+    searched = ", ".join(str(r / c) for r in roots for c in candidates)
+    raise DataNotFoundError(
+        f"{what} not found (searched {searched}); pass --data PATH or set {ENV_DATA}"
+    )

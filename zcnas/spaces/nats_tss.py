@@ -1,0 +1,227 @@
+"""NATS-Bench topology space (tss): the NAS-Bench-201 cell, 15,625 genotypes.
+
+A cell is a DAG of four nodes; node 0 is the cell input, node 3 its output, and every pair
+``i < j`` is joined by one edge carrying one of five ops. The genotype is the op on each of the
+six edges, in the benchmark's edge order::
+
+    (0->1), (0->2), (1->2), (0->3), (1->3), (2->3)
+
+and its string form is ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1's inputs, then node 2's,
+then node 3's). ``none`` is the zero op; a node is the sum of its incoming edges.
+
+This module is pure Python (no torch) so that searchers can use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from zcnas.errors import ArchError
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+NUM_NODES = 4
+NUM_EDGES = len(EDGES)
+SIZE = len(OPS) ** NUM_EDGES  # 15,625
+ARCH_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+_EDGE_INDEX = {e: i for i, e in enumerate(EDGES)}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cell:
+    """A topology-space genotype: the op name on each edge, in :data:`EDGES` order."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.ops) != NUM_EDGES:
+            raise ArchError(f"a cell has {NUM_EDGES} edges, got {len(self.ops)} ops")
+        for op in self.ops:
+            if op not in _OP_INDEX:
+                raise ArchError(f"unknown op {op!r}; valid ops: {', '.join(OPS)}")
+
+    def op(self, src: int, dst: int) -> str:
+        """The op on edge ``src -> dst``."""
+        return self.ops[_EDGE_INDEX[(src, dst)]]
+
+    def inputs(self, node: int) -> list[tuple[str, int]]:
+        """``(op, source)`` pairs flowing into ``node``, sources in increasing order."""
+        return [(self.op(src, node), src) for src in range(node)]
+
+    def __str__(self) -> str:
+        return format_arch(self)
+
+
+def parse_arch(text: str) -> Cell:
+    """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` into a :class:`Cell`.
+
+    Inputs of a node may be listed in any order, but each earlier node must appear exactly once.
+    Raises :class:`ArchError` with a message naming what is wrong and the expected format.
+    """
+    if not isinstance(text, str):
+        raise ArchError(f"an arch string is a str, got {type(text).__name__}")
+    s = text.strip()
+
+    def bad(why: str) -> ArchError:
+        return ArchError(f"malformed arch string {text!r}: {why}; expected {ARCH_FORMAT}")
+
+    groups = s.split("+")
+    if len(groups) != NUM_NODES - 1:
+        raise bad(f"{len(groups)} node group(s) separated by '+', expected {NUM_NODES - 1}")
+    ops: dict[tuple[int, int], str] = {}
+    for node, group in enumerate(groups, start=1):
+        if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
+            raise bad(f"node {node} group {group!r} must start and end with '|'")
+        entries = group[1:-1].split("|")
+        if len(entries) != node:
+            raise bad(f"node {node} has {len(entries)} input edge(s), expected {node}")
+        for entry in entries:
+            op, sep, src_text = entry.partition("~")
+            if not sep or not op or not src_text:
+                raise bad(f"edge {entry!r} is not of the form op~input")
+            if op not in _OP_INDEX:
+                raise ArchError(
+                    f"malformed arch string {text!r}: unknown op {op!r}; "
+                    f"valid ops: {', '.join(OPS)}"
+                )
+            if not src_text.isdigit():
+                raise bad(f"edge {entry!r} has a non-integer input {src_text!r}")
+            src = int(src_text)
+            if src >= node:
+                raise bad(f"node {node} takes input from node {src}; inputs must be 0..{node - 1}")
+            if (src, node) in ops:
+                raise bad(f"node {node} lists input {src} twice")
+            ops[(src, node)] = op
+    return Cell(tuple(ops[e] for e in EDGES))
+
+
+def format_arch(cell: Cell) -> str:
+    """The benchmark's string form of ``cell``."""
+    nodes = []
+    for node in range(1, NUM_NODES):
+        nodes.append("|" + "|".join(f"{op}~{src}" for op, src in cell.inputs(node)) + "|")
+    return "+".join(nodes)
+
+
+def as_cell(arch: Cell | str | Sequence[str]) -> Cell:
+    """Accept a :class:`Cell`, an arch string or a sequence of six op names."""
+    if isinstance(arch, Cell):
+        return arch
+    if isinstance(arch, str):
+        return parse_arch(arch)
+    return Cell(tuple(arch))
+
+
+def canonical_key(arch: Cell | str) -> str:
+    """A canonical string of the cell's computation; isomorphic cells share it.
+
+    This follows NAS-Bench-201's convention (``CellStructure.to_unique_str(consider_zero=True)``),
+    which defines the benchmark's 6,466 unique cells: every node is written as the sorted sum of
+    its incoming terms, where ``skip_connect`` passes its input's expression through, an op
+    applied to an expression ``e`` is ``(e)@op``, and ``none`` (or any op fed by a node that is
+    exactly zero) is the zero term ``#``. The key of the cell is the expression of node 3.
+
+    It never merges cells that compute different functions. Being syntactic, it keeps a few
+    functionally equal cells apart (``#+0`` is not simplified to ``0``); we keep that on purpose
+    so keys and the benchmark's isomorphism classes agree exactly.
+    """
+    cell = as_cell(arch)
+    expr = {0: "0"}
+    for node in range(1, NUM_NODES):
+        terms = []
+        for op, src in cell.inputs(node):
+            if op == "none" or expr[src] == "#":
+                terms.append("#")
+            elif op == "skip_connect":
+                terms.append(expr[src])
+            else:
+                terms.append(f"({expr[src]})@{op}")
+        expr[node] = "+".join(sorted(terms))
+    return expr[NUM_NODES - 1]
+
+
+def live_edges(arch: Cell | str) -> tuple[bool, ...]:
+    """For each edge, whether it can change the cell output.
+
+    An edge is dead when its op is ``none``, when its source node is always zero (no non-zero
+    path from the input), or when its target can never reach node 3. Dead edges need not be
+    built: dropping them leaves the cell's output unchanged.
+    """
+    cell = as_cell(arch)
+    nonzero = {0}
+    for node in range(1, NUM_NODES):
+        if any(op != "none" and src in nonzero for op, src in cell.inputs(node)):
+            nonzero.add(node)
+    reaches_out = {NUM_NODES - 1}
+    for node in range(NUM_NODES - 2, -1, -1):
+        if any(cell.op(node, dst) != "none" and dst in reaches_out
+               for dst in range(node + 1, NUM_NODES)):
+            reaches_out.add(node)
+    return tuple(
+        op != "none" and src in nonzero and dst in reaches_out
+        for op, (src, dst) in zip(cell.ops, EDGES, strict=True)
+    )
+
+
+# --- enumeration and evolution operators -------------------------------------------------------
+
+
+def all_cells() -> Iterator[Cell]:
+    """All 15,625 cells in a fixed (lexicographic op-index) order, lazily.
+
+    This is *not* the benchmark's index order: use :class:`zcnas.spaces.ArchOrder` for that.
+    """
+    for ops in itertools.product(OPS, repeat=NUM_EDGES):
+        yield Cell(ops)
+
+
+def sample(rng: np.random.Generator) -> Cell:
+    """A uniformly random cell."""
+    return Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=NUM_EDGES)))
+
+
+def mutate(arch: Cell | str, rng: np.random.Generator) -> Cell:
+    """Change the op of one uniformly chosen edge to a different, uniformly chosen op."""
+    cell = as_cell(arch)
+    edge = int(rng.integers(NUM_EDGES))
+    choices = [op for op in OPS if op != cell.ops[edge]]
+    ops = list(cell.ops)
+    ops[edge] = choices[int(rng.integers(len(choices)))]
+    return Cell(tuple(ops))
+
+
+def crossover(
+    a: Cell | str, b: Cell | str, rng: np.random.Generator, *, mode: str = "edge"
+) -> Cell:
+    """Uniform crossover of two parents.
+
+    ``mode="edge"`` takes each edge's op from either parent with probability 1/2;
+    ``mode="node"`` takes all incoming edges of each node (1, 2, 3) from one parent.
+    """
+    ca, cb = as_cell(a), as_cell(b)
+    if mode == "edge":
+        pick = rng.random(NUM_EDGES) < 0.5
+    elif mode == "node":
+        from_a = rng.random(NUM_NODES - 1) < 0.5
+        pick = np.array([from_a[dst - 1] for _, dst in EDGES])
+    else:
+        raise ValueError(f"unknown crossover mode {mode!r}; use 'edge' or 'node'")
+    return Cell(tuple(x if p else y for x, y, p in zip(ca.ops, cb.ops, pick, strict=True)))
+
+
+def neighbours(arch: Cell | str) -> list[Cell]:
+    """The 24 cells that differ from ``arch`` on exactly one edge (edge order, then op order)."""
+    cell = as_cell(arch)
+    out = []
+    for e in range(NUM_EDGES):
+        for op in OPS:
+            if op != cell.ops[e]:
+                ops = list(cell.ops)
+                ops[e] = op
+                out.append(Cell(tuple(ops)))
+    return out
