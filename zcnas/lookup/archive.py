@@ -1,0 +1,443 @@
+"""The official NATS-Bench archive (fast-mode folder), read through ``nats_bench``.
+
+A fast-mode archive is a folder ``NATS-tss-v1_0-3ffb9-simple`` (topology) or
+``NATS-sss-v1_0-50262-simple`` (size) holding ``meta.pickle.pbz2`` (every arch string, in index
+order) and one ``{index:06d}.pickle.pbz2`` record per architecture. The sample archives hold the
+meta of every architecture but records for only a few (0, 11, 284); asking for any other raises a
+one-line :class:`DataNotFoundError` instead of ``nats_bench``'s assertion.
+
+What each record has (inspected on the sample archives; it decides what can be answered):
+
+* tss ``hp='200'``: seeds 777/888/999. ``cifar10-valid`` has ``x-valid`` at every epoch and
+  ``ori-test`` only at the last; ``cifar10`` has ``ori-test`` at every epoch; ``cifar100`` and
+  ``ImageNet16-120`` have ``ori-test`` (= x-valid ∪ x-test) at every epoch but ``x-valid`` and
+  ``x-test`` only at the last. ``nats_bench`` then hands back ``valtest`` where a validation
+  accuracy was wanted (``simulate_train_eval``); we refuse instead.
+* tss ``hp='12'``: every set at every epoch; ``cifar10-valid`` has seeds 111/777, the other
+  datasets 111 only.
+* sss ``hp='90'``, ``'12'``, ``'01'``: every set at every epoch (``'12'``: three seeds,
+  ``'90'``/``'01'``: seed 777 only).
+
+Records are unpickled (``bz2`` + ``pickle``): open only archives you trust.
+"""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import numbers
+import os
+import pickle
+import re
+from pathlib import Path
+
+from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
+from zcnas.lookup.base import Accuracy, Benchmark, CostInfo, Optimum, canonical_split
+from zcnas.spaces import ArchOrder, canonical_space, nats_sss
+
+#: Folder names of the official fast-mode archives (the sample archives use the same names).
+ARCHIVE_DIRS: dict[str, str] = {
+    "nats-tss": "NATS-tss-v1_0-3ffb9-simple",
+    "nats-sss": "NATS-sss-v1_0-50262-simple",
+}
+META_FILE = "meta.pickle.pbz2"
+_RECORD_RE = re.compile(r"^(\d+)\.pickle\.pbz2$")
+_NATS_SPACE = {"nats-tss": "tss", "nats-sss": "sss"}
+_ARCHIVE_DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
+
+
+def load_meta_archs(path: str | os.PathLike) -> list[str]:
+    """The ``meta_archs`` list (every arch string, in index order) of a NATS-Bench archive.
+
+    ``path`` is the archive folder or its ``meta.pickle.pbz2``. Reads the file with ``bz2`` and
+    ``pickle`` directly (no ``nats_bench``); any failure is a one-line :class:`CorruptDataError`
+    naming the file.
+    """
+    p = Path(path).expanduser()
+    meta = p / META_FILE if p.is_dir() else p
+    if not meta.is_file():
+        raise DataNotFoundError(f"NATS-Bench meta file not found: {meta}")
+    try:
+        with bz2.open(meta, "rb") as fh:
+            obj = pickle.load(fh)
+    except Exception as e:  # bz2/pickle raise many types on a damaged file
+        raise CorruptDataError(
+            f"cannot read NATS-Bench meta file {meta}: {type(e).__name__}: {_one_line(e)}"
+        ) from e
+    archs = obj.get("meta_archs") if isinstance(obj, dict) else None
+    if (
+        not isinstance(archs, list | tuple)
+        or not archs
+        or not all(isinstance(a, str) for a in archs)
+    ):
+        raise CorruptDataError(
+            f"NATS-Bench meta file {meta} has no 'meta_archs' list of arch strings"
+        )
+    return list(archs)
+
+
+def record_indices(path: str | os.PathLike) -> frozenset[int]:
+    """Indices of the architectures whose record file the archive folder holds."""
+    try:
+        names = os.listdir(path)
+    except OSError as e:
+        raise DataNotFoundError(f"cannot list NATS-Bench archive folder {path}: {e}") from e
+    return frozenset(int(m.group(1)) for n in names if (m := _RECORD_RE.match(n)))
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _target(dataset: str, split: str) -> tuple[str, str, str]:
+    """(NATS training run, NATS eval set, ``get_more_info`` key prefix) for dataset/split."""
+    if dataset in ("cifar10", "cifar10-valid"):
+        if split == "valid":
+            return "cifar10-valid", "x-valid", "valid"
+        if split == "test":
+            return dataset, "ori-test", "test"
+        raise UserError(
+            f"{dataset} has no 'valtest' set (that is CIFAR-100 / ImageNet16-120's ori-test); "
+            "ask for split='test' or split='valid'"
+        )
+    eval_set = {"test": "x-test", "valid": "x-valid", "valtest": "ori-test"}[split]
+    return dataset, eval_set, split
+
+
+class NatsArchive(Benchmark):
+    """The official NATS-Bench fast-mode archive (or its sample), via ``nats_bench``.
+
+    ``space`` is inferred from the meta file when not given. ``max_records`` bounds how many
+    unpickled records (about 0.3 MB each) the object keeps in memory; older ones are dropped and
+    re-read on demand. Records are read lazily; opening the archive reads only the meta file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        space: str | None = None,
+        *,
+        max_records: int = 256,
+    ) -> None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            raise UserError(
+                f"{p} is a file; pass the fast-mode archive folder (e.g. "
+                f"{ARCHIVE_DIRS['nats-tss']}) that holds {META_FILE}"
+            )
+        if not p.is_dir():
+            raise DataNotFoundError(f"NATS-Bench archive folder not found: {p}")
+        if max_records < 1:
+            raise ValueError("max_records must be at least 1")
+        archs = load_meta_archs(p)
+        found = "nats-tss" if "|" in archs[0] else "nats-sss"
+        if space is not None and canonical_space(space) != found:
+            raise UserError(f"{p} holds a {found} archive, not {canonical_space(space)}")
+        self.path = p
+        self.space = found
+        self.max_records = max_records
+        self._meta_archs = archs
+        self._records = record_indices(p)
+        self._api_obj = None
+        self._scans: dict[tuple[str, str, int], list[float]] = {}
+        kind = (
+            "full"
+            if self.is_complete
+            else f"sample: records for {len(self._records)} of {len(archs)} archs"
+        )
+        self.source = f"{p} (official NATS-Bench {_NATS_SPACE[found]} archive, fast mode, {kind})"
+        if found == "nats-tss":
+            self._order = ArchOrder(archs, found)
+        elif len(archs) > nats_sss.SIZE or archs != [
+            nats_sss.format_arch(nats_sss.at_index(i)) for i in range(len(archs))
+        ]:
+            raise CorruptDataError(
+                f"{p / META_FILE}: the size-space arch list is not in the computed index order"
+            )
+
+    # --- identity -------------------------------------------------------------------------------
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every architecture of the meta list has its record file."""
+        return self._records.issuperset(range(len(self._meta_archs)))
+
+    @property
+    def available_indices(self) -> frozenset[int]:
+        """Indices whose records this archive holds."""
+        return self._records
+
+    @functools.cached_property
+    def _sss_order(self) -> ArchOrder:
+        return ArchOrder(
+            [nats_sss.format_arch(nats_sss.at_index(i)) for i in range(nats_sss.SIZE)], self.space
+        )
+
+    @property
+    def order(self) -> ArchOrder:
+        """tss: the archive's ``meta_archs``; sss: computed (:func:`nats_sss.at_index`)."""
+        return self._order if self.space == "nats-tss" else self._sss_order
+
+    @property
+    def meta_archs(self) -> list[str]:
+        """The archive's own arch list, as stored."""
+        return list(self._meta_archs)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return _ARCHIVE_DATASETS
+
+    def __len__(self) -> int:
+        return len(self._meta_archs)
+
+    def index(self, arch) -> int:
+        if self.space == "nats-sss":
+            return nats_sss.index_of(arch)
+        return super().index(arch)
+
+    def arch(self, index: int) -> str:
+        if self.space == "nats-sss":
+            return nats_sss.format_arch(nats_sss.at_index(self._to_index(index)))
+        return super().arch(index)
+
+    def __getstate__(self) -> dict:
+        # the nats_bench object and its loaded records are re-created on demand after unpickling
+        # (process pools): only the paths and the meta list travel
+        state = dict(self.__dict__)
+        state["_api_obj"] = None
+        state.pop("_sss_order", None)
+        return state
+
+    # --- nats_bench access ----------------------------------------------------------------------
+
+    def _api(self):
+        if self._api_obj is None:
+            import nats_bench
+
+            try:
+                self._api_obj = nats_bench.create(
+                    str(self.path), _NATS_SPACE[self.space], fast_mode=True, verbose=False
+                )
+            except Exception as e:
+                raise CorruptDataError(
+                    f"nats_bench cannot open {self.path}: {type(e).__name__}: {_one_line(e)}"
+                ) from e
+        return self._api_obj
+
+    def _record_file(self, index: int) -> Path:
+        padded = self.path / f"{index:06d}.pickle.pbz2"
+        return padded if padded.exists() else self.path / f"{index}.pickle.pbz2"
+
+    def _record(self, index: int, hp: str):
+        """The ``ArchResults`` of one architecture and schedule, loading it if needed."""
+        if index not in self._records:
+            raise DataNotFoundError(
+                f"{self.path} has no record for architecture #{index} "
+                f"({len(self._records)} of {len(self)} records present: a sample archive?); "
+                "point ZCNAS_DATA or TORCH_HOME at the full archive, or use the compact table "
+                "(kind='table') for test accuracies"
+            )
+        api = self._api()
+        if index not in api.arch2infos_dict:
+            try:
+                api.reload(str(self.path), index)
+            except Exception as e:
+                raise CorruptDataError(
+                    f"cannot read NATS-Bench record {self._record_file(index)}: "
+                    f"{type(e).__name__}: {_one_line(e)}"
+                ) from e
+            self._evict(api, keep=index)
+        by_hp = api.arch2infos_dict[index]
+        if hp not in by_hp:
+            raise UserError(
+                f"architecture #{index} in {self.path} has no hp={hp!r} record "
+                f"(it has {', '.join(by_hp)})"
+            )
+        return by_hp[hp]
+
+    def _evict(self, api, *, keep: int) -> None:
+        while len(api.arch2infos_dict) > self.max_records:
+            old = next(k for k in api.arch2infos_dict if k != keep)
+            del api.arch2infos_dict[old]
+            api.evaluated_indexes.discard(old)
+
+    def _hp(self, epochs: int) -> str:
+        return f"{epochs:02d}"
+
+    def _seeds(self, archres, nats_ds: str, index: int, hp: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(s) for s in archres.get_dataset_seeds(nats_ds))
+        except KeyError:
+            raise UserError(
+                f"architecture #{index} has no {nats_ds} results at hp={hp!r} in {self.path}"
+            ) from None
+
+    def _query(
+        self,
+        index: int,
+        dataset: str,
+        split: str,
+        epochs: int,
+        iepoch: int | None,
+        seed: int | None,
+    ) -> Accuracy:
+        nats_ds, eval_set, key = _target(dataset, split)
+        hp = self._hp(epochs)
+        archres = self._record(index, hp)
+        seeds = self._seeds(archres, nats_ds, index, hp)
+        if seed is not None:
+            if int(seed) not in seeds:
+                raise UserError(
+                    f"architecture #{index} has no seed {seed} for {nats_ds} at {epochs} epochs; "
+                    f"recorded seeds: {', '.join(map(str, seeds))}"
+                )
+            seeds = (int(seed),)
+        try:
+            info = self._api().get_more_info(
+                index, nats_ds, iepoch=iepoch, hp=hp, is_random=False if seed is None else int(seed)
+            )
+        except Exception as e:
+            raise CorruptDataError(
+                f"nats_bench failed on architecture #{index} ({nats_ds}, hp={hp!r}) in "
+                f"{self.path}: {type(e).__name__}: {_one_line(e)}"
+            ) from e
+        value = info.get(f"{key}-accuracy")
+        if value is None:
+            at = "after the last epoch" if iepoch is None else f"at epoch {iepoch + 1}"
+            hint = ""
+            if split == "valid" and nats_ds in ("cifar100", "ImageNet16-120"):
+                hint = (
+                    "; at intermediate epochs of the 200-epoch schedule NATS-Bench records only "
+                    "ori-test (valid ∪ test), which is not a validation set: use the last epoch, "
+                    "epochs=12, or ask for split='valtest' explicitly"
+                )
+            elif split == "test" and iepoch is not None:
+                hint = "; the test set is recorded only after the last epoch of this schedule"
+            raise UserError(
+                f"NATS-Bench has no {split} accuracy ({eval_set}) for {nats_ds} {at} of the "
+                f"{epochs}-epoch schedule{hint}"
+            )
+        return Accuracy(
+            float(value),
+            split,
+            nats_ds,
+            epochs,
+            self.source,
+            seeds,
+            eval_set=eval_set,
+            epoch=None if iepoch is None else iepoch + 1,
+        )
+
+    # --- the Benchmark interface ----------------------------------------------------------------
+
+    def accuracy(
+        self,
+        arch_or_index,
+        dataset: str,
+        *,
+        epochs: int | None = None,
+        split: str = "test",
+        seed: int | None = None,
+    ) -> Accuracy:
+        """Accuracy after the whole ``epochs`` schedule (``get_more_info``, explicit hp/seeds)."""
+        index = self._to_index(arch_or_index)
+        return self._query(
+            index, self._dataset(dataset), canonical_split(split), self._epochs(epochs), None, seed
+        )
+
+    def accuracy_at_epoch(
+        self,
+        arch_or_index,
+        dataset: str,
+        epoch: int,
+        *,
+        hp: int,
+        split: str,
+        seed: int | None = None,
+    ) -> Accuracy:
+        """Accuracy after ``epoch`` completed epochs (1..hp) of the ``hp``-epoch schedule.
+
+        ``epoch == hp`` is the end of the schedule. Points that NATS-Bench records only on a
+        different set (validation at intermediate epochs of hp=200 on CIFAR-100 /
+        ImageNet16-120, test at intermediate epochs of ``cifar10-valid``) raise
+        :class:`UserError`; they are never substituted.
+        """
+        index = self._to_index(arch_or_index)
+        epochs = self._epochs(hp)
+        if (
+            isinstance(epoch, bool)
+            or not isinstance(epoch, numbers.Integral)
+            or not 1 <= epoch <= epochs
+        ):
+            raise UserError(
+                f"epoch must be an integer in 1..{epochs} for hp={epochs}, got {epoch!r}"
+            )
+        return self._query(
+            index, self._dataset(dataset), canonical_split(split), epochs, int(epoch) - 1, seed
+        )
+
+    def cost(
+        self, arch_or_index, dataset: str, *, epochs: int | None = None, split: str = "test"
+    ) -> CostInfo:
+        """``get_cost_info``: params/FLOPs (M), ``T-train@epoch`` and the split's eval time.
+
+        ``split="valid"`` on CIFAR-10 gives the ``cifar10-valid`` run (25k training images).
+        """
+        index = self._to_index(arch_or_index)
+        nats_ds, eval_set, _ = _target(self._dataset(dataset), canonical_split(split))
+        epochs = self._epochs(epochs)
+        hp = self._hp(epochs)
+        archres = self._record(index, hp)
+        self._seeds(archres, nats_ds, index, hp)
+        try:
+            info = self._api().get_cost_info(index, nats_ds, hp=hp)
+        except Exception as e:
+            raise CorruptDataError(
+                f"nats_bench get_cost_info failed on architecture #{index} ({nats_ds}, "
+                f"hp={hp!r}) in {self.path}: {type(e).__name__}: {_one_line(e)}"
+            ) from e
+        train = info.get("T-train@epoch")
+        if train is None:
+            raise UserError(
+                f"architecture #{index} has no training time for {nats_ds} in {self.path}"
+            )
+        ev = info.get(f"T-{eval_set}@epoch")
+        return CostInfo(
+            float(info["params"]),
+            float(info["flops"]),
+            float(train),
+            None if ev is None else float(ev),
+            self.source,
+            False,
+            dataset=nats_ds,
+            epochs=epochs,
+        )
+
+    def optimum(self, dataset: str, *, epochs: int | None = None, split: str = "test") -> Optimum:
+        """Scan every record (minutes on the full archive; kept on this object once done)."""
+        dataset = self._dataset(dataset)
+        split = canonical_split(split)
+        epochs = self._epochs(epochs)
+        if not self.is_complete:
+            raise DataNotFoundError(
+                f"{self.path} holds records for only {len(self._records)} of {len(self)} "
+                "architectures (a sample archive); the optimum needs the full archive or the "
+                "compact table (kind='table')"
+            )
+        key = (dataset, split, epochs)
+        if key not in self._scans:
+            self._scans[key] = self._scan(dataset, split, epochs)
+        values = self._scans[key]
+        best = max(values)
+        ties = tuple(i for i, v in enumerate(values) if v == best)
+        nats_ds = _target(dataset, split)[0]
+        return Optimum(ties[0], self.arch(ties[0]), best, ties, nats_ds, split, epochs)
+
+    def _scan(self, dataset: str, split: str, epochs: int) -> list[float]:
+        from tqdm.auto import tqdm
+
+        n = len(self)
+        values = []
+        for i in tqdm(range(n), desc=f"scan {dataset} {split} {epochs}ep", disable=n < 1000):
+            values.append(self._query(i, dataset, split, epochs, None, None).value)
+        return values
