@@ -11,9 +11,11 @@ import pytest
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     value = os.environ.get("ZCNAS_DATA")
-    if not value or not Path(value).is_dir():
+    if not value:
         pytest.skip("ZCNAS_DATA is not set to the reference data folder")
-    return Path(value)
+    if not Path(value).is_dir():  # set but wrong: fail loudly rather than skip half the suite
+        pytest.fail(f"ZCNAS_DATA={value} is not a folder")
+    return Path(value).resolve()  # absolute: tests link to it from temporary folders
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,9 @@ SUBSET = Path("cifar10") / "cifar10-subset.npz"
 
 
 @pytest.fixture
-def shared_root() -> Path:
+def shared_root(data_root) -> Path:
     """The folder ``$ZCNAS_DATA`` names, holding the real CIFAR-10 subset."""
-    value = os.environ.get("ZCNAS_DATA")
-    if not value:
-        pytest.skip("ZCNAS_DATA is not set; the real-data tests need the shared data folder")
-    root = Path(value)
+    root = data_root
     if not (root / SUBSET).is_file():
         pytest.skip(f"{root / SUBSET} not found")
     return root

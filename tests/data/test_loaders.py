@@ -36,7 +36,7 @@ def test_missing_cifar10_names_the_subset_too_and_the_download(tmp_path, no_env_
         load_arrays("cifar10", root=tmp_path)
     message = str(info.value)
     assert str(tmp_path / "cifar10" / "cifar10-subset.npz") in message
-    assert "zcnas.data.download.download('cifar10', root)" in message
+    assert "zcnas data download cifar10" in message
 
 
 def test_no_root_at_all_says_which_variable_to_set(no_env_roots):

@@ -7,7 +7,6 @@ are built in ``tmp_path`` from the real sample records (as NATS-Bench's own ``fa
 from __future__ import annotations
 
 import bz2
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -20,11 +19,8 @@ SAMPLE_INDICES = (0, 11, 284)
 
 
 @pytest.fixture(scope="session")
-def lookup_root() -> Path:
-    value = os.environ.get("ZCNAS_DATA")
-    if not value or not Path(value).is_dir():
-        pytest.skip("ZCNAS_DATA is not set to the reference data folder")
-    return Path(value)
+def lookup_root(data_root) -> Path:
+    return data_root
 
 
 def _need(path: Path) -> Path:

@@ -94,7 +94,7 @@ def locate(dataset: str | DatasetSpec, root: str | os.PathLike | None = None) ->
     except DataNotFoundError as e:
         if spec.name not in _DOWNLOADABLE:
             raise
-        hint = f"; or fetch it with zcnas.data.download.download({spec.name!r}, root)"
+        hint = f"; or fetch it with: zcnas data download {spec.name}"
         raise DataNotFoundError(f"{e}{hint}") from None
 
 
