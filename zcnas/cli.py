@@ -64,8 +64,10 @@ def info(data: str | None) -> None:
 @main.command()
 @click.argument("arch")
 @click.option("--space", default="nats-tss", show_default=True, help="nats-tss or nats-sss.")
+@click.option("--dataset", "datasets", multiple=True,
+              help="Only this dataset (repeatable; default: cifar10, cifar100, ImageNet16-120).")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
-def arch(arch: str, space: str, data: str | None) -> None:
+def arch(arch: str, space: str, datasets: tuple[str, ...], data: str | None) -> None:
     """Validate ARCH (an arch string or a benchmark index) and describe it.
 
     Prints its benchmark index, isomorphism class, parameters and FLOPs per dataset, and the
@@ -73,7 +75,7 @@ def arch(arch: str, space: str, data: str | None) -> None:
     """
     from zcnas.describe import describe_arch
 
-    click.echo(describe_arch(arch, space=space, root=data))
+    click.echo(describe_arch(arch, space=space, root=data, datasets=datasets or None))
 
 
 @main.group()

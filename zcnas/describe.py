@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from zcnas._text import format_table
+from zcnas.datasets import canonical_dataset
 from zcnas.errors import DataNotFoundError, UserError
 from zcnas.spaces import canonical_space, get_space, nats_tss, resolve_arch
 from zcnas.spaces.plan import count_costs, sss_plan, tss_plan
@@ -41,9 +43,12 @@ def _iso_members(key: str, order) -> str:
     return f"{len(members)} cell(s) share it: indices {shown}"
 
 
-def describe_arch(text: str, *, space: str = "nats-tss", root=None) -> str:
+def describe_arch(
+    text: str, *, space: str = "nats-tss", root=None, datasets: Sequence[str] | None = None
+) -> str:
     """Validate ``text`` (arch string or index) and describe it in a few aligned lines."""
     space = canonical_space(space)
+    datasets = [canonical_dataset(d) for d in (datasets or REPORT_DATASETS)]
     mod = get_space(space)
     order = _try_order(space, root)
     genotype, index = resolve_arch(text, space, order)
@@ -66,7 +71,7 @@ def describe_arch(text: str, *, space: str = "nats-tss", root=None) -> str:
     if bench is not None:
         header += [f"test acc @{e}ep" for e in epochs]
     rows = []
-    for ds in REPORT_DATASETS:
+    for ds in datasets:
         plan = tss_plan(genotype, ds) if space == "nats-tss" else sss_plan(genotype, ds)
         costs = count_costs(plan)
         row = [ds, f"{costs.params_m:.6f}", f"{costs.flops_m:.5f}"]

@@ -119,3 +119,9 @@ def test_info_without_data(run):
 def test_download_refuses_imagenet16(run, tmp_path):
     r = run("data", "download", "ImageNet16-120", "--data", str(tmp_path))
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_dataset_filter_and_unknown_dataset(run):
+    r = run("arch", ARCH_11, "--dataset", "cifar100")
+    assert r.exit_code == 0 and "cifar100" in r.output and "ImageNet16-120" not in r.output
+    _one_line_error(run("arch", ARCH_11, "--dataset", "mnist"), "unknown dataset 'mnist'")

@@ -54,7 +54,7 @@ def test_get_dataset_by_name_or_spec():
     assert get_dataset(custom) is custom
 
 
-@pytest.mark.parametrize("name", ["mnist", "imagenet16-120", "", "cifar-10"])
+@pytest.mark.parametrize("name", ["mnist", "", "cifar-10", "imagenet-16"])
 def test_unknown_dataset_is_one_line_listing_valid_names(name):
     with pytest.raises(UnknownNameError) as info:
         get_dataset(name)
@@ -66,4 +66,10 @@ def test_unknown_dataset_is_one_line_listing_valid_names(name):
 
 def test_unknown_dataset_suggests_a_close_name():
     with pytest.raises(UnknownNameError, match="did you mean 'ImageNet16-120'"):
-        get_dataset("imagenet16-120")
+        get_dataset("ImageNet16_120")
+
+
+def test_aliases_and_cifar10_valid():
+    assert get_dataset("imagenet16-120").name == "ImageNet16-120"
+    assert get_dataset("CIFAR100").name == "cifar100"
+    assert get_dataset("cifar10-valid").name == "cifar10"

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from zcnas.datasets import canonical_dataset, dataset_info
 from zcnas.errors import UnknownNameError
 
 
@@ -47,24 +48,24 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
     {
         "cifar10": DatasetSpec(
             name="cifar10",
-            num_classes=10,
-            resolution=32,
+            num_classes=dataset_info("cifar10").num_classes,
+            resolution=dataset_info("cifar10").resolution,
             mean=_over_255((125.3, 123.0, 113.9)),
             std=_over_255((63.0, 62.1, 66.7)),
             crop_padding=4,
         ),
         "cifar100": DatasetSpec(
             name="cifar100",
-            num_classes=100,
-            resolution=32,
+            num_classes=dataset_info("cifar100").num_classes,
+            resolution=dataset_info("cifar100").resolution,
             mean=_over_255((129.3, 124.1, 112.4)),
             std=_over_255((68.2, 65.4, 70.4)),
             crop_padding=4,
         ),
         "ImageNet16-120": DatasetSpec(
             name="ImageNet16-120",
-            num_classes=120,
-            resolution=16,
+            num_classes=dataset_info("ImageNet16-120").num_classes,
+            resolution=dataset_info("ImageNet16-120").resolution,
             mean=_over_255((122.68, 116.66, 104.01)),
             std=_over_255((63.22, 61.26, 65.09)),
             crop_padding=2,
@@ -80,7 +81,14 @@ def get_dataset(dataset: str | DatasetSpec) -> DatasetSpec:
     """
     if isinstance(dataset, DatasetSpec):
         return dataset
-    spec = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    spec = None
+    if isinstance(dataset, str):
+        try:  # accept the case-insensitive aliases of zcnas.datasets
+            name = canonical_dataset(dataset)
+        except UnknownNameError:
+            name = dataset
+        # cifar10-valid is a NATS-Bench training run on CIFAR-10 images
+        spec = DATASETS.get("cifar10" if name == "cifar10-valid" else name)
     if spec is not None:
         return spec
     valid = ", ".join(DATASETS)
