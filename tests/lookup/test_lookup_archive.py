@@ -11,14 +11,7 @@ from zcnas.errors import ArchError, CorruptDataError, DataNotFoundError, UserErr
 from zcnas.lookup import Benchmark, NatsArchive, load_meta_archs
 from zcnas.spaces import nats_sss
 
-SAMPLE = (0, 11, 284)
-
-
-def one_line(exc) -> str:
-    msg = str(exc.value)
-    assert msg and "\n" not in msg, msg
-    return msg
-
+from ._util import SAMPLE, one_line
 
 # --- topology space -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from zcnas.errors import ArchError, UnknownNameError, UserError
 from zcnas.lookup import Accuracy, Benchmark, CostInfo, Optimum, canonical_split
 from zcnas.spaces import nats_tss
 
-SAMPLE = (0, 11, 284)
+from ._util import SAMPLE
 
 
 @pytest.fixture(scope="module", params=["table", "tss_archive"])

@@ -11,13 +11,9 @@ from zcnas.errors import DataNotFoundError, UnknownNameError, UserError
 from zcnas.lookup import CompactTable, NatsArchive, load_meta_archs, load_order, open_benchmark
 from zcnas.spaces import nats_sss
 
+from ._util import one_line
+
 TSS_DIR = "NATS-tss-v1_0-3ffb9-simple"
-
-
-def one_line(exc) -> str:
-    msg = str(exc.value)
-    assert msg and "\n" not in msg, msg
-    return msg
 
 
 @pytest.fixture

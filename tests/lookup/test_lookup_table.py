@@ -13,13 +13,7 @@ from zcnas.lookup import (
 )
 from zcnas.spaces import nats_tss
 
-SAMPLE = (0, 11, 284)
-
-
-def one_line(exc) -> str:
-    msg = str(exc.value)
-    assert msg and "\n" not in msg, msg
-    return msg
+from ._util import SAMPLE, one_line
 
 
 def test_shape_and_identity(table, table_csv):
