@@ -95,5 +95,149 @@ def data_download(dataset: str, root: str | None, url: str | None) -> None:
     click.echo(f"{dataset}: ready at {path}")
 
 
+
+@main.group()
+def proxies() -> None:
+    """Installed zero-cost proxies (built-in and third-party, via entry points)."""
+
+
+@proxies.command("list")
+@click.argument("filter", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def proxies_list(filter: str | None, fmt: str) -> None:
+    """List proxies matching FILTER (fnmatch pattern; plain text matches a substring).
+
+    Shows each proxy's source distribution and version, its own version and recipe metadata.
+    Plugins that fail to import or validate are listed as broken with the error (set
+    ZCNAS_PLUGIN_RAISE=1 for the traceback); the exit code stays 0.
+    """
+    import json
+
+    from zcnas.registry import PROXIES
+
+    loaded, broken = PROXIES.load_all(filter)
+    sources = {e.name: e for e in PROXIES.entries(filter)}
+    if fmt == "json":
+        rows = [{"name": name, "status": "ok", "distribution": sources[name].dist,
+                 "distribution_version": sources[name].version, "target": sources[name].target,
+                 "info": {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in cls.info.as_dict().items()}}
+                for name, cls in loaded.items()]
+        rows += [{"name": b.name, "status": "broken", "distribution": b.dist,
+                  "distribution_version": b.version, "target": b.target, "error": b.error}
+                 for b in broken]
+        click.echo(json.dumps(sorted(rows, key=lambda r: (r["name"], r["distribution"])),
+                              indent=2))
+        return
+    if not loaded and not broken:
+        click.echo(f"no proxies match {filter!r}" if filter else "no proxies installed")
+        return
+
+    def yn(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    rows = []
+    for name, cls in loaded.items():
+        i = cls.info
+        rows.append((name, sources[name].source, i.version, yn(i.needs_labels),
+                     yn(i.needs_images), i.input, yn(i.higher_is_better), i.transform, i.bn,
+                     i.init, f"{i.batch_size}x{i.n_batches}", i.reference))
+    if rows:
+        click.echo(format_table(rows, ("name", "from", "version", "labels", "images", "input",
+                                       "higher better", "transform", "bn", "init", "batch",
+                                       "reference")))
+    if broken:
+        click.echo(("\n" if rows else "") + f"Broken ({len(broken)}):")
+        click.echo(format_table([(b.name, b.source, b.target, b.error) for b in broken],
+                                ("name", "from", "target", "error")))
+
+
+
+def _default_store() -> str:
+    import os
+    from pathlib import Path
+
+    cache = os.environ.get("ZCNAS_CACHE") or Path.home() / ".cache" / "zcnas"
+    return str(Path(cache) / "scores.sqlite")
+
+
+@main.command()
+@click.option("--space", default="nats-tss", show_default=True, help="nats-tss or nats-sss.")
+@click.option("--proxies", "proxy_list", default="synflow,naswot,stable", show_default=True,
+              help="Comma-separated proxy specs, e.g. 'synflow,stable(n_batches=4)'; "
+                   "see `zcnas proxies list`.")
+@click.option("--archs", default="all", show_default=True,
+              help="'all', a number N (a seeded sample), or a file of arch strings / indices "
+                   "(one per line, or a CSV/Parquet table with an 'arch' column).")
+@click.option("--dataset", default="cifar10", show_default=True,
+              help="Network head and images: cifar10, cifar100 or ImageNet16-120.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes (default: the CPU count on cpu, 1 on cuda).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the network initialisation, the fixed batches and --archs N.")
+@click.option("--store", "store_path", default=None,
+              help="Score store (default: $ZCNAS_CACHE/scores.sqlite or "
+                   "~/.cache/zcnas/scores.sqlite).")
+@click.option("--no-store", is_flag=True, help="Neither read nor write the score store.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output table; written as OUT.parquet and OUT.csv.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on when stderr is a terminal).")
+def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_path, no_store,
+          out, progress) -> None:
+    """Score architectures with zero-cost proxies.
+
+    Isomorphic architectures are scored once; the proxies of one architecture share network
+    builds and passes; scores are cached in the store, so a re-run (or a run restarted after a
+    crash) computes only what is missing. Writes a tidy long table: arch, index, canonical,
+    proxy, value, seconds (compute time of the score), device, version, dataset, seed, origin
+    (computed in this run, isomorph = copied from an isomorphic architecture, or store).
+    """
+    import os
+    import time
+
+    from zcnas.registry import create_proxies
+    from zcnas.scoring.engine import (
+        rows_to_frame,
+        score_archs,
+        select_archs,
+        summarize,
+        write_table,
+    )
+
+    start = time.perf_counter()
+    proxies_ = create_proxies(proxy_list)
+    items = select_archs(archs, space, root=data, seed=seed)
+    if workers is None:
+        workers = 1 if device.startswith("cuda") else (os.cpu_count() or 1)
+    if workers < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--workers")
+    distinct = len({i.canonical for i in items})
+    click.echo(f"scoring {len(items):,} architectures ({distinct:,} distinct) of {space} with "
+               f"{', '.join(p.spec() for p in proxies_)} on {dataset}, {device}, "
+               f"{workers} worker{'s' if workers > 1 else ''}", err=True)
+    store = None
+    if not no_store:
+        from zcnas.runtime import ScoreStore
+
+        store = ScoreStore(store_path or _default_store())
+    try:
+        rows = score_archs(items, proxies_, space=space, dataset=dataset, seed=seed,
+                           device=device, root=data, workers=workers, store=store,
+                           progress=progress)
+    except KeyboardInterrupt:
+        where = f"; scores computed so far are in {store.path}" if store is not None else ""
+        raise click.ClickException(f"interrupted{where}") from None
+    finally:
+        if store is not None:
+            store.close()
+    paths = write_table(rows_to_frame(rows), out)
+    click.echo(format_table(summarize(rows), ("proxy", "archs", "computed", "from store",
+                                              "degenerate", "s/arch")))
+    click.echo(f"wrote {paths[0]} and {paths[1]} in {time.perf_counter() - start:.1f} s")
+
 if __name__ == "__main__":  # pragma: no cover
     main()

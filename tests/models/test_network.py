@@ -132,3 +132,60 @@ def test_options_bn_and_classes():
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1)
     official = build_network(TSS[11])
     assert all(m.bias is None for m in official.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def _relu_kernel(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """NASWOT's kernel: sum over ReLU modules of c c^T + (1-c)(1-c)^T of binary input codes."""
+    k = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64)
+
+    def hook(_m, inp, _out):
+        nonlocal k
+        c = (inp[0].flatten(1) > 0).double()
+        k = k + c @ c.T + (1 - c) @ (1 - c).T
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, torch.nn.ReLU)]
+    net.train()
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return k
+
+
+DEGENERATE = [
+    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",  # output always zero
+    "|none~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|",  # probe reads a zero node
+    "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|none~2|",
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_probes_reproduce_every_naive_relu_input(seed):
+    rng = np.random.default_rng(seed)
+    cells = [nats_tss.parse_arch(a) for a in DEGENERATE] + [nats_tss.sample(rng)
+                                                           for _ in range(10)]
+    x = torch.randn(6, 3, 32, 32)
+    n_cheaper = 0
+    for cell in cells:
+        naive = build_network(cell, prune=False)
+        probed = build_network(cell, relu_probes=True)
+        missing, _ = probed.load_state_dict(naive.state_dict(), strict=False)
+        assert not missing
+        assert torch.equal(_relu_kernel(naive, x), _relu_kernel(probed, x)), str(cell)
+        naive.eval()
+        probed.eval()
+        assert torch.equal(naive(x), probed(x))
+        n_cheaper += count_flops(probed, 32) < count_flops(naive, 32)
+    assert n_cheaper > 0
+
+
+def test_plain_pruning_loses_dead_relu_inputs():
+    # the reason probes exist: without them a dead conv edge's ReLU is not seen
+    cell = DEGENERATE[2]
+    x = torch.randn(6, 3, 32, 32)
+    naive = build_network(cell, prune=False)
+    pruned = build_network(cell)
+    pruned.load_state_dict(naive.state_dict(), strict=False)
+    assert not torch.equal(_relu_kernel(naive, x), _relu_kernel(pruned, x))

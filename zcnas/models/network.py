@@ -26,35 +26,96 @@ def edge_name(src: int, dst: int) -> str:
 
 
 class Cell(nn.Module):
-    """One cell: node ``j`` is the sum of its incoming edge ops; the output is node 3."""
+    """One cell: node ``j`` is the sum of its incoming edge ops; the output is node 3.
+
+    With ``relu_probes=True`` (only meaningful with ``prune=True``) the pruned cell still runs
+    every ReLU of the naive cell on exactly the tensor the naive cell feeds it: a conv edge
+    that cannot reach the output keeps a bare ``nn.ReLU`` probe (its output is discarded), and
+    the nodes such probes read are computed. Forward hooks on ``nn.ReLU`` modules (NASWOT,
+    SWAP, linear regions) then see the same inputs as in the naive network, at the cost of the
+    pruned one plus a few element-wise ops.
+    """
 
     def __init__(
         self, cell: nats_tss.Cell, c_in: int, c_out: int, *,
-        affine: bool = True, track: bool = True, prune: bool = True,
+        affine: bool = True, track: bool = True, prune: bool = True, relu_probes: bool = False,
     ) -> None:
         super().__init__()
         self.c_in, self.c_out = c_in, c_out
         live = nats_tss.live_edges(cell) if prune else (True,) * nats_tss.NUM_EDGES
+        built = list(live)
+        probes: list[tuple[int, int]] = []
+        if prune and relu_probes:
+            built, probes = _probe_plan(cell, live)
         self.edges = nn.ModuleDict()
-        for op, (src, dst), keep in zip(cell.ops, nats_tss.EDGES, live, strict=True):
+        for op, (src, dst), keep in zip(cell.ops, nats_tss.EDGES, built, strict=True):
             if keep:
                 width_in = c_in if src == 0 else c_out
                 self.edges[edge_name(src, dst)] = make_op(op, width_in, c_out, affine=affine,
                                                           track=track)
+        self.probes = nn.ModuleDict({f"p{src}{dst}": nn.ReLU() for src, dst in probes})
+        self._probe_sources = [src for src, _ in probes]
         self._inputs = [
             [src for src in range(dst) if edge_name(src, dst) in self.edges]
             for dst in range(nats_tss.NUM_NODES)
         ]
-        self.zero = Zero(c_in, c_out) if not self._inputs[-1] else None
+        # the output is built from live edges only; extra (probe-feeding) edges never reach it
+        self._out_inputs = [
+            src for src in range(nats_tss.NUM_NODES - 1)
+            if live[nats_tss.EDGES.index((src, nats_tss.NUM_NODES - 1))]
+        ]
+        self.zero = Zero(c_in, c_out) if not self._out_inputs else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.zero is not None:
+        if self.zero is not None and not self.probes:
             return self.zero(x)
-        nodes = [x]
-        for dst in range(1, nats_tss.NUM_NODES):
+        nodes: list[torch.Tensor | None] = [x]
+        last = nats_tss.NUM_NODES - 1
+        for dst in range(1, last):
             terms = [self.edges[edge_name(src, dst)](nodes[src]) for src in self._inputs[dst]]
             nodes.append(sum(terms) if terms else None)
-        return nodes[-1]
+        for name, src in zip(self.probes, self._probe_sources, strict=True):
+            value = nodes[src]
+            self.probes[name](value if value is not None else x.new_zeros(x.shape))
+        if self.zero is not None:
+            return self.zero(x)
+        return sum(self.edges[edge_name(src, last)](nodes[src]) for src in self._out_inputs)
+
+
+_RELU_OPS = ("nor_conv_1x1", "nor_conv_3x3")
+
+
+def _probe_plan(
+    cell: nats_tss.Cell, live: tuple[bool, ...]
+) -> tuple[list[bool], list[tuple[int, int]]]:
+    """Edges to build and ReLU probes to add so every naive-cell ReLU input is reproduced.
+
+    In the naive cell each conv edge ``i -> j`` applies a ReLU to node ``i``. For a dead conv
+    edge we add a probe on node ``i``; node ``i`` must then hold its naive value, so every
+    non-``none`` edge from a non-zero node into it is built as well (recursively). Nodes that
+    are always zero are fed to the probe as zeros.
+    """
+    nonzero = {0}
+    for node in range(1, nats_tss.NUM_NODES):
+        if any(op != "none" and src in nonzero for op, src in cell.inputs(node)):
+            nonzero.add(node)
+    last = nats_tss.NUM_NODES - 1
+    probes = [
+        (src, dst) for keep, op, (src, dst) in zip(live, cell.ops, nats_tss.EDGES, strict=True)
+        if not keep and op in _RELU_OPS
+    ]
+    needed = {src for src, _ in probes if src in nonzero and src != 0}
+    for node in range(last - 1, 0, -1):  # a needed node needs its non-zero sources
+        if node in needed:
+            needed.update(src for op, src in cell.inputs(node)
+                          if op != "none" and src in nonzero and src != 0)
+    built = [
+        keep or (op != "none" and src in nonzero and dst in needed)
+        for keep, op, (src, dst) in zip(live, cell.ops, nats_tss.EDGES, strict=True)
+    ]
+    # an edge built only to feed a needed node runs its own ReLU: no probe for it
+    probes = [edge for edge in probes if not built[nats_tss.EDGES.index(edge)]]
+    return built, probes
 
 
 class NatsNetwork(nn.Module):
@@ -62,7 +123,7 @@ class NatsNetwork(nn.Module):
 
     def __init__(
         self, plan: NetworkPlan, *, affine: bool = True, track_running_stats: bool = True,
-        prune: bool = True,
+        prune: bool = True, relu_probes: bool = False,
     ) -> None:
         super().__init__()
         self.plan = plan
@@ -73,7 +134,7 @@ class NatsNetwork(nn.Module):
         self.cells = nn.ModuleList(
             ResNetReduction(layer.c_in, layer.c_out) if layer.kind == "reduce"
             else Cell(plan.cell, layer.c_in, layer.c_out, affine=affine,
-                      track=track_running_stats, prune=prune)
+                      track=track_running_stats, prune=prune, relu_probes=relu_probes)
             for layer in plan.layers
         )
         c_last = plan.layers[-1].c_out
@@ -101,20 +162,23 @@ def build_network(
     affine: bool = True,
     track_running_stats: bool = True,
     prune: bool = True,
+    relu_probes: bool = False,
 ) -> NatsNetwork:
     """Build the network of ``arch`` (a genotype or arch string) for ``dataset``.
 
     ``num_classes`` overrides the dataset's class count (NASWOT builds a 1-output net);
     ``affine``/``track_running_stats`` set the cells' BN (the official networks use True/True;
     foresight and NASLib use False/False); the stem, reduction and head BN stay affine as in
-    the official code. Weights use PyTorch's default initialisation: seed with
-    ``torch.manual_seed`` or re-initialise explicitly.
+    the official code. ``relu_probes`` keeps, in a pruned build, every ReLU of the naive
+    network with its naive input (see :class:`Cell`). Weights use PyTorch's default
+    initialisation: seed with ``torch.manual_seed`` or re-initialise explicitly.
     """
     space = canonical_space(space)
     plan = tss_plan(arch, dataset) if space == "nats-tss" else sss_plan(arch, dataset)
     if num_classes is not None:
         plan = NetworkPlan(plan.cell, plan.stem, plan.layers, num_classes, plan.resolution)
-    return NatsNetwork(plan, affine=affine, track_running_stats=track_running_stats, prune=prune)
+    return NatsNetwork(plan, affine=affine, track_running_stats=track_running_stats, prune=prune,
+                       relu_probes=relu_probes)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,0 +1,119 @@
+"""The MFNAS "stable" proxy: how consistent the gradients of stable weights are over batches.
+
+Recipe (mine7777/MFNAS ``metrics/intgrad_param.py`` and ``intgrad_mean.py``):
+
+1. The official network (affine, tracked BN), PyTorch default initialisation, train mode;
+   cross-entropy gradients of B fixed batches of real training images (default 2 x 128).
+2. Only conv/linear weights under ``model.cells`` (the cells and the reduction blocks; not the
+   stem or classifier), and only layers with a non-zero gradient.
+3. The bin: |g| of every such weight on every batch is counted into 21 bins with edges
+   {0, 5e-10, 1e-9, 5e-9, ..., 1, 5} ([lo, hi)); per cell the fraction of its weights in each
+   bin; the bin with the largest sum of per-cell fractions is chosen.
+4. Per layer, over the weights whose |mean_b g| lies in the chosen bin ([lo, hi]):
+   ``stable`` sums, ``stable_mean`` averages, |mean_b g| / (std_b g + 1e-5); the layer adds
+   log(1 + that) unless it is 0 or NaN. The score is the sum over layers (1e-5 if none).
+
+Deviations: a layer whose gradient is zero on some batches but not on all is kept with all B
+batches (the reference's per-batch bookkeeping is undefined there); ties between bins go to the
+lower bin; statistics are computed in float64; no augmentation on the fixed batches.
+Runs on whatever device the context has (CUDA minibatches when a GPU is given).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from zcnas.proxy import Proxy, ProxyError, ProxyInfo
+from zcnas.scoring.passes import CESpec, ce_request
+
+EDGES = (0, 5e-10, 1e-9, 5e-9, 1e-8, 5e-8, 1e-7, 5e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4,
+         1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0, 5.0)
+EPS = 1e-5
+EMPTY_SCORE = 1e-5
+
+REFERENCE = ("Multi-fidelity NAS with a stable zero-cost proxy (MFNAS); filtered-gradient "
+             "proxies intgrad_param / intgrad_mean")
+CODE = "https://github.com/mine7777/MFNAS (metrics/intgrad_param.py, metrics/intgrad_mean.py)"
+DEVIATIONS = ("layers zero on some batches keep all batches; bin ties go to the lower bin; "
+              "float64 statistics; no augmentation")
+
+
+def _cell_index(name: str) -> int:
+    return int(name.split(".")[1])
+
+
+def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum") -> float:
+    """The stable proxy from per-batch weight gradients (name -> tensor, names ``cells.i...``)."""
+    names = [n for n in grads[0] if n.startswith("cells.")]
+    stacked = {}
+    for name in names:
+        g = torch.stack([b[name].reshape(-1) for b in grads]).double()
+        if bool(g.any()):
+            stacked[name] = g
+    if not stacked:
+        return EMPTY_SCORE
+    edges = torch.tensor(EDGES, dtype=torch.float64, device=next(iter(stacked.values())).device)
+    # per cell: fraction of |g| values (all batches) in each bin [lo, hi)
+    per_cell: dict[int, torch.Tensor] = {}
+    sizes: dict[int, int] = {}
+    for name, g in stacked.items():
+        cell = _cell_index(name)
+        bins = torch.bucketize(g.abs().reshape(-1), edges, right=True) - 1  # [lo, hi) bins
+        counts = torch.bincount(bins, minlength=len(EDGES))[: len(EDGES) - 1]  # >= 5: no bin
+        per_cell[cell] = per_cell.get(cell, 0) + counts
+        sizes[cell] = sizes.get(cell, 0) + g.numel()
+    ratio = sum(per_cell[c].double() / sizes[c] for c in per_cell)
+    best = int(torch.argmax(ratio))  # first maximum: ties go to the lower bin
+    lo, hi = EDGES[best], EDGES[best + 1]
+    total = 0.0
+    used = 0
+    for g in stacked.values():
+        mean = g.mean(0).abs()
+        std = g.std(0, unbiased=False) + EPS
+        sel = (mean >= lo) & (mean <= hi)
+        if not bool(sel.any()):
+            continue
+        ratio_sel = mean[sel] / std[sel]
+        value = float(ratio_sel.sum() if reduce == "sum" else ratio_sel.mean())
+        if value > 0 and not math.isnan(value):
+            total += math.log(value + 1.0)
+            used += 1
+    return total if used else EMPTY_SCORE
+
+
+class Stable(Proxy):
+    """MFNAS ``intgrad_param``: log(1 + sum) per layer."""
+
+    info = ProxyInfo(
+        name="stable", version="1", reference=REFERENCE, code=CODE, needs_labels=True,
+        needs_images=True, input="real", bn="train", init="default", transform="log",
+        batch_size=128, n_batches=2, deviations=DEVIATIONS,
+    )
+    reduce = "sum"
+
+    def check(self) -> None:
+        if self.n_batches < 2:
+            raise ProxyError(f"{self.name} needs n_batches >= 2 (a std over batches)")
+
+    def _request(self):
+        return ce_request(CESpec(batch_size=self.batch_size), self.n_batches, "grads")
+
+    def requests(self):
+        return (self._request(),)
+
+    def score(self, ctx) -> float:
+        grads = ctx.run_pass(self._request()).grads[: self.n_batches]
+        return stable_score(grads, self.reduce)
+
+
+class StableMean(Stable):
+    """MFNAS ``intgrad_mean``: log(1 + mean) per layer."""
+
+    info = ProxyInfo(
+        name="stable_mean", version="1", reference=REFERENCE, code=CODE, needs_labels=True,
+        needs_images=True, input="real", bn="train", init="default", transform="log",
+        batch_size=128, n_batches=2, deviations=DEVIATIONS,
+    )
+    reduce = "mean"

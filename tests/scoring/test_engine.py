@@ -1,0 +1,154 @@
+"""The scoring engine: isomorph dedup, shared passes, store reuse, inputs, determinism."""
+
+import math
+import struct
+
+import pytest
+from zcnas_proxies.cost import Params
+from zcnas_proxies.naswot import Naswot
+from zcnas_proxies.stable import Stable, StableMean
+from zcnas_proxies.synflow import Synflow
+
+from zcnas.errors import UserError
+from zcnas.proxy import Proxy, ProxyError, ProxyInfo
+from zcnas.runtime import ScoreStore
+from zcnas.scoring import InputBank, ScoringContext
+from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs
+
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+# isomorphic pair: swapping 0->2 and 1->2 when 0->1 is a skip connection
+ISO_1 = "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"
+ISO_2 = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|skip_connect~2|"
+ZERO = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+def bits(v: float) -> bytes:
+    return struct.pack("<d", v)
+
+
+class Counting(Proxy):
+    """Counts how often it is scored (in-process runs only)."""
+
+    info = ProxyInfo(name="counting", version="1", reference="test", code="test",
+                     needs_labels=False, needs_images=False, input="none", bn="n/a",
+                     init="n/a", batch_size=1)
+    calls = 0
+
+    def score(self, ctx) -> float:
+        type(self).calls += 1
+        return float(len(ctx.arch_str))
+
+
+def test_isomorphic_archs_are_scored_once():
+    items = make_items([ISO_1, ISO_2, A], "nats-tss")
+    assert items[0].canonical == items[1].canonical
+    Counting.calls = 0
+    rows = score_archs(items, [Counting(), Params()], progress=False)
+    assert Counting.calls == 2
+    by = {(r.arch, r.proxy): r for r in rows}
+    assert by[(ISO_2, "counting")].value == by[(ISO_1, "counting")].value
+    assert by[(ISO_1, "counting")].origin == "computed"
+    assert by[(ISO_2, "counting")].origin == "isomorph"
+    assert [r.arch for r in rows[::2]] == [ISO_1, ISO_2, A]  # input order kept
+
+
+def test_shared_pass_scores_equal_scores_alone(data_root):
+    bank = InputBank("cifar10", seed=0, root=data_root)
+    small = dict(batch_size=16)
+    together = [Naswot(**small), Stable(**small), StableMean(**small)]
+    ctx = ScoringContext(A, inputs=bank, requests=[r for p in together for r in p.requests()])
+    shared = [p.score(ctx) for p in together]
+    alone = []
+    for p in together:
+        c = ScoringContext(A, inputs=bank, requests=p.requests())
+        alone.append(p.score(c))
+    assert [bits(v) for v in shared] == [bits(v) for v in alone]
+    # and the three proxies really read one pass
+    assert len(ctx.pass_seconds) == 1
+
+
+def test_store_is_read_on_rerun_and_values_are_bitwise_equal(tmp_path):
+    items = make_items([A, ISO_1, ZERO], "nats-tss")
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        Counting.calls = 0
+        first = score_archs(items, [Counting(), Synflow()], store=store, progress=False)
+        assert Counting.calls == 3
+        second = score_archs(items, [Counting(), Synflow()], store=store, progress=False)
+        assert Counting.calls == 3
+    assert {r.origin for r in second} == {"store"}
+    assert [bits(r.value) for r in first] == [bits(r.value) for r in second]
+    zero = [r for r in second if r.arch == ZERO and r.proxy == "synflow"][0]
+    assert zero.value == -math.inf  # degenerate scores are stored, not dropped
+
+
+def test_store_key_separates_configs_and_seeds(tmp_path):
+    items = make_items([A], "nats-tss")
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        score_archs(items, [Synflow()], store=store, progress=False)
+        other_seed = score_archs(items, [Synflow()], store=store, seed=1, progress=False)
+        other_cfg = score_archs(items, [Synflow(batch_size=2)], store=store, progress=False)
+    assert other_seed[0].origin == "computed" and other_cfg[0].origin == "computed"
+    assert other_cfg[0].proxy == "synflow(batch_size=2)"
+
+
+def test_proxies_needing_images_fail_clearly_without_data(tmp_path):
+    items = make_items([A], "nats-tss")
+    with pytest.raises(ProxyError) as err:
+        score_archs(items, [Synflow(), Naswot()], root=tmp_path, progress=False)
+    msg = str(err.value)
+    assert "naswot" in msg and "--data" in msg and "synflow" in msg and "\n" not in msg
+
+
+def test_data_free_proxies_run_without_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZCNAS_DATA", raising=False)
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    rows = score_archs(make_items([A], "nats-tss"), [Synflow(), Params()], root=tmp_path,
+                       progress=False)
+    assert all(math.isfinite(r.value) for r in rows)
+
+
+def test_duplicate_proxy_is_an_error():
+    with pytest.raises(ProxyError, match="twice"):
+        score_archs(make_items([A], "nats-tss"), [Params(), Params()], progress=False)
+
+
+def test_two_workers_give_bitwise_the_same_scores():
+    items = make_items([A, ISO_1, ZERO], "nats-tss")
+    one = score_archs(items, [Synflow()], workers=1, progress=False)
+    two = score_archs(items, [Synflow()], workers=2, progress=False)
+    assert [bits(r.value) for r in one] == [bits(r.value) for r in two]
+
+
+def test_select_archs_samples_are_nested_and_seeded():
+    a = select_archs("20", "nats-sss", seed=3)
+    b = select_archs("30", "nats-sss", seed=3)
+    assert {i.arch for i in a} <= {i.arch for i in b}
+    assert a == select_archs("20", "nats-sss", seed=3)
+    assert all(i.index is not None for i in a)
+
+
+def test_select_archs_from_file(tmp_path):
+    f = tmp_path / "archs.txt"
+    f.write_text(f"# two archs\n{A}\n\n{ISO_1}  # comment\n")
+    items = select_archs(str(f), "nats-tss", root=tmp_path)
+    assert [i.arch for i in items] == [A, ISO_1]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("|nor_conv_3x3~0|+|oops|\n")
+    with pytest.raises(UserError):
+        select_archs(str(bad), "nats-tss", root=tmp_path)
+    with pytest.raises(UserError, match="not 'all'"):
+        select_archs(str(tmp_path / "missing.txt"), "nats-tss")
+
+
+def test_select_all_uses_benchmark_order(data_root):
+    items = select_archs("all", "nats-tss", root=data_root)
+    assert len(items) == 15625 and items[11].index == 11
+    assert items[11].arch == A
+    assert len({i.canonical for i in items}) == 6466
+
+
+def test_frame_columns():
+    rows = score_archs(make_items([A], "nats-tss"), [Params()], progress=False)
+    df = rows_to_frame(rows)
+    assert list(df.columns) == ["arch", "index", "canonical", "proxy", "value", "seconds",
+                                "device", "version", "dataset", "seed", "origin"]

@@ -1,0 +1,410 @@
+"""Score many architectures with many proxies, fast and resumably.
+
+- Isomorphic architectures (same canonical key) are scored once; every member gets the score.
+- All proxies of one architecture share one :class:`ScoringContext`, so they share network
+  builds and forward/backward passes (see :mod:`zcnas.scoring.passes`).
+- Work goes to a local process pool (``workers``) with bounded memory; ``device='cuda'`` uses
+  the GPU in every worker.
+- Every finished architecture is committed to the :class:`~zcnas.runtime.ScoreStore` at once:
+  a re-run reads stored scores, and a run killed with SIGKILL loses at most what was in flight.
+
+The store key is (space, canonical arch, proxy name, proxy version, dataset, config, seed,
+device kind), where config holds the proxy's batch configuration and parameters plus, for
+proxies that read real images, which image file they came from.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zcnas.errors import ArchError, DataNotFoundError, UserError
+from zcnas.proxy import Proxy, ProxyError
+from zcnas.spaces import canonical_space, get_space
+
+# One intra-op thread per worker on CPU: the scores are then bitwise the same whatever the
+# number of workers (oneDNN's reductions depend on the thread count), and processes use the
+# cores better than threads for these small convolutions.
+CPU_THREADS = 1
+
+COLUMNS = ["arch", "index", "canonical", "proxy", "value", "seconds", "device", "version",
+           "dataset", "seed", "origin"]
+
+
+@dataclass(frozen=True)
+class ArchItem:
+    """One architecture to score: its string, benchmark index (None if unknown), iso key."""
+
+    arch: str
+    index: int | None
+    canonical: str
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    arch: str
+    index: int | None
+    canonical: str
+    proxy: str
+    value: float
+    seconds: float
+    device: str
+    version: str
+    dataset: str
+    seed: int
+    origin: str  # "computed" | "isomorph" (copied from an isomorphic member) | "store"
+
+
+# --- selecting architectures --------------------------------------------------------------------
+
+
+def _order_or_none(space: str, root: Any):
+    from zcnas.lookup.locate import load_order
+
+    try:
+        return load_order(space, root)
+    except DataNotFoundError:
+        return None
+
+
+def make_items(archs: Iterable[Any], space: str, order: Any = None) -> list[ArchItem]:
+    """Arch strings/genotypes (or indices when ``order`` is given) -> :class:`ArchItem`."""
+    from zcnas.spaces import resolve_arch
+
+    space = canonical_space(space)
+    mod = get_space(space)
+    out = []
+    for a in archs:
+        g, idx = resolve_arch(str(a), space, order)
+        out.append(ArchItem(mod.format_arch(g), idx, mod.canonical_key(g)))
+    return out
+
+
+def select_archs(
+    selector: str, space: str = "nats-tss", *, root: Any = None, seed: int = 0
+) -> list[ArchItem]:
+    """``all``, a number N (a seeded sample of N distinct architectures), or a file.
+
+    A file holds one arch string or benchmark index per line (blank lines and ``#`` comments
+    ignored), or is a CSV/Parquet table with an ``arch`` column. ``all`` lists the space in the
+    benchmark's index order when its arch list is found, otherwise in the space's own order.
+    """
+    import numpy as np
+
+    space = canonical_space(space)
+    mod = get_space(space)
+    order = _order_or_none(space, root)
+    text = str(selector).strip()
+    if text == "all" or text.isdigit():
+        if order is not None:
+            every = order.archs
+        else:
+            gen = mod.all_cells() if space == "nats-tss" else mod.all_archs()
+            every = [mod.format_arch(g) for g in gen]
+        if text == "all":
+            chosen = range(len(every))
+        else:
+            n = int(text)
+            if not 1 <= n <= len(every):
+                raise UserError(f"--archs {n}: choose between 1 and {len(every)} architectures")
+            # a prefix of one seeded permutation: a larger N extends a smaller one, so its
+            # scores are reused from the store
+            chosen = sorted(np.random.default_rng(seed).permutation(len(every))[:n].tolist())
+        return [ArchItem(every[i], i if order is not None or space == "nats-sss" else None,
+                         mod.canonical_key(mod.parse_arch(every[i]))) for i in chosen]
+    return make_items(_read_arch_file(Path(text)), space, order)
+
+
+def _read_arch_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"--archs {path}: not 'all', a number, or an existing file")
+    if path.suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except Exception as err:  # noqa: BLE001 - any reader failure is a bad file
+            raise UserError(f"cannot read {path}: {err}") from None
+        if "arch" not in df.columns:
+            raise UserError(f"{path} has no 'arch' column")
+        return [str(a) for a in df["arch"]]
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    archs = [ln for ln in lines if ln]
+    if not archs:
+        raise UserError(f"{path} lists no architectures")
+    return archs
+
+
+# --- inputs and store keys ----------------------------------------------------------------------
+
+
+def image_source(dataset: str, root: Any) -> str | None:
+    """Which real images a run reads: ``file:count`` of the train split, or None if absent."""
+    from zcnas.data.loaders import load_arrays
+
+    try:
+        arrays = load_arrays(dataset, "train", root)
+    except DataNotFoundError:
+        return None
+    return f"{Path(arrays.source).name}:{len(arrays)}"
+
+
+def check_inputs(proxies: Sequence[Proxy], dataset: str, images: str | None) -> None:
+    needing = [p.name for p in proxies if p.info.needs_images]
+    if needing and images is None:
+        free = ", ".join(p.name for p in proxies if not p.info.needs_images)
+        raise ProxyError(
+            f"{', '.join(needing)} need{'s' if len(needing) == 1 else ''} real {dataset} "
+            f"images but none were found; pass --data PATH or set ZCNAS_DATA"
+            + (f" (or score only the data-free ones: {free})" if free else "")
+        )
+
+
+def proxy_config(proxy: Proxy, images: str | None) -> str:
+    from zcnas.runtime.store import config_string
+
+    cfg = dict(proxy.config())
+    if proxy.info.needs_images:
+        cfg["images"] = images
+    return config_string(cfg)
+
+
+# --- the per-architecture work (runs in workers) ------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(setup: dict[str, Any]) -> None:
+    import torch
+
+    from zcnas.scoring.context import InputBank
+
+    if setup["threads"]:
+        torch.set_num_threads(setup["threads"])
+    _WORKER.clear()
+    _WORKER.update(setup)
+    _WORKER["bank"] = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
+                                source=setup["source"], device=setup["device"])
+
+
+def _score_task(task: tuple[str, str, tuple[int, ...]]) -> tuple[str, dict[int, tuple], str]:
+    """Score one representative architecture with the proxies at the given positions."""
+    from zcnas.scoring.context import ScoringContext
+
+    canonical, arch, which = task
+    proxies: list[Proxy] = [_WORKER["proxies"][i] for i in which]
+    try:
+        requests = [r for p in proxies for r in p.requests()]
+        ctx = ScoringContext(arch, space=_WORKER["space"], dataset=_WORKER["dataset"],
+                             inputs=_WORKER["bank"], seed=_WORKER["seed"],
+                             device=_WORKER["device"], requests=requests)
+        sharers: dict[Any, int] = {}
+        for p in proxies:
+            for r in p.requests():
+                sharers[(r.kind, r.spec)] = sharers.get((r.kind, r.spec), 0) + 1
+        out: dict[int, tuple] = {}
+        for i, p in zip(which, proxies, strict=True):
+            before = dict(ctx.pass_seconds)
+            start = time.perf_counter()
+            value = p.score(ctx)
+            elapsed = time.perf_counter() - start
+            fresh = {k: v for k, v in ctx.pass_seconds.items() if k not in before}
+            own = elapsed - sum(fresh.values())
+            declared = {(r.kind, r.spec) for r in p.requests()}
+            # undeclared passes are charged to the proxy that triggered them
+            own += sum(v for k, v in fresh.items() if k not in declared)
+            out[i] = (float(value), own)
+        for i, p in zip(which, proxies, strict=True):  # shared passes, split evenly
+            share = sum(ctx.pass_seconds.get((r.kind, r.spec), 0.0) / sharers[(r.kind, r.spec)]
+                        for r in p.requests())
+            out[i] = (out[i][0], out[i][1] + share)
+        return canonical, out, ""
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - reported with the arch, results so far are kept
+        return canonical, {}, f"{type(err).__name__}: {err}"
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+def score_archs(
+    items: Sequence[ArchItem],
+    proxies: Sequence[Proxy],
+    *,
+    space: str = "nats-tss",
+    dataset: str = "cifar10",
+    seed: int = 0,
+    device: str = "cpu",
+    root: Any = None,
+    workers: int = 1,
+    store: Any = None,
+    progress: bool | None = None,
+    threads: int | None = None,
+    on_result: Callable[[str, dict], None] | None = None,
+) -> list[ScoreRow]:
+    """Score ``items`` with ``proxies``; returns one row per (item, proxy), in input order.
+
+    ``store`` (a :class:`~zcnas.runtime.ScoreStore` or None) is read first and written after
+    every architecture. ``workers > 1`` uses a process pool (spawn); each worker runs torch
+    with ``threads`` intra-op threads (default 1, so scores do not depend on ``workers``).
+    """
+    import torch
+
+    from zcnas.datasets import canonical_dataset
+
+    space = canonical_space(space)
+    dataset = canonical_dataset(dataset)
+    if not proxies:
+        raise ProxyError("no proxies to score")
+    for p in proxies:
+        if space not in p.info.spaces:
+            raise ProxyError(f"proxy {p.name} does not support the {space} space")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available")
+    device_kind = dev.type
+    images = image_source(dataset, root)
+    check_inputs(proxies, dataset, images)
+    source = "real" if images is not None else "synthetic"
+    specs = [p.spec() for p in proxies]
+    if len(set(specs)) != len(specs):
+        raise ProxyError(f"a proxy is listed twice: {', '.join(specs)}")
+
+    groups: dict[str, list[ArchItem]] = {}
+    for item in items:
+        groups.setdefault(item.canonical, []).append(item)
+
+    keys = {}
+    if store is not None:
+        from zcnas.runtime.store import ScoreKey
+
+        configs = [proxy_config(p, images) for p in proxies]
+        for canon in groups:
+            for i, p in enumerate(proxies):
+                keys[(canon, i)] = ScoreKey(space, canon, p.name, p.info.version, dataset,
+                                            configs[i], seed, device_kind)
+        found = store.get_many(keys.values())
+    else:
+        found = {}
+    results: dict[tuple[str, int], tuple[float, float, str]] = {}
+    tasks = []
+    for canon, members in groups.items():
+        missing = []
+        for i in range(len(proxies)):
+            rec = found.get(keys.get((canon, i)))
+            if rec is not None:
+                results[(canon, i)] = (rec.value, rec.seconds, "store")
+            else:
+                missing.append(i)
+        if missing:
+            tasks.append((canon, members[0].arch, tuple(missing)))
+
+    setup = {"space": space, "dataset": dataset, "seed": seed, "device": str(dev),
+             "root": str(root) if root is not None else None, "source": source,
+             "proxies": list(proxies), "threads": threads or CPU_THREADS}
+    workers = max(1, min(workers, len(tasks) or 1))
+
+    def record(canon: str, out: dict[int, tuple], error: str) -> None:
+        if error:
+            arch = groups[canon][0].arch
+            raise UserError(f"scoring {arch} failed ({error}); "
+                            f"{len(results)} scores computed so far are kept in the store"
+                            if store is not None else f"scoring {arch} failed ({error})")
+        if store is not None:
+            from zcnas.runtime.store import ScoreRecord
+
+            now = time.time()
+            store.put_many(ScoreRecord(keys[(canon, i)], v, s, groups[canon][0].arch, now)
+                           for i, (v, s) in out.items())
+        for i, (v, s) in out.items():
+            results[(canon, i)] = (v, s, "computed")
+        if on_result is not None:
+            on_result(canon, out)
+
+    bar = _progress(len(tasks), progress, sum(len(groups[t[0]]) for t in tasks))
+    try:
+        if workers == 1:
+            prev_threads = torch.get_num_threads()
+            try:
+                _init_worker(setup)
+                for task in tasks:
+                    record(*_score_task(task))
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(prev_threads)
+                _WORKER.clear()
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(setup,),
+                          maxtasksperchild=1000) as pool:
+                for res in pool.imap_unordered(_score_task, tasks, chunksize=1):
+                    record(*res)
+                    bar.update(1)
+    finally:
+        bar.close()
+
+    rows = []
+    for item in items:
+        first = groups[item.canonical][0] is item
+        for i, p in enumerate(proxies):
+            v, s, origin = results[(item.canonical, i)]
+            if origin == "computed" and not first:
+                origin = "isomorph"
+            rows.append(ScoreRow(item.arch, item.index, item.canonical, specs[i], v,
+                                 s, device_kind, p.info.version, dataset, seed, origin))
+    return rows
+
+
+def _progress(total: int, progress: bool | None, n_archs: int):
+    from tqdm.auto import tqdm
+
+    tty = sys.stderr.isatty()
+    enabled = tty if progress is None else progress
+    return tqdm(total=total, disable=not enabled, unit="arch", desc="scoring",
+                mininterval=0.5 if tty else 30.0, dynamic_ncols=True, file=sys.stderr)
+
+
+def rows_to_frame(rows: Sequence[ScoreRow]):
+    import pandas as pd
+
+    df = pd.DataFrame([r.__dict__ for r in rows], columns=COLUMNS)
+    df["index"] = df["index"].astype("Int64")
+    return df
+
+
+def write_table(df, out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``df`` as Parquet and CSV: ``out`` names either (or neither suffix: both added)."""
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix in (".parquet", ".csv") else out
+    parquet, csv = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
+    parquet.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(parquet, index=False)
+    df.to_csv(csv, index=False)
+    return parquet, csv
+
+
+def summarize(rows: Sequence[ScoreRow]) -> list[tuple]:
+    """Per proxy: architectures, distinct computed, degenerate (non-finite), mean seconds."""
+    per: dict[str, list[ScoreRow]] = {}
+    for r in rows:
+        per.setdefault(r.proxy, []).append(r)
+    out = []
+    for name, rs in per.items():
+        computed = [r for r in rs if r.origin == "computed"]
+        bad = sum(1 for r in rs if not math.isfinite(r.value))
+        secs = sum(r.seconds for r in computed) / len(computed) if computed else float("nan")
+        out.append((name, len(rs), len(computed), sum(r.origin == "store" for r in rs), bad,
+                    f"{secs:.3f}" if computed else "-"))
+    return out
+
+
+__all__ = ["ArchItem", "ScoreRow", "make_items", "select_archs", "score_archs", "rows_to_frame",
+           "write_table", "summarize", "ArchError"]

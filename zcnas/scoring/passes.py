@@ -1,0 +1,159 @@
+"""Shared passes: forward/backward computations several proxies read from.
+
+A proxy declares the passes it reads (:meth:`zcnas.proxy.Proxy.requests`); the context merges
+requests with the same kind and spec, runs the merged pass once, and hands every proxy the same
+result. So grad_norm, snip and fisher share one backward (foresight recipe), and NASWOT shares
+its forward with the first batch of the MFNAS stable proxy (official network, batch 128).
+
+``ce`` pass: a fresh seeded network (:meth:`ScoringContext.network`), BN in train mode, the
+cross-entropy loss of each shared batch, and what the requests ``collect``:
+
+- ``grads``: per batch, the weight gradient of every conv/linear module (name -> tensor);
+- ``hamming``: NASWOT's kernel K = sum over ReLUs of c c^T + (1-c)(1-c)^T on batch 0, where
+  c are the binary codes of the ReLU input (the network keeps ReLU probes on dead edges, so
+  every ReLU of the naive network is counted);
+- ``fisher``: per conv/linear module, foresight's per-channel Fisher 0.5 * mean_n (sum_hw
+  act * dL/dact)^2 on batch 0;
+- ``losses``: the mean loss of each batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zcnas.proxy import PassRequest
+
+CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses"})
+
+
+@dataclass(frozen=True)
+class CESpec:
+    """The network and batches of a ``ce`` pass (hashable: it keys the sharing)."""
+
+    affine: bool = True
+    track: bool = True
+    init: str = "default"
+    batch_size: int = 128
+    input: str = "real"
+    num_classes: int | None = None
+
+
+@dataclass
+class CEResult:
+    model: nn.Module
+    layers: list[str]
+    grads: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    hamming: torch.Tensor | None = None
+    fisher: dict[str, torch.Tensor] | None = None
+    losses: list[float] = field(default_factory=list)
+
+
+def ce_request(spec: CESpec, n_batches: int, *collect: str) -> PassRequest:
+    unknown = set(collect) - CE_COLLECT
+    if unknown:
+        raise ValueError(f"unknown ce collect {sorted(unknown)}; valid: {sorted(CE_COLLECT)}")
+    return PassRequest("ce", spec, n_batches, frozenset(collect))
+
+
+class HammingKernel:
+    """Accumulates NASWOT's K from ReLU inputs; a tensor read by several ReLUs is coded once."""
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        self.k = torch.zeros(n, n, dtype=torch.float64, device=device)
+        self._seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def add(self, x: torch.Tensor) -> None:
+        hit = self._seen.get(id(x))
+        if hit is not None and hit[0] is x:
+            self.k += hit[1]
+            return
+        c = (x.detach().flatten(1) > 0).to(torch.float32)
+        s = c.sum(1, dtype=torch.float64)
+        # c c^T + (1-c)(1-c)^T = 2 c c^T + D - s_i - s_j  (one matmul instead of two)
+        cc = (c @ c.T).double()
+        part = 2 * cc + c.shape[1] - s[:, None] - s[None, :]
+        self._seen[id(x)] = (x, part)  # the reference keeps x alive, so ids stay unique
+        self.k += part
+
+
+def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
+    spec: CESpec = req.spec
+    collect = req.collect
+    net = ctx.network(affine=spec.affine, track=spec.track, init=spec.init,
+                      num_classes=spec.num_classes, relu_probes="hamming" in collect)
+    batches = ctx.batches(spec.batch_size, req.n_batches, spec.input)
+    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    out = CEResult(model=net, layers=[name for name, _ in layers])
+    backward = bool(collect & {"grads", "fisher", "losses"})
+    for b, (x, y) in enumerate(batches):
+        handles: list[Any] = []
+        kernel = None
+        if b == 0 and "hamming" in collect:
+            kernel = HammingKernel(x.shape[0], x.device)
+            handles += [m.register_forward_pre_hook(_relu_hook(kernel))
+                        for m in net.modules() if isinstance(m, nn.ReLU)]
+        fisher_acts: dict[str, tuple[torch.Tensor, list]] = {}
+        if b == 0 and "fisher" in collect:
+            handles += [m.register_forward_hook(_fisher_hook(name, fisher_acts))
+                        for name, m in layers]
+        try:
+            if backward:
+                net.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(net(x), y)
+                loss.backward()
+                out.losses.append(float(loss.detach()))
+            else:
+                with torch.no_grad():
+                    net(x)
+        finally:
+            for h in handles:
+                h.remove()
+        if kernel is not None:
+            out.hamming = kernel.k
+            kernel = None
+        if "grads" in collect:
+            out.grads.append({
+                name: (m.weight.grad.detach().clone() if m.weight.grad is not None
+                       else torch.zeros_like(m.weight))
+                for name, m in layers
+            })
+        if fisher_acts:
+            out.fisher = {name: _fisher(act, grads) for name, (act, grads) in fisher_acts.items()}
+    net.zero_grad(set_to_none=True)
+    return out
+
+
+def _relu_hook(kernel: HammingKernel) -> Callable:
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        kernel.add(inputs[0])
+
+    return hook
+
+
+def _fisher_hook(name: str, store: dict) -> Callable:
+    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        grads: list[torch.Tensor] = []
+        if output.requires_grad:
+            output.register_hook(lambda g: grads.append(g.detach()))
+        store[name] = (output.detach(), grads)
+
+    return hook
+
+
+def _fisher(act: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """Per-channel 0.5 * mean_n (sum_spatial act * grad)^2; zeros when no gradient reached."""
+    if not grads:
+        return torch.zeros(act.shape[1], dtype=act.dtype, device=act.device)
+    g = act * grads[0]
+    if g.dim() > 2:
+        g = g.sum(dim=tuple(range(2, g.dim())))
+    return g.pow(2).mean(0).mul(0.5)
+
+
+PASSES: dict[str, Callable[[Any, PassRequest], Any]] = {"ce": ce_pass}
