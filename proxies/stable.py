@@ -15,7 +15,8 @@ Recipe (mine7777/MFNAS ``metrics/intgrad_param.py`` and ``intgrad_mean.py``):
 
 Deviations: a layer whose gradient is zero on some batches but not on all is kept with all B
 batches (the reference's per-batch bookkeeping is undefined there); ties between bins go to the
-lower bin; statistics are computed in float64; no augmentation on the fixed batches.
+lower bin; no augmentation on the fixed batches. Statistics are float32 like the reference's
+numpy arrays; the per-layer logs are summed in float64.
 Runs on whatever device the context has (CUDA minibatches when a GPU is given).
 """
 
@@ -37,7 +38,7 @@ REFERENCE = ("Multi-fidelity NAS with a stable zero-cost proxy (MFNAS); filtered
              "proxies intgrad_param / intgrad_mean")
 CODE = "https://github.com/mine7777/MFNAS (metrics/intgrad_param.py, metrics/intgrad_mean.py)"
 DEVIATIONS = ("layers zero on some batches keep all batches; bin ties go to the lower bin; "
-              "float64 statistics; no augmentation")
+              "no augmentation")
 
 
 def _cell_index(name: str) -> int:
@@ -49,12 +50,13 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum") -> f
     names = [n for n in grads[0] if n.startswith("cells.")]
     stacked = {}
     for name in names:
-        g = torch.stack([b[name].reshape(-1) for b in grads]).double()
+        g = torch.stack([b[name].reshape(-1) for b in grads]).float()
         if bool(g.any()):
             stacked[name] = g
     if not stacked:
         return EMPTY_SCORE
-    edges = torch.tensor(EDGES, dtype=torch.float64, device=next(iter(stacked.values())).device)
+    # float32 throughout, as the reference's numpy arrays (its thresholds become float32 too)
+    edges = torch.tensor(EDGES, dtype=torch.float32, device=next(iter(stacked.values())).device)
     # per cell: fraction of |g| values (all batches) in each bin [lo, hi)
     per_cell: dict[int, torch.Tensor] = {}
     sizes: dict[int, int] = {}
@@ -66,13 +68,14 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum") -> f
         sizes[cell] = sizes.get(cell, 0) + g.numel()
     ratio = sum(per_cell[c].double() / sizes[c] for c in per_cell)
     best = int(torch.argmax(ratio))  # first maximum: ties go to the lower bin
-    lo, hi = EDGES[best], EDGES[best + 1]
     total = 0.0
     used = 0
     for g in stacked.values():
-        mean = g.mean(0).abs()
-        std = g.std(0, unbiased=False) + EPS
-        sel = (mean >= lo) & (mean <= hi)
+        mu = g.mean(0)
+        # numpy's std (ddof=0) written out: torch's reduction over a short leading dim is slow
+        std = (g - mu).square_().mean(0).sqrt_().add_(EPS)
+        mean = mu.abs_()
+        sel = (mean >= edges[best]) & (mean <= edges[best + 1])
         if not bool(sel.any()):
             continue
         ratio_sel = mean[sel] / std[sel]

@@ -4,16 +4,16 @@ import math
 import struct
 
 import pytest
-from zcnas_proxies.cost import Params
-from zcnas_proxies.naswot import Naswot
-from zcnas_proxies.stable import Stable, StableMean
-from zcnas_proxies.synflow import Synflow
 
 from zcnas.errors import UserError
 from zcnas.proxy import Proxy, ProxyError, ProxyInfo
 from zcnas.runtime import ScoreStore
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs
+from zcnas_proxies.cost import Params
+from zcnas_proxies.naswot import Naswot
+from zcnas_proxies.stable import Stable, StableMean
+from zcnas_proxies.synflow import Synflow
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 # isomorphic pair: swapping 0->2 and 1->2 when 0->1 is a skip connection

@@ -100,13 +100,17 @@ class ScoringContext:
 
         ``affine``/``track``: the cells' BN options; ``bn=False`` removes every BN;
         ``init``: a scheme of :mod:`zcnas.models.init`; ``prune``/``relu_probes``: see
-        :func:`zcnas.models.build_network`. On CPU float32 networks are channels-last.
+        :func:`zcnas.models.build_network`; a pruned network has exactly the weights of the
+        naive one with the same seed. On CPU float32 networks are channels-last.
         """
+        options = dict(num_classes=num_classes, affine=affine, track_running_stats=track)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = build_network(self.arch, self.space, self.dataset, num_classes=num_classes,
-                                affine=affine, track_running_stats=track, prune=prune,
-                                relu_probes=relu_probes)
+            net = build_network(self.arch, self.space, self.dataset, prune=False, **options)
+        if prune:  # the pruned network takes the naive one's weights: pruning changes no score
+            naive, net = net, build_network(self.arch, self.space, self.dataset, prune=True,
+                                            relu_probes=relu_probes, **options)
+            net.load_state_dict(naive.state_dict(), strict=False)
         gen = torch.Generator().manual_seed(self.seed)
         initialise(net, init, gen)
         if not bn:
