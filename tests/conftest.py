@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The tests are many small CPU workloads: one intra-op thread each keeps them fast and immune to
+# thread oversubscription on a shared machine (set OMP_NUM_THREADS to override).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:

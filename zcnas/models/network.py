@@ -73,13 +73,23 @@ class Cell(nn.Module):
         last = nats_tss.NUM_NODES - 1
         for dst in range(1, last):
             terms = [self.edges[edge_name(src, dst)](nodes[src]) for src in self._inputs[dst]]
-            nodes.append(sum(terms) if terms else None)
+            nodes.append(_total(terms))
         for name, src in zip(self.probes, self._probe_sources, strict=True):
             value = nodes[src]
             self.probes[name](value if value is not None else x.new_zeros(x.shape))
         if self.zero is not None:
             return self.zero(x)
-        return sum(self.edges[edge_name(src, last)](nodes[src]) for src in self._out_inputs)
+        return _total([self.edges[edge_name(src, last)](nodes[src]) for src in self._out_inputs])
+
+
+def _total(terms: list[torch.Tensor]) -> torch.Tensor | None:
+    """Sum of a node's inputs (no ``0 + t`` copy as with builtin ``sum``); None if no inputs."""
+    if not terms:
+        return None
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 _RELU_OPS = ("nor_conv_1x1", "nor_conv_3x3")

@@ -104,13 +104,13 @@ class ScoringContext:
         naive one with the same seed. On CPU float32 networks are channels-last.
         """
         options = dict(num_classes=num_classes, affine=affine, track_running_stats=track)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # the caller's RNG is never touched
             torch.manual_seed(self.seed)
             net = build_network(self.arch, self.space, self.dataset, prune=False, **options)
-        if prune:  # the pruned network takes the naive one's weights: pruning changes no score
-            naive, net = net, build_network(self.arch, self.space, self.dataset, prune=True,
-                                            relu_probes=relu_probes, **options)
-            net.load_state_dict(naive.state_dict(), strict=False)
+            if prune:  # the pruned network takes the naive one's weights: same scores
+                naive, net = net, build_network(self.arch, self.space, self.dataset, prune=True,
+                                                relu_probes=relu_probes, **options)
+                net.load_state_dict(naive.state_dict(), strict=False)
         gen = torch.Generator().manual_seed(self.seed)
         initialise(net, init, gen)
         if not bn:

@@ -69,16 +69,20 @@ class HammingKernel:
         self._seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def add(self, x: torch.Tensor) -> None:
-        hit = self._seen.get(id(x))
+        key, ref = id(x), x
+        hit = self._seen.get(key)
         if hit is not None and hit[0] is x:
             self.k += hit[1]
             return
-        c = (x.detach().flatten(1) > 0).to(torch.float32)
+        x = x.detach()
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            x = x.permute(0, 2, 3, 1)  # a view: feature order does not change c c^T
+        c = (x.reshape(x.shape[0], -1) > 0).to(torch.float32)
         s = c.sum(1, dtype=torch.float64)
         # c c^T + (1-c)(1-c)^T = 2 c c^T + D - s_i - s_j  (one matmul instead of two)
         cc = (c @ c.T).double()
         part = 2 * cc + c.shape[1] - s[:, None] - s[None, :]
-        self._seen[id(x)] = (x, part)  # the reference keeps x alive, so ids stay unique
+        self._seen[key] = (ref, part)  # the reference keeps x alive, so ids stay unique
         self.k += part
 
 

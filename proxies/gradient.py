@@ -1,0 +1,138 @@
+"""grad_norm, snip and fisher: foresight's single-backward gradient saliencies.
+
+Recipe (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/grad_norm.py``, ``snip.py``,
+``fisher.py``; ``predictive.find_measures`` sums every per-layer array to one number):
+
+- network: foresight's NB201 model (cells' BN ``affine=False, track_running_stats=False``, so the
+  cell convs carry a bias; stem, reduction and head BN affine and tracked), PyTorch default
+  initialisation, BN in train mode (batch statistics);
+- data: one batch of 64 real training images with labels, ``F.cross_entropy`` (mean);
+- the three proxies read ONE shared ``ce`` pass (same :class:`CESpec`), i.e. one forward and one
+  backward per architecture, as foresight's measures would if computed together;
+- ``grad_norm`` = sum over every Conv2d/Linear layer of the L2 norm of its weight gradient (a sum
+  of per-layer norms, not one global norm);
+- ``snip`` = sum over every Conv2d/Linear weight of ``|dL/dmask|`` for a multiplicative mask of
+  ones, which is ``|theta * dL/dtheta|``;
+- ``fisher`` = sum over Conv2d/Linear layers of the per-output-channel Fisher
+  ``0.5 * mean_n (sum_hw act * dL/dact)^2`` (``act`` = the layer's output), each channel's value
+  broadcast to the ``in * kh * kw`` weights of that channel (foresight's ``reshape_elements``
+  with mode ``channel``) before summing: so every channel counts ``weight[0].numel()`` times.
+
+Layers the reference builds but never uses (foresight keeps every candidate op of every edge)
+and dead edges (inputs multiplied by ``none``'s zero) have zero gradient there, so they add 0;
+our pruned network simply does not build them.
+
+Deviations: a fixed seeded batch without augmentation instead of a fresh random augmented batch
+per architecture; with ``n_batches > 1`` grad_norm and snip use the mean of the per-batch
+gradients (BN statistics per batch) where foresight concatenates the batches into one; fisher
+reads one batch only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zcnas.proxy import Proxy, ProxyError, ProxyInfo
+from zcnas.scoring.passes import CESpec, ce_request
+
+REFERENCE = ("Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021; "
+             "Lee et al., SNIP, ICLR 2019 (snip); Theis et al. 2018 / Turner et al. 2020 (fisher)")
+CODE = "https://github.com/SamsungLabs/zero-cost-nas (foresight/pruners/measures/{}.py)"
+DEVIATIONS = ("fixed seeded batch without augmentation; n_batches > 1 averages the per-batch "
+              "gradients (foresight concatenates batches)")
+
+
+def foresight_spec(batch_size: int) -> CESpec:
+    """The ``ce`` pass of the foresight recipes: cells' BN without affine/tracking, default init."""
+    return CESpec(affine=False, track=False, init="default", batch_size=batch_size)
+
+
+def mean_grads(grads: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Per layer, the mean of the per-batch weight gradients (the batch-0 tensors when n = 1)."""
+    if len(grads) == 1:
+        return grads[0]
+    return {name: torch.stack([b[name] for b in grads]).mean(0) for name in grads[0]}
+
+
+def grad_norm_score(grads: dict[str, torch.Tensor]) -> float:
+    """Sum over layers of the L2 norm of each layer's weight gradient."""
+    if not grads:
+        return 0.0
+    norms = torch._foreach_norm(list(grads.values()))
+    return float(torch.stack(norms).double().sum())
+
+
+def snip_score(weights: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> float:
+    """Sum over layers and weights of |theta * g|."""
+    total = torch.zeros((), dtype=torch.float64)
+    for name, g in grads.items():
+        total += (weights[name] * g).abs().sum(dtype=torch.float64).cpu()
+    return float(total)
+
+
+def fisher_score(weights: dict[str, torch.Tensor], fisher: dict[str, torch.Tensor]) -> float:
+    """Sum over layers of per-channel Fisher x the number of weights of that channel."""
+    total = torch.zeros((), dtype=torch.float64)
+    for name, per_channel in fisher.items():
+        w = weights[name]
+        total += per_channel.abs().sum(dtype=torch.float64).cpu() * (w.numel() // w.shape[0])
+    return float(total)
+
+
+def layer_weights(result) -> dict[str, torch.Tensor]:
+    modules = dict(result.model.named_modules())
+    return {name: modules[name].weight.detach() for name in result.layers}
+
+
+class _Foresight(Proxy):
+    collect = "grads"
+    measure = ""
+
+    def _request(self):
+        return ce_request(foresight_spec(self.batch_size), self.n_batches, self.collect)
+
+    def requests(self):
+        return (self._request(),)
+
+
+def _info(name: str, **extra) -> ProxyInfo:
+    return ProxyInfo(
+        name=name, version="1", reference=REFERENCE, code=CODE.format(name), needs_labels=True,
+        needs_images=True, input="real", bn="train", init="default", batch_size=64,
+        n_batches=1, **extra,
+    )
+
+
+class GradNorm(_Foresight):
+    """Sum over conv/linear layers of ||dL/dW||_2."""
+
+    info = _info("grad_norm", deviations=DEVIATIONS)
+
+    def score(self, ctx) -> float:
+        result = ctx.run_pass(self._request())
+        return grad_norm_score(mean_grads(result.grads[: self.n_batches]))
+
+
+class Snip(_Foresight):
+    """Sum over conv/linear weights of |theta * dL/dtheta|."""
+
+    info = _info("snip", deviations=DEVIATIONS)
+
+    def score(self, ctx) -> float:
+        result = ctx.run_pass(self._request())
+        return snip_score(layer_weights(result), mean_grads(result.grads[: self.n_batches]))
+
+
+class Fisher(_Foresight):
+    """Sum over conv/linear output channels of 0.5 mean_n (sum_hw a g)^2, x weights per channel."""
+
+    info = _info("fisher", deviations="fixed seeded batch without augmentation; one batch only")
+    collect = "fisher"
+
+    def check(self) -> None:
+        if self.n_batches != 1:
+            raise ProxyError("fisher reads one batch (n_batches=1); raise batch_size instead")
+
+    def score(self, ctx) -> float:
+        result = ctx.run_pass(self._request())
+        return fisher_score(layer_weights(result), result.fisher or {})

@@ -1,0 +1,88 @@
+"""GraSP: the Hessian-gradient product of the loss, weighted by the weights.
+
+Recipe (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/grasp.py``, ``T=1``,
+``num_iters=1``; summed by ``predictive.find_measures``):
+
+1. foresight's NB201 model (cells' BN ``affine=False, track_running_stats=False``), PyTorch
+   default initialisation, BN in train mode; one batch of 64 real training images, CE loss;
+2. ``g = dL/dW`` for every Conv2d/Linear weight ``W`` (first forward/backward);
+3. ``Hg = d(sum_W <stop_grad(g), dL/dW>)/dW`` (second forward with ``create_graph=True`` and a
+   double backward);
+4. score = sum over those weights of ``-W * Hg`` (foresight adds the minus sign because accuracy
+   correlated negatively with ``W * Hg``; higher is better).
+
+With BN in train mode both reference forwards see the same batch and give the same loss, so we
+run one forward with ``create_graph=True`` and reuse its gradient (detached) as ``g``: the same
+quantity for one fewer forward/backward. The double backward needs its own network (the shared
+``ce`` pass does not keep a graph). ``n_batches = k`` is not part of the recipe (foresight only
+splits a batch after running out of GPU memory, and then keeps the last split's ``g``): here ``g``
+is the sum of the per-batch gradients and ``Hg`` the sum over batches of each batch's Hessian
+times that ``g``, i.e. the Hessian-gradient product of the summed loss.
+
+Deviations: a fixed seeded batch without augmentation (foresight draws a fresh augmented batch per
+architecture); one forward instead of two for ``n_batches = 1`` (same value); ``n_batches > 1``
+as described above.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zcnas.proxy import Proxy, ProxyInfo
+
+
+def grasp_score(net: nn.Module, batches) -> float:
+    """sum(-W * H g) over Conv2d/Linear weights of ``net`` for the CE loss of ``batches``."""
+    weights = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    if len(batches) == 1:
+        x, y = batches[0]
+        loss = F.cross_entropy(net(x), y)
+        grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+        z = sum((g.detach() * g).sum() for g in grads if g is not None)
+        hg = _hvp(z, weights)
+    else:
+        g_sum = [torch.zeros_like(w) for w in weights]
+        for x, y in batches:
+            step = torch.autograd.grad(F.cross_entropy(net(x), y), weights, allow_unused=True)
+            g_sum = [a if b is None else a + b for a, b in zip(g_sum, step, strict=True)]
+        hg = [torch.zeros_like(w) for w in weights]
+        for x, y in batches:
+            grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights, create_graph=True,
+                                        allow_unused=True)
+            z = sum((gw * g).sum() for gw, g in zip(g_sum, grads, strict=True) if g is not None)
+            step = _hvp(z, weights)
+            hg = [a if b is None else a + b for a, b in zip(hg, step, strict=True)]
+    total = torch.zeros((), dtype=torch.float64)
+    with torch.no_grad():
+        for w, h in zip(weights, hg, strict=True):
+            if h is not None:
+                total -= (w * h).sum(dtype=torch.float64).cpu()
+    return float(total)
+
+
+def _hvp(z, weights):
+    """d z / d W, or ``None`` per weight when ``z`` does not depend on it (or on nothing)."""
+    if not isinstance(z, torch.Tensor) or not z.requires_grad:
+        return [None] * len(weights)
+    return torch.autograd.grad(z, weights, allow_unused=True)
+
+
+class Grasp(Proxy):
+    info = ProxyInfo(
+        name="grasp", version="1",
+        reference="Wang et al., Picking Winning Tickets Before Training by Preserving Gradient "
+                  "Flow (GraSP), ICLR 2020; Abdelfattah et al., Zero-Cost Proxies for "
+                  "Lightweight NAS, ICLR 2021",
+        code="https://github.com/SamsungLabs/zero-cost-nas (foresight/pruners/measures/grasp.py)",
+        needs_labels=True, needs_images=True, input="real", bn="train", init="default",
+        batch_size=64, n_batches=1,
+        deviations="fixed seeded batch without augmentation; one create_graph forward reused "
+                   "for g (same value as foresight's two forwards); n_batches > 1 uses the "
+                   "summed loss (not in the recipe)",
+    )
+
+    def score(self, ctx) -> float:
+        net = ctx.network(affine=False, track=False)
+        return grasp_score(net, ctx.batches(self.batch_size, self.n_batches))

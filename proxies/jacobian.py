@@ -1,0 +1,144 @@
+"""jacov and EPE-NAS: correlations between the input Jacobians of the images of a batch.
+
+Both read ``J``, the gradient of the sum of all logits with respect to the input (one backward of
+``ones`` on the logits; row ``n`` is image ``n``'s Jacobian, flattened), on foresight's NB201
+model (cells' BN ``affine=False, track_running_stats=False``), PyTorch default initialisation,
+BN in train mode, real training images. ``J`` is memoised per context (``ctx.memo``), so jacov
+and epe_nas share one forward/backward when their batch configurations are equal. Only the
+input gradient is computed (``torch.autograd.grad`` w.r.t. the input), not the unused weight
+gradients the references also accumulate.
+
+jacov (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/jacob_cov.py``, NASLib
+``jacov.py``; the v1 score of Mellor et al.): eigenvalues ``v`` of ``corrcoef(J)`` (images x
+images), score ``-sum(log(v + k) + 1 / (v + k))`` with ``k = 1e-5``; batch 64. A NaN correlation
+(an image with a constant Jacobian, e.g. a cell whose output is always zero) makes the reference's
+``np.linalg.eig`` raise, which it reports as NaN: so do we.
+
+EPE-NAS (VascoLopes/EPE-NAS ``search.py`` ``eval_score_perclass``; NASLib ``epe_nas.py``): the rows
+of ``J`` grouped by label; per class ``s_c = sum(log(|corrcoef(J_c)| + k))`` (``k = 1e-5``); with
+at most 100 classes the score is ``sum_c |s_c|``; with more (ImageNet16-120) each ``s_c`` is first
+divided by the class's number of images and the score is ``sum_{c, c'} |s_c - s_c'| / #classes``.
+A class with a single image has ``corrcoef = 1`` (its ``s_c`` is ``log(1 + k)``); with more than
+100 classes the reference's ``len()`` of that 0-d matrix raises and the class is skipped: so is it
+here. Batch 256 as in the paper (``--batch_size 256 --evaluate_size 256``).
+
+Deviations (both): a fixed seeded batch without augmentation; ``eigvalsh`` (symmetric solver)
+instead of ``np.linalg.eig``; float64 correlations as numpy computes them. EPE-NAS: the official
+script scores the NATS network (affine, tracked BN, bias-free convs); we use the foresight/NASLib
+network so the Jacobian can be shared with jacov; with default initialisation and train-mode BN
+the two compute the same function family (a conv bias followed by batch-statistics BN cancels;
+a fresh affine BN is the identity), only the random draws differ. ``n_batches > 1`` stacks the
+Jacobians of distinct batches (the official script re-evaluates the same batch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from zcnas.proxy import Proxy, ProxyInfo
+
+K = 1e-5
+
+
+def batch_jacobian(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Rows: d(sum of logits)/d(input) per image, flattened (N, C*H*W), float32."""
+    x = x.detach().clone().requires_grad_(True)
+    out = net(x)
+    (grad,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
+    if grad is None:  # the logits do not depend on the input at all
+        grad = torch.zeros_like(x)
+    return grad.reshape(grad.shape[0], -1)
+
+
+def input_jacobians(ctx, batch_size: int, n_batches: int):
+    """``(J, labels, n_outputs)`` for ``n_batches`` shared real batches.
+
+    Each batch's Jacobian is memoised per context (on one memoised network), so proxies that read
+    the same batch size share it whatever their ``n_batches``.
+    """
+    net = ctx.memo(("input_jacobian_net", "foresight"),
+                   lambda: ctx.network(affine=False, track=False))
+    rows, labels = [], []
+    for b, (x, y) in enumerate(ctx.batches(batch_size, n_batches, "real")):
+        rows.append(ctx.memo(("input_jacobian", "foresight", batch_size, b),
+                             lambda x=x: batch_jacobian(net, x)))
+        labels.append(y)
+    jac = rows[0] if len(rows) == 1 else torch.cat(rows)
+    return jac, torch.cat(labels), ctx.num_classes
+
+
+def jacov_score(jac: torch.Tensor) -> float:
+    """-sum(log(v + k) + 1/(v + k)) over the eigenvalues v of corrcoef(jac); NaN if undefined."""
+    corr = torch.corrcoef(jac.double())
+    if not bool(torch.isfinite(corr).all()):
+        return math.nan
+    v = torch.linalg.eigvalsh(corr)
+    return float(-(torch.log(v + K) + 1.0 / (v + K)).sum())
+
+
+def _class_term(rows: torch.Tensor, many_classes: bool) -> float | None:
+    if rows.shape[0] == 1:
+        if many_classes:  # reference: len() of a 0-d corrcoef raises, the class is skipped
+            return None
+        r = rows[0] - rows[0].mean()
+        var = (r * r).sum()
+        corr = var / var  # corrcoef of one variable: 1, or NaN when it is constant
+        return float(torch.log(corr.abs() + K))
+    corr = torch.corrcoef(rows)
+    s = float(torch.log(corr.abs() + K).sum())
+    return s / rows.shape[0] if many_classes else s
+
+
+def epe_nas_score(jac: torch.Tensor, labels: torch.Tensor, n_classes: int) -> float:
+    """EPE-NAS ``eval_score_perclass`` of the Jacobian rows grouped by ``labels``."""
+    many = n_classes > 100
+    jac = jac.double()
+    terms = []
+    for c in torch.unique(labels).tolist():
+        s = _class_term(jac[labels == c], many)
+        if s is not None:
+            terms.append(s)
+    if not terms:
+        return 0.0
+    t = torch.tensor(terms, dtype=torch.float64)
+    if not many:
+        return float(t.abs().sum())
+    return float((t[:, None] - t[None, :]).abs().sum() / len(terms))
+
+
+class Jacov(Proxy):
+    info = ProxyInfo(
+        name="jacov", version="1",
+        reference="Mellor et al., Neural Architecture Search without Training (v1, arXiv 2020); "
+                  "Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021",
+        code="https://github.com/SamsungLabs/zero-cost-nas "
+             "(foresight/pruners/measures/jacob_cov.py)",
+        needs_labels=False, needs_images=True, input="real", bn="train", init="default",
+        batch_size=64, n_batches=1,
+        deviations="fixed seeded batch without augmentation; eigvalsh instead of eig",
+    )
+
+    def score(self, ctx) -> float:
+        jac, _, _ = input_jacobians(ctx, self.batch_size, self.n_batches)
+        return jacov_score(jac)
+
+
+class EpeNas(Proxy):
+    info = ProxyInfo(
+        name="epe_nas", version="1",
+        reference="Lopes et al., EPE-NAS: Efficient Performance Estimation Without Training "
+                  "for Neural Architecture Search, ICANN 2021",
+        code="https://github.com/VascoLopes/EPE-NAS (search.py, eval_score_perclass); "
+             "NASLib naslib/predictors/utils/pruners/measures/epe_nas.py",
+        needs_labels=True, needs_images=True, input="real", bn="train", init="default",
+        batch_size=256, n_batches=1,
+        deviations="fixed seeded batch without augmentation; foresight/NASLib network (cells' "
+                   "BN affine=False, conv bias) instead of the NATS network, so the Jacobian is "
+                   "shared with jacov; n_batches > 1 stacks distinct batches",
+    )
+
+    def score(self, ctx) -> float:
+        jac, labels, n_out = input_jacobians(ctx, self.batch_size, self.n_batches)
+        return epe_nas_score(jac, labels, n_out)

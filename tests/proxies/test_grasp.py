@@ -1,0 +1,127 @@
+"""grasp: an explicit Hessian on a tiny network, the literal foresight two-forward algorithm on the
+naive NB201 network, determinism, degenerate cells."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zcnas.scoring import InputBank, ScoringContext
+from zcnas_proxies.grasp import Grasp, grasp_score
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
+DEAD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|"
+NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+BS = 12
+
+
+@pytest.fixture(scope="module")
+def bank(data_root):
+    return InputBank("cifar10", seed=0, source="real", root=data_root)
+
+
+def with_naive_weights(ctx):
+    build = ctx.network
+
+    def network(**kw):
+        pruned = build(**kw)
+        naive = build(**{**kw, "prune": False, "relu_probes": False})
+        pruned.load_state_dict(naive.state_dict(), strict=False)
+        return pruned
+
+    ctx.network = network
+    return build
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+def explicit_hessian_score(net, batches):
+    """-W . (H g) with H the full Hessian matrix of sum_b L_b and g = sum_b grad L_b."""
+    weights = [net.conv.weight, net.fc.weight]
+    flat = torch.cat([w.detach().reshape(-1) for w in weights])
+    shapes = [w.shape for w in weights]
+    sizes = [w.numel() for w in weights]
+
+    def loss_of(v):
+        parts = [p.reshape(s) for p, s in zip(v.split(sizes), shapes, strict=True)]
+        params = {"conv.weight": parts[0], "fc.weight": parts[1],
+                  "fc.bias": net.fc.bias.detach()}
+        return sum(F.cross_entropy(torch.func.functional_call(net, params, (x,)), y)
+                   for x, y in batches)
+
+    g = torch.autograd.functional.jacobian(loss_of, flat)
+    h = torch.autograd.functional.hessian(loss_of, flat, vectorize=True)
+    return float(-(flat * (h @ g)).sum())
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_explicit_hessian_on_tiny_network(n):
+    gen = torch.Generator().manual_seed(3)
+    net = Tiny().double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    batches = [(torch.randn(6, 2, 4, 4, generator=gen, dtype=torch.float64),
+                torch.randint(0, 5, (6,), generator=gen)) for _ in range(n)]
+    want = explicit_hessian_score(net, batches)
+    assert grasp_score(net, batches) == pytest.approx(want, rel=1e-9)
+    assert want != 0
+
+
+def foresight_grasp(net, x, y):
+    """The reference: grad_w from forward 1, grad_f (create_graph) from forward 2, z.backward()."""
+    weights = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    net.zero_grad()
+    grad_w = torch.autograd.grad(F.cross_entropy(net(x), y), weights, allow_unused=True)
+    grad_f = torch.autograd.grad(F.cross_entropy(net(x), y), weights, create_graph=True,
+                                 allow_unused=True)
+    z = 0
+    for gw, gf in zip(grad_w, grad_f, strict=True):
+        if gw is not None:
+            z += (gw.data * gf).sum()
+    z.backward()
+    total = 0.0
+    for w in weights:
+        if w.grad is not None:
+            total += float((-w.data * w.grad).sum())
+    return total
+
+
+@pytest.mark.parametrize("arch", [ARCH, DEAD])
+def test_matches_literal_foresight_on_naive_network(bank, arch):
+    ctx = ScoringContext(arch, inputs=bank, seed=0)
+    build = with_naive_weights(ctx)
+    got = Grasp(batch_size=BS).score(ctx)
+    naive = build(affine=False, track=False, prune=False)
+    x, y = ctx.batch(BS)
+    want = foresight_grasp(naive, x.clone(), y)
+    assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
+    assert got != 0
+
+
+def test_deterministic_across_contexts(bank):
+    def run():
+        return Grasp(batch_size=BS).score(ScoringContext(ARCH, inputs=bank, seed=0))
+
+    assert run() == run()
+
+
+def test_all_none_cell_returns_float(bank):
+    value = Grasp(batch_size=BS).score(ScoringContext(NONE, inputs=bank, seed=0))
+    assert isinstance(value, float) and value == 0.0
+
+
+def test_recipe_declared():
+    info = Grasp.info
+    assert (info.batch_size, info.n_batches, info.bn, info.init) == (64, 1, "train", "default")
+    assert info.needs_images and info.needs_labels and info.higher_is_better
