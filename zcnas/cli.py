@@ -142,7 +142,7 @@ def proxies_list(filter: str | None, fmt: str) -> None:
         i = cls.info
         rows.append((name, sources[name].source, i.version, yn(i.needs_labels),
                      yn(i.needs_images), i.input, yn(i.higher_is_better), i.transform, i.bn,
-                     i.init, f"{i.batch_size}x{i.n_batches}", i.reference))
+                     i.init, f"{i.batch_size}x{i.n_batches}", _clip(i.reference, 44)))
     if rows:
         click.echo(format_table(rows, ("name", "from", "version", "labels", "images", "input",
                                        "higher better", "transform", "bn", "init", "batch",
@@ -152,6 +152,10 @@ def proxies_list(filter: str | None, fmt: str) -> None:
         click.echo(format_table([(b.name, b.source, b.target, b.error) for b in broken],
                                 ("name", "from", "target", "error")))
 
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 def _default_store() -> str:
@@ -185,7 +189,8 @@ def _default_store() -> str:
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output table; written as OUT.parquet and OUT.csv.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: on when stderr is a terminal).")
+              help="Progress bar with rate and ETA on stderr (default: on; every 30 s when "
+                   "stderr is not a terminal).")
 def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_path, no_store,
           out, progress) -> None:
     """Score architectures with zero-cost proxies.
@@ -201,6 +206,8 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
 
     from zcnas.registry import create_proxies
     from zcnas.scoring.engine import (
+        check_inputs,
+        image_source,
         rows_to_frame,
         score_archs,
         select_archs,
@@ -210,20 +217,21 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
 
     start = time.perf_counter()
     proxies_ = create_proxies(proxy_list)
+    check_inputs(proxies_, dataset, image_source(dataset, data))  # fail before any work
     items = select_archs(archs, space, root=data, seed=seed)
     if workers is None:
         workers = 1 if device.startswith("cuda") else (os.cpu_count() or 1)
     if workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
-    distinct = len({i.canonical for i in items})
-    click.echo(f"scoring {len(items):,} architectures ({distinct:,} distinct) of {space} with "
-               f"{', '.join(p.spec() for p in proxies_)} on {dataset}, {device}, "
-               f"{workers} worker{'s' if workers > 1 else ''}", err=True)
     store = None
     if not no_store:
         from zcnas.runtime import ScoreStore
 
         store = ScoreStore(store_path or _default_store())
+    distinct = len({i.canonical for i in items})
+    click.echo(f"scoring {len(items):,} architectures ({distinct:,} distinct) of {space} with "
+               f"{', '.join(p.spec() for p in proxies_)} on {dataset}, {device}, "
+               f"{workers} worker{'s' if workers > 1 else ''}", err=True)
     try:
         rows = score_archs(items, proxies_, space=space, dataset=dataset, seed=seed,
                            device=device, root=data, workers=workers, store=store,

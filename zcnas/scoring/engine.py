@@ -367,7 +367,7 @@ def _progress(total: int, progress: bool | None, n_archs: int):
     from tqdm.auto import tqdm
 
     tty = sys.stderr.isatty()
-    enabled = tty if progress is None else progress
+    enabled = True if progress is None else progress  # off a terminal: an update every 30 s
     return tqdm(total=total, disable=not enabled, unit="arch", desc="scoring",
                 mininterval=0.5 if tty else 30.0, dynamic_ncols=True, file=sys.stderr)
 
