@@ -41,20 +41,6 @@ def make_ctx(arch, bank, proxies=()):
                           requests=[r for p in proxies for r in p.requests()])
 
 
-def with_naive_weights(ctx):
-    """Make ``ctx.network`` return the pruned network carrying the naive network's weights."""
-    build = ctx.network
-
-    def network(**kw):
-        pruned = build(**kw)
-        naive = build(**{**kw, "prune": False, "relu_probes": False})
-        pruned.load_state_dict(naive.state_dict(), strict=False)
-        return pruned
-
-    ctx.network = network
-    return build
-
-
 def layers(net):
     return [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
@@ -132,7 +118,7 @@ def foresight_reference(net, x, y):
 def test_matches_literal_foresight_on_naive_network(bank, arch):
     proxies = [GradNorm(batch_size=BS), Snip(batch_size=BS), Fisher(batch_size=BS)]
     ctx = make_ctx(arch, bank, proxies)
-    build = with_naive_weights(ctx)
+    build = ctx.network  # pruned networks carry the naive network's weights
     got = [p.score(ctx) for p in proxies]
     naive = build(affine=False, track=False, prune=False)
     x, y = ctx.batch(BS)
@@ -143,7 +129,7 @@ def test_matches_literal_foresight_on_naive_network(bank, arch):
 
 def test_shared_pass_fisher_is_foresight_per_channel_fisher(bank):
     ctx = make_ctx(DEAD, bank)
-    build = with_naive_weights(ctx)
+    build = ctx.network  # pruned networks carry the naive network's weights
     result = ctx.run_pass(ce_request(foresight_spec(BS), 1, "fisher"))
     naive = build(affine=False, track=False, prune=False)
     x, y = ctx.batch(BS)

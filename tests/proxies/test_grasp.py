@@ -22,19 +22,6 @@ def bank(data_root):
     return InputBank("cifar10", seed=0, source="real", root=data_root)
 
 
-def with_naive_weights(ctx):
-    build = ctx.network
-
-    def network(**kw):
-        pruned = build(**kw)
-        naive = build(**{**kw, "prune": False, "relu_probes": False})
-        pruned.load_state_dict(naive.state_dict(), strict=False)
-        return pruned
-
-    ctx.network = network
-    return build
-
-
 class Tiny(nn.Module):
     def __init__(self):
         super().__init__()
@@ -100,7 +87,7 @@ def foresight_grasp(net, x, y):
 @pytest.mark.parametrize("arch", [ARCH, DEAD])
 def test_matches_literal_foresight_on_naive_network(bank, arch):
     ctx = ScoringContext(arch, inputs=bank, seed=0)
-    build = with_naive_weights(ctx)
+    build = ctx.network  # pruned networks carry the naive network's weights
     got = Grasp(batch_size=BS).score(ctx)
     naive = build(affine=False, track=False, prune=False)
     x, y = ctx.batch(BS)
