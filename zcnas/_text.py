@@ -16,3 +16,15 @@ def format_table(rows: Sequence[Sequence[object]], header: Sequence[str] | None 
     if header:
         lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+
+    def cell(x: object) -> str:
+        return str(x).replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)

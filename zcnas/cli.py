@@ -247,5 +247,101 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
                                               "degenerate", "s/arch")))
     click.echo(f"wrote {paths[0]} and {paths[1]} in {time.perf_counter() - start:.1f} s")
 
+@main.command()
+@click.argument("tables", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--proxies", "proxy_list", default="all", show_default=True,
+              help="'all' (every proxy in the tables) and/or proxy names and ensemble specs, "
+                   "e.g. 'all,ensemble:az_nas,ensemble:mean_rank(naswot,synflow)'.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--lookup", "lookup_kind", default="auto", show_default=True,
+              type=click.Choice(["auto", "table", "archive"]),
+              help="Which NATS-Bench lookup to read accuracies from.")
+@click.option("--datasets", default="all", show_default=True,
+              help="Comma list of datasets to correlate against, or 'all' the lookup has.")
+@click.option("--epochs", default="200,12", show_default=True,
+              help="Training schedules (hp) of the accuracies; each is its own column set.")
+@click.option("--split", default="test", show_default=True,
+              help="test, or valid (official archive only).")
+@click.option("--archs", default="all", show_default=True,
+              help="'all' scored architectures, or N: a seeded sample of N of them.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --archs N and of the bootstrap.")
+@click.option("--bootstrap", type=int, default=200, show_default=True,
+              help="Bootstrap resamples for the 95% intervals (0: none).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: correlations.{parquet,csv,md}, heatmap.png, scatter.png.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figures.")
+@click.option("--published/--no-published", default=True, show_default=True,
+              help="Print published correlations (with sources) beside ours.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, archs, seed,
+              bootstrap, out, plots, published, progress) -> None:
+    """Rank correlations of proxy scores (TABLES from `zcnas score`) against NATS-Bench.
+
+    For each proxy (and each ensemble asked for) and dataset: Spearman rho, Kendall tau,
+    precision of the top 1/5/10 %, NDCG of the top 10 %, each with a bootstrap 95% interval,
+    against the 200-epoch accuracy and, as a separate column set, the 12-epoch one.
+    Degenerate scores (NaN, inf) are ranked last, never dropped.
+    """
+    import time
+    from pathlib import Path
+
+    from zcnas.analysis.correlate import correlate as run
+    from zcnas.analysis.correlate import prepare, read_scores, to_markdown, wide
+    from zcnas.lookup import open_benchmark
+    from zcnas.scoring.engine import write_table
+
+    start = time.perf_counter()
+    try:
+        eps = tuple(int(e) for e in epochs.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{epochs!r} is not a comma list of integers",
+                                 param_hint="--epochs") from None
+    if bootstrap < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--bootstrap")
+    if archs != "all" and not archs.isdigit():
+        raise click.BadParameter("'all' or a number", param_hint="--archs")
+    scores = read_scores(tables)
+    bench = open_benchmark("nats-tss", root=data, kind=lookup_kind)
+    ds = None if datasets == "all" else [d.strip() for d in datasets.split(",") if d.strip()]
+    prepared = prepare(scores, bench, proxies=proxy_list, archs=archs, seed=seed)
+    table = run(prepared, bench, datasets=ds, epochs=eps, split=split, seed=seed,
+                bootstrap=bootstrap, progress=progress)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = list(write_table(table, outdir / "correlations"))
+    on = ", ".join(sorted(table.scores_on.unique()))
+    notes = [f"Scores: {', '.join(map(str, tables))} (computed on {on} inputs). Accuracies: "
+             f"{bench.source}, split {split}. Sample: {table['sample'].iloc[0]} architectures; "
+             f"{bootstrap} bootstrap resamples for the 95% intervals."]
+    other = [d for d in table.dataset.unique() if d not in on.split(", ")]
+    if other:
+        notes.append(f"The {', '.join(other)} columns correlate the same {on} scores against "
+                     "those datasets' accuracies; the proxies did not see their images.")
+    md = outdir / "correlations.md"
+    md.write_text(to_markdown(table, published=published, notes=notes))
+    paths.append(md)
+    if plots:
+        from zcnas.analysis.plots import heatmap, scatter_grid
+
+        for ep in eps:
+            fig = heatmap(wide(table, "spearman", ep),
+                          title=f"Spearman rho vs {ep}-epoch {split} accuracy")
+            paths.append(outdir / f"heatmap-{ep}ep.png")
+            fig.savefig(paths[-1], dpi=130)
+        d0 = wide(table, "spearman", eps[0]).columns[0]
+        panels = {name: (values.to_numpy(),
+                         bench.accuracies(values.index, d0, epochs=eps[0], split=split), hib)
+                  for name, values, hib in prepared.scored}
+        fig = scatter_grid(panels, ylabel=f"{d0} {eps[0]}-ep {split} acc. (%)")
+        paths.append(outdir / "scatter.png")
+        fig.savefig(paths[-1], dpi=110)
+    w = wide(table, "spearman", eps[0])
+    click.echo(format_table([[p, *[f"{x:.3f}" for x in w.loc[p]]] for p in w.index],
+                            ["Spearman rho", *w.columns]))
+    click.echo(f"wrote {', '.join(str(p) for p in paths)} in "
+               f"{time.perf_counter() - start:.1f} s")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -307,6 +307,15 @@ PROXIES = Registry("zcnas.proxies", kind="proxy", validate=validate_proxy,
                    list_command="zcnas proxies list")
 
 
+def _ensemble(rest: str) -> Proxy:
+    from zcnas.ensemble import parse_ensemble
+
+    return parse_ensemble(rest)
+
+
+PROXIES.register_prefix("ensemble", _ensemble)
+
+
 def list_proxies(filter: str | None = None) -> list[str]:
     """Names of every installed proxy (no proxy module is imported)."""
     return PROXIES.names(filter)
@@ -318,7 +327,12 @@ def get_proxy(name: str) -> type[Proxy]:
 
 
 def create_proxy(spec: str) -> Proxy:
-    """A proxy from a spec string: ``'stable'`` or ``'stable(n_batches=4,batch_size=32)'``."""
+    """A proxy from a spec string: ``'stable'``, ``'stable(n_batches=4,batch_size=32)'``, or a
+    prefixed one such as ``'ensemble:az(naswot,synflow)'`` (see :mod:`zcnas.ensemble`)."""
+    head = spec.strip().split("(", 1)[0]
+    if ":" in head:
+        obj = PROXIES.get(spec.strip())
+        return obj if isinstance(obj, Proxy) else obj()
     name, kwargs = parse_spec(spec)
     return get_proxy(name)(**kwargs)
 

@@ -173,6 +173,15 @@ class Benchmark(abc.ABC):
     ) -> Accuracy:
         """Accuracy (%) after the full ``epochs`` schedule on ``split`` (see module docstring)."""
 
+    def accuracies(
+        self, indices, dataset: str, *, epochs: int | None = None, split: str = "test"
+    ):
+        """Accuracies (%) of many benchmark indices as a float64 numpy array (seed means)."""
+        import numpy as np
+
+        return np.array([self.accuracy(int(i), dataset, epochs=epochs, split=split).value
+                         for i in indices], dtype=np.float64)
+
     def accuracy_at_epoch(
         self,
         arch_or_index,

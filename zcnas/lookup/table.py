@@ -166,6 +166,16 @@ class CompactTable(Benchmark):
             eval_set=eval_set,
         )
 
+    def accuracies(
+        self, indices, dataset: str, *, epochs: int | None = None, split: str = "test"
+    ) -> np.ndarray:
+        """Test accuracies (%) of many indices at once (a copy of the table's column)."""
+        dataset, split = self._check(dataset, split)
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise ArchError(f"index out of range 0..{len(self) - 1}")
+        return self._acc[(dataset, self._epochs(epochs))][idx].copy()
+
     def cost(
         self, arch_or_index, dataset: str, *, epochs: int | None = None, split: str = "test"
     ) -> CostInfo:

@@ -59,7 +59,9 @@ class ScoreRow:
     version: str
     dataset: str
     seed: int
-    origin: str  # "computed" | "isomorph" (copied from an isomorphic member) | "store"
+    # "computed" | "isomorph" (copied from an isomorphic member) | "store" | "ensemble"
+    # (aggregated over the scored population)
+    origin: str
 
 
 # --- selecting architectures --------------------------------------------------------------------
@@ -252,18 +254,27 @@ def score_archs(
 ) -> list[ScoreRow]:
     """Score ``items`` with ``proxies``; returns one row per (item, proxy), in input order.
 
-    ``store`` (a :class:`~zcnas.runtime.ScoreStore` or None) is read first and written after
-    every architecture. ``workers > 1`` uses a process pool (spawn); each worker runs torch
-    with ``threads`` intra-op threads (default 1, so scores do not depend on ``workers``).
+    An ensemble proxy (``ensemble:...``) adds its components to the per-architecture work
+    (each proxy runs once however many ensembles use it) and one row per item whose value is
+    the ensemble aggregated over all ``items`` (origin ``ensemble``; never stored, since it
+    depends on the population). ``store`` (a :class:`~zcnas.runtime.ScoreStore` or None) is
+    read first and written after every architecture. ``workers > 1`` uses a process pool
+    (spawn); each worker runs torch with ``threads`` intra-op threads (default 1, so scores
+    do not depend on ``workers``).
     """
     import torch
 
     from zcnas.datasets import canonical_dataset
+    from zcnas.ensemble import expand
 
     space = canonical_space(space)
     dataset = canonical_dataset(dataset)
     if not proxies:
         raise ProxyError("no proxies to score")
+    proxies, ensembles = expand(proxies)
+    for e in ensembles:
+        if space not in e.info.spaces:
+            raise ProxyError(f"{e.spec()}: its components do not all support the {space} space")
     for p in proxies:
         if space not in p.info.spaces:
             raise ProxyError(f"proxy {p.name} does not support the {space} space")
@@ -360,7 +371,29 @@ def score_archs(
                 origin = "isomorph"
             rows.append(ScoreRow(item.arch, item.index, item.canonical, specs[i], v,
                                  s, device_kind, p.info.version, dataset, seed, origin))
-    return rows
+    return rows + ensemble_rows(rows, ensembles, items)
+
+
+def ensemble_rows(rows: Sequence[ScoreRow], ensembles: Sequence[Any],
+                  items: Sequence[ArchItem]) -> list[ScoreRow]:
+    """One row per (item, ensemble): the ensemble aggregated over every item of ``rows``."""
+    if not ensembles or not items:
+        return []
+    import numpy as np
+
+    value = {(r.arch, r.proxy): r for r in rows}
+    out = []
+    for e in ensembles:
+        comps = [c.spec() for c in e.components]
+        matrix = np.array([[value[(it.arch, c)].value for c in comps] for it in items])
+        secs = [sum(value[(it.arch, c)].seconds for c in comps) for it in items]
+        agg = e.aggregate(matrix)
+        first = value[(items[0].arch, comps[0])]
+        for it, v, sec in zip(items, agg, secs, strict=True):
+            out.append(ScoreRow(it.arch, it.index, it.canonical, e.spec(), float(v), sec,
+                                first.device, e.info.version, first.dataset, first.seed,
+                                "ensemble"))
+    return out
 
 
 def _progress(total: int, progress: bool | None, n_archs: int):
@@ -398,7 +431,7 @@ def summarize(rows: Sequence[ScoreRow]) -> list[tuple]:
         per.setdefault(r.proxy, []).append(r)
     out = []
     for name, rs in per.items():
-        computed = [r for r in rs if r.origin == "computed"]
+        computed = [r for r in rs if r.origin in ("computed", "ensemble")]
         bad = sum(1 for r in rs if not math.isfinite(r.value))
         secs = sum(r.seconds for r in computed) / len(computed) if computed else float("nan")
         out.append((name, len(rs), len(computed), sum(r.origin == "store" for r in rs), bad,

@@ -1,0 +1,214 @@
+"""Training-free ensembles: rank aggregations of several proxies over a population.
+
+An ensemble score is *relative*: where an architecture stands among the others scored with
+it. So an ensemble is a proxy whose per-architecture work is its components' work, plus an
+:meth:`Ensemble.aggregate` step over the population (the scored table, or a searcher's
+population). The engine (``zcnas score``), ``zcnas correlate`` and the searchers call it.
+
+Spec strings (anywhere a proxy name is accepted)::
+
+    ensemble:METHOD(COMPONENT,COMPONENT,...)     e.g. ensemble:az(naswot,synflow,flops)
+    ensemble:PRESET                              e.g. ensemble:az_nas
+
+Methods (no accuracy labels anywhere):
+
+* ``mean_rank``: mean of the components' ranks (1 = worst, N = best; ties share the average
+  rank). TE-NAS ranks its two indicators this way.
+* ``az``: the AZ-NAS non-linear aggregation ``sum_i log(rank_i / N)``
+  (``AZ-NAS:NB201/tss_general.ipynb``); a low rank in any component is punished hard.
+* ``maxnorm``: the MFNAS fitness ``sum_i v_i / (max_population |v_i| + 1e-9)``, with
+  ``1 - v / (max |v| + 1e-9)`` for a lower-is-better component (``MFNAS:nas_utils.py``,
+  ``return_top_k``).
+
+Degenerate component values (NaN, +-inf) count as that component's worst value: the lowest
+rank (tied), or the lowest normalised value of the population. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from zcnas.proxy import INPUTS, Proxy, ProxyError, ProxyInfo, goodness, split_specs
+
+PREFIX = "ensemble"
+MAXNORM_EPS = 1e-9
+
+
+def _ranks(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(goodness(values, higher_is_better), method="average")
+
+
+def mean_rank(matrix: np.ndarray, higher: Sequence[bool]) -> np.ndarray:
+    return np.mean([_ranks(matrix[:, j], h) for j, h in enumerate(higher)], axis=0)
+
+
+def az(matrix: np.ndarray, higher: Sequence[bool]) -> np.ndarray:
+    n = matrix.shape[0]
+    return np.sum([np.log(_ranks(matrix[:, j], h) / n) for j, h in enumerate(higher)], axis=0)
+
+
+def maxnorm(matrix: np.ndarray, higher: Sequence[bool]) -> np.ndarray:
+    total = np.zeros(matrix.shape[0])
+    for j, h in enumerate(higher):
+        v = np.asarray(matrix[:, j], dtype=np.float64)
+        ok = np.isfinite(v)
+        if not ok.any():
+            continue
+        scaled = v / (np.max(np.abs(v[ok])) + MAXNORM_EPS)
+        if not h:
+            scaled = 1.0 - scaled
+        worst = scaled[ok].min()
+        total += np.where(ok, scaled, worst)
+    return total
+
+
+METHODS = {"mean_rank": mean_rank, "az": az, "maxnorm": maxnorm}
+
+#: Named ensembles. ``zcnas`` is the engine's default training-free ensemble (see
+#: results/correlations/README.md for how it was chosen and what it reaches).
+PRESETS: dict[str, str] = {
+    "az_nas": "az(az_expressivity,az_progressivity,az_trainability,flops)",
+    "mfnas": "maxnorm(stable,stable_mean)",
+    "te_nas": "mean_rank(te_nas_ntk,te_nas_lr)",
+}
+
+
+class Ensemble(Proxy):
+    """A rank aggregation of component proxies; see the module docstring.
+
+    ``score`` is not defined for one architecture alone: score the components (the engine
+    does) and call :meth:`aggregate` over the population.
+    """
+
+    population = True
+    info = ProxyInfo(name="ensemble", version="1", reference="see zcnas.ensemble", code="",
+                     needs_labels=False, needs_images=False, input="none", bn="n/a",
+                     init="n/a", batch_size=1)
+
+    def __init__(self, method: str, components: Sequence[Proxy], *, preset: str | None = None):
+        if method not in METHODS:
+            raise ProxyError(f"unknown ensemble method {method!r}; valid: {', '.join(METHODS)}")
+        comps = list(components)
+        if len(comps) < 2:
+            raise ProxyError("an ensemble needs at least two component proxies")
+        specs = [c.spec() for c in comps]
+        if len(set(specs)) != len(specs):
+            raise ProxyError(f"an ensemble component is given twice: {', '.join(specs)}")
+        if any(getattr(c, "population", False) for c in comps):
+            raise ProxyError("an ensemble cannot contain another ensemble")
+        self.method = method
+        self.components = comps
+        self.preset = preset
+        self.batch_size = max(c.batch_size for c in comps)
+        self.n_batches = max(c.n_batches for c in comps)
+        inputs = {c.info.input for c in comps}
+        spaces = set.intersection(*(set(c.info.spaces) for c in comps))
+        self.info = ProxyInfo(
+            name="ensemble",
+            version="1",
+            reference={"az": "Lee & Ham, AZ-NAS, CVPR 2024 (non-linear rank aggregation)",
+                       "maxnorm": "MFNAS (PRICAI 2024), max-normalised sum",
+                       "mean_rank": "mean rank (TE-NAS-style rank sum)"}[method],
+            code={"az": "cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb",
+                  "maxnorm": "mine7777/MFNAS nas_utils.py (return_top_k)",
+                  "mean_rank": "zcnas.ensemble"}[method],
+            needs_labels=any(c.info.needs_labels for c in comps),
+            needs_images=any(c.info.needs_images for c in comps),
+            input=next(i for i in INPUTS if i in inputs or i == "none"),
+            bn="n/a", init="n/a", batch_size=self.batch_size, n_batches=self.n_batches,
+            spaces=tuple(s for s in comps[0].info.spaces if s in spaces),
+            deviations="population-relative: the score of an architecture depends on the "
+                       "others it is ranked with",
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec()
+
+    def config(self) -> dict[str, Any]:
+        return {"method": self.method, "components": [c.spec() for c in self.components]}
+
+    def spec(self) -> str:
+        if self.preset is not None:
+            return f"{PREFIX}:{self.preset}"
+        return f"{PREFIX}:{self.method}(" + ",".join(c.spec() for c in self.components) + ")"
+
+    def score(self, ctx) -> float:
+        raise ProxyError(f"{self.spec()} ranks a population: score its components and call "
+                         "aggregate() (zcnas score and the searchers do this)")
+
+    def aggregate(self, values: Mapping[str, Sequence[float]] | np.ndarray) -> np.ndarray:
+        """Ensemble scores (higher is better) of a population.
+
+        ``values``: a mapping component spec -> values (one per architecture), or a matrix
+        with one column per component in :attr:`components` order.
+        """
+        if isinstance(values, Mapping):
+            missing = [c.spec() for c in self.components if c.spec() not in values]
+            if missing:
+                raise ProxyError(f"{self.spec()}: no values for component(s) "
+                                 f"{', '.join(missing)}")
+            matrix = np.column_stack([np.asarray(values[c.spec()], dtype=np.float64)
+                                      for c in self.components])
+        else:
+            matrix = np.asarray(values, dtype=np.float64)
+            if matrix.ndim != 2 or matrix.shape[1] != len(self.components):
+                raise ProxyError(f"{self.spec()}: expected a (N, {len(self.components)}) "
+                                 f"matrix, got shape {matrix.shape}")
+        if matrix.shape[0] == 0:
+            return np.zeros(0)
+        higher = [c.info.higher_is_better for c in self.components]
+        return METHODS[self.method](matrix, higher)
+
+    def __repr__(self) -> str:
+        return f"<proxy {self.spec()}>"
+
+
+def parse_ensemble(rest: str) -> Ensemble:
+    """``'az(naswot,synflow)'`` or a preset name ``'az_nas'`` -> :class:`Ensemble`."""
+    from zcnas.registry import create_proxy
+
+    text = rest.strip()
+    preset = None
+    if text in PRESETS:
+        preset, text = text, PRESETS[text]
+    method, paren, body = text.partition("(")
+    method = method.strip()
+    if not paren:
+        raise ProxyError(
+            f"malformed ensemble {PREFIX + ':' + rest!r}; expected {PREFIX}:METHOD(A,B,...) "
+            f"with METHOD one of {', '.join(METHODS)}, or a preset: {', '.join(PRESETS)}")
+    if not body.rstrip().endswith(")"):
+        raise ProxyError(f"malformed ensemble {PREFIX + ':' + rest!r}: missing ')'")
+    body = body.rstrip()[:-1]
+    if method not in METHODS:
+        raise ProxyError(f"unknown ensemble method {method!r} in {PREFIX + ':' + rest!r}; "
+                         f"valid: {', '.join(METHODS)}")
+    comps = [create_proxy(s) for s in split_specs(body)] if body.strip() else []
+    return Ensemble(method, comps, preset=preset)
+
+
+def expand(proxies: Sequence[Proxy]) -> tuple[list[Proxy], list[Ensemble]]:
+    """Split a proxy list into the per-architecture proxies to run (the plain ones plus every
+    ensemble's components, each once, in order) and the ensembles."""
+    plain: list[Proxy] = []
+    seen: set[str] = set()
+    ensembles: list[Ensemble] = []
+    for p in proxies:
+        parts = p.components if getattr(p, "population", False) else [p]
+        if getattr(p, "population", False):
+            ensembles.append(p)
+        for c in parts:
+            if c.spec() not in seen:
+                seen.add(c.spec())
+                plain.append(c)
+    return plain, ensembles
+
+
+__all__ = ["METHODS", "PREFIX", "PRESETS", "Ensemble", "az", "expand", "maxnorm", "mean_rank",
+           "parse_ensemble"]
