@@ -1,0 +1,114 @@
+"""Training-free ensembles: the three aggregations, spec strings, errors, and the engine."""
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from zcnas.ensemble import PRESETS, Ensemble, az, expand, maxnorm, mean_rank
+from zcnas.errors import UnknownNameError
+from zcnas.proxy import ProxyError
+from zcnas.registry import create_proxies, create_proxy
+
+
+def test_mean_rank_by_hand_with_lower_is_better_and_nan():
+    m = np.array([[1, 5, 3], [2, 4, np.nan], [3, 3, 1.0]])
+    # col 0 higher-better -> ranks 1,2,3; col 1 -> 3,2,1; col 2 lower-better, NaN worst -> 2,1,3
+    assert mean_rank(m, [True, True, False]) == pytest.approx([2.0, 5 / 3, 7 / 3])
+
+
+def test_az_is_the_sum_of_log_rank_over_n():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(50, 3))
+    m[4, 1] = np.nan
+    want = sum(np.log(rankdata(np.where(np.isfinite(c), c, -np.inf)) / 50) for c in m.T)
+    assert az(m, [True] * 3) == pytest.approx(want)
+    assert az(m, [True] * 3).max() <= 0.0
+    # one very bad component rank is punished harder than by the mean rank
+    # rows 0 and 1 have component ranks (1, 10) and (5, 6) among 10: equal mean rank
+    two = np.array([[1, 10], [5, 6], [2, 1], [3, 2], [4, 3], [6, 4], [7, 5], [8, 7], [9, 8],
+                    [10, 9]], dtype=float)
+    assert mean_rank(two, [True, True])[0] == mean_rank(two, [True, True])[1]
+    assert az(two, [True, True])[0] == pytest.approx(np.log(0.1) + np.log(1.0))
+    assert az(two, [True, True])[0] < az(two, [True, True])[1]
+
+
+def test_maxnorm_is_the_mfnas_fitness():
+    v = np.array([[2.0, -4.0, 10.0], [1.0, 2.0, 5.0], [-1.0, np.inf, 1.0]])
+    got = maxnorm(v, [True, True, False])
+    c0 = v[:, 0] / (2 + 1e-9)
+    c1 = np.array([-4.0, 2.0, 0.0]) / (4 + 1e-9)
+    c1[2] = c1[:2].min()  # degenerate: the worst normalised value of the population
+    c2 = 1 - v[:, 2] / (10 + 1e-9)  # lower is better, as MFNAS treats ntk
+    assert got == pytest.approx(c0 + c1 + c2)
+
+
+def test_specs_presets_and_round_trip():
+    e = create_proxy("ensemble:az(synflow,naswot,stable(n_batches=4))")
+    assert isinstance(e, Ensemble)
+    assert e.spec() == "ensemble:az(synflow,naswot,stable(n_batches=4))"
+    assert [c.spec() for c in e.components] == ["synflow", "naswot", "stable(n_batches=4)"]
+    assert create_proxy(e.spec()).config() == e.config()
+    assert e.info.needs_labels and e.info.needs_images and e.info.input == "real"
+    for name, body in PRESETS.items():
+        p = create_proxy(f"ensemble:{name}")
+        assert p.spec() == f"ensemble:{name}"
+        assert p.config() == create_proxy(f"ensemble:{body}").config()
+    free = create_proxy("ensemble:mean_rank(params,flops)")
+    assert not free.info.needs_images and free.info.input == "none"
+    listed = create_proxies("synflow,ensemble:maxnorm(naswot,synflow),flops")
+    assert [p.spec() for p in listed] == ["synflow", "ensemble:maxnorm(naswot,synflow)", "flops"]
+
+
+@pytest.mark.parametrize("spec,err,fragment", [
+    ("ensemble:median(synflow,naswot)", ProxyError, "unknown ensemble method"),
+    ("ensemble:az(synflow)", ProxyError, "at least two"),
+    ("ensemble:az(synflow,synflow)", ProxyError, "twice"),
+    ("ensemble:az", ProxyError, "expected ensemble:METHOD"),
+    ("ensemble:az(synflow,naswot", ProxyError, "unbalanced"),
+    ("ensemble:az(synflow,nope)", UnknownNameError, "nope"),
+    ("ensemble:az(synflow,ensemble:az_nas)", ProxyError, "another ensemble"),
+    ("ensembel:az(synflow,naswot)", UnknownNameError, "prefix"),
+])
+def test_bad_specs_are_one_clear_error(spec, err, fragment):
+    with pytest.raises(err, match=fragment):
+        create_proxies(spec)
+
+
+def test_aggregate_checks_its_input_and_score_refuses_one_arch():
+    e = create_proxy("ensemble:mean_rank(params,flops)")
+    assert e.aggregate({"params": [1, 2], "flops": [2, 1]}) == pytest.approx([1.5, 1.5])
+    assert e.aggregate(np.zeros((0, 2))).shape == (0,)
+    with pytest.raises(ProxyError, match="flops"):
+        e.aggregate({"params": [1, 2]})
+    with pytest.raises(ProxyError, match="matrix"):
+        e.aggregate(np.zeros((3, 3)))
+    with pytest.raises(ProxyError, match="population"):
+        e.score(None)
+
+
+def test_expand_runs_each_component_once():
+    ps = create_proxies("flops,ensemble:mean_rank(params,flops),ensemble:az(params,synflow)")
+    plain, ens = expand(ps)
+    assert [p.spec() for p in plain] == ["flops", "params", "synflow"]
+    assert [e.spec() for e in ens] == ["ensemble:mean_rank(params,flops)",
+                                       "ensemble:az(params,synflow)"]
+
+
+def test_engine_scores_components_and_aggregates_over_the_items():
+    from zcnas.scoring.engine import make_items, score_archs
+
+    archs = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|"
+             "avg_pool_3x3~2|",
+             "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|none~2|",
+             "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]
+    items = make_items(archs, "nats-tss")
+    e = create_proxy("ensemble:az(params,synflow)")
+    rows = score_archs(items, [e, create_proxy("flops")], workers=1, progress=False)
+    by = {(r.arch, r.proxy): r for r in rows}
+    assert {r.proxy for r in rows} == {"params", "synflow", "flops", e.spec()}
+    ens = [by[(a, e.spec())] for a in archs]
+    assert all(r.origin == "ensemble" for r in ens)
+    want = e.aggregate({c: [by[(a, c)].value for a in archs] for c in ("params", "synflow")})
+    assert [r.value for r in ens] == pytest.approx(want)
+    assert ens[0].seconds == pytest.approx(by[(archs[0], "params")].seconds
+                                           + by[(archs[0], "synflow")].seconds)
