@@ -340,18 +340,21 @@ def test_create_proxies_keeps_order_and_distinct_configs(proxies):
 
 def test_prefix_extension_point(proxies):
     seen = []
+    cls = _fake("fake_alpha")
 
     def factory(rest):
         seen.append(rest)
-        return _fake("fake_alpha")
+        return cls
 
-    proxies.register_prefix("ensemble", factory)
-    p = registry.create_proxy("ensemble:mix(alpha=5)")
-    assert seen == ["mix"] and p.score(None) == 5.0
+    proxies.register_prefix("mix", factory)
+    # the factory gets everything after the prefix, parentheses included (nested specs)
+    p = registry.create_proxy("mix:half(fake_alpha,fake_beta(x=1))")
+    assert seen == ["half(fake_alpha,fake_beta(x=1))"]
+    assert type(p) is cls and p.score(None) == 1.0  # a class is instantiated with defaults
     with pytest.raises(UnknownNameError, match="prefix 'nope:'"):
         registry.get_proxy("nope:x")
     with pytest.raises(PluginConflictError):
-        proxies.register_prefix("ensemble", factory)
+        proxies.register_prefix("mix", factory)
 
 
 def test_plugin_error_is_a_user_error():

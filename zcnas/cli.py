@@ -151,6 +151,12 @@ def proxies_list(filter: str | None, fmt: str) -> None:
         click.echo(("\n" if rows else "") + f"Broken ({len(broken)}):")
         click.echo(format_table([(b.name, b.source, b.target, b.error) for b in broken],
                                 ("name", "from", "target", "error")))
+    if rows and not filter:
+        from zcnas.ensemble import METHODS, PRESETS
+
+        click.echo(f"\nEnsembles (rank aggregations over the scored population): "
+                   f"ensemble:METHOD(A,B,...) with METHOD one of {', '.join(METHODS)}; presets: "
+                   + ", ".join(f"ensemble:{k}" for k in PRESETS))
 
 
 

@@ -271,6 +271,9 @@ def score_archs(
     dataset = canonical_dataset(dataset)
     if not proxies:
         raise ProxyError("no proxies to score")
+    given = [p.spec() for p in proxies]
+    if len(set(given)) != len(given):
+        raise ProxyError(f"a proxy is listed twice: {', '.join(given)}")
     proxies, ensembles = expand(proxies)
     for e in ensembles:
         if space not in e.info.spaces:
