@@ -263,7 +263,7 @@ def to_markdown(table, *, published: bool = True, title: str | None = None,
             lines += [f"### {d}, {ep} epochs", ""]
             head = ["proxy", "n", "degenerate", *[m.name for m in METRICS]]
             if published and ep == 200:
-                head += ["published rho", "published tau"]
+                head += ["published rho", "gap rho", "published tau", "gap tau"]
             body = []
             for p in w.sort_values(d, ascending=False).index:
                 cell = sub[(sub.proxy == p) & (sub.dataset == d)].set_index("metric")
@@ -273,11 +273,15 @@ def to_markdown(table, *, published: bool = True, title: str | None = None,
                     r.append(_fmt(x.value, x.ci_low, x.ci_high,
                                   m.name in ("spearman", "kendall")))
                 if published and ep == 200:
-                    r += [pub.format_range(p, d, "spearman"), pub.format_range(p, d, "kendall")]
+                    for metric in ("spearman", "kendall"):
+                        g = pub.gap(p, d, metric, cell.loc[metric].value)
+                        r += [pub.format_range(p, d, metric),
+                              "" if g is None else f"{g:+.3f}" + (" **" if abs(g) > 0.05 else "")]
                 body.append(r)
             lines += [markdown_table(body, head), ""]
     if published:
-        lines += ["Published sources:", ""]
+        lines += ["Gap: our value minus the nearest end of the published range (0 inside it); "
+                  "** marks a gap larger than 0.05.", "", "Published sources:", ""]
         lines += [f"- `{k}`: {v}" for k, v in pub.SOURCES.items()]
         lines += ["", "Best published training-free ensembles (CIFAR-10, 200 epochs): "
                   + "; ".join(f"{n} rho {r:.3f} / tau {t:.3f} [{s}]"

@@ -97,6 +97,16 @@ def lookup(proxy: str, dataset: str, metric: str) -> list[Published]:
             and p.metric == metric]
 
 
+def gap(proxy: str, dataset: str, metric: str, value: float) -> float | None:
+    """Distance of ``value`` from the published range (0 inside it; signed: + above, - below);
+    None when nothing was published."""
+    rows = lookup(proxy, dataset, metric)
+    if not rows:
+        return None
+    lo, hi = min(r.value for r in rows), max(r.value for r in rows)
+    return value - hi if value > hi else (value - lo if value < lo else 0.0)
+
+
 def format_range(proxy: str, dataset: str, metric: str) -> str:
     """``'0.737-0.758 [foresight, vkdnw]'`` or ``''`` when nothing was published."""
     rows = lookup(proxy, dataset, metric)
@@ -107,4 +117,5 @@ def format_range(proxy: str, dataset: str, metric: str) -> str:
     return f"{vals} [{', '.join(r.source for r in rows)}]"
 
 
-__all__ = ["BEST_TRAINING_FREE", "PUBLISHED", "SOURCES", "Published", "format_range", "lookup"]
+__all__ = ["BEST_TRAINING_FREE", "PUBLISHED", "SOURCES", "Published", "format_range", "gap",
+           "lookup"]
