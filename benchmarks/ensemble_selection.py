@@ -41,10 +41,13 @@ from zcnas.registry import create_proxy
 
 def _matrix(prepared):
     cols, higher = {}, {}
+    common = None
     for name, values, hib in prepared.scored:
         cols[name] = values
         higher[name] = hib
-    df = pd.DataFrame(cols).dropna(axis=0, how="any", subset=None)  # archs with every proxy
+        common = values.index if common is None else common.intersection(values.index)
+    # archs scored by every proxy; their NaN/inf scores stay in (ranked last by every method)
+    df = pd.DataFrame({c: v.loc[common.sort_values()] for c, v in cols.items()})
     # identical score columns (az_complexity is flops) count once
     keep, seen = [], {}
     for c in sorted(df.columns, key=lambda c: (len(c), c)):  # keep the plain name (flops)
@@ -91,15 +94,21 @@ def _ranks01(df, higher):
                             for c in df.columns])
 
 
-def ridge_on_ranks(dev, dev_acc, test, higher, k, rng, lam=1e-2):
+def ridge_on_ranks(dev, dev_acc, test, higher, k, rng, lam=1.0):
+    """Ridge regression of the accuracy *rank* (scaled to [0, 1]) on the proxies' scaled ranks,
+    fitted on ``k`` dev architectures: ranks on both sides keep the few near-chance cells
+    (10% accuracy) from dominating the squared loss."""
+    from scipy.stats import rankdata
+
     pick = rng.choice(len(dev), size=k, replace=False)
+    target = (rankdata(dev_acc[pick]) - 1) / max(1, k - 1)
     x_dev = _ranks01(dev, higher)[pick]
     x_test = _ranks01(test, higher)
     x_dev = np.column_stack([x_dev, np.ones(k)])
     x_test = np.column_stack([x_test, np.ones(len(test))])
     reg = lam * np.eye(x_dev.shape[1])
     reg[-1, -1] = 0.0
-    w = np.linalg.solve(x_dev.T @ x_dev + reg, x_dev.T @ dev_acc[pick])
+    w = np.linalg.solve(x_dev.T @ x_dev + reg, x_dev.T @ target)
     return x_test @ w
 
 
@@ -216,7 +225,8 @@ def main() -> None:
               "half. Evaluated on the same held-out half.", "",
               markdown_table(label_rows, ["model", "held-out rho", "held-out tau"]), "",
               f"Regenerate: `python -m benchmarks.ensemble_selection {' '.join(args.scores)} "
-              f"--data DATA --out {args.out}` ({time.perf_counter() - start:.0f} s on CPU)."]
+              f"--data {args.data or '$ZCNAS_DATA'} --out {args.out}` "
+              f"({time.perf_counter() - start:.0f} s on CPU)."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -72,6 +72,9 @@ METHODS = {"mean_rank": mean_rank, "az": az, "maxnorm": maxnorm}
 #: Named ensembles. ``zcnas`` is the engine's default training-free ensemble (see
 #: results/correlations/README.md for how it was chosen and what it reaches).
 PRESETS: dict[str, str] = {
+    # chosen by greedy forward selection on the dev half of a 1,000-cell sample, reported on
+    # the other half (benchmarks/ensemble_selection.py, results/correlations/)
+    "zcnas": "az(meco,stable,jacov,gradsign,az_progressivity,az_trainability)",
     "az_nas": "az(az_expressivity,az_progressivity,az_trainability,flops)",
     "mfnas": "maxnorm(stable,stable_mean)",
     "te_nas": "mean_rank(te_nas_ntk,te_nas_lr)",
