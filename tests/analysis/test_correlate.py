@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tests._cli import one_line_error
 from zcnas.analysis.correlate import correlate, prepare, read_scores
 from zcnas.cli import main
 from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
@@ -120,11 +121,6 @@ def run(monkeypatch, data_root):
     return _run
 
 
-def one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("zcnas: error: ") and fragment in lines[0], lines[0]
 
 
 def test_cli_writes_tables_markdown_and_plots(run, fake_scores, tmp_path):

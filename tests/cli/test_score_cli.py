@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tests._cli import one_line_error
 from zcnas.cli import main
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -21,11 +22,6 @@ def run(monkeypatch, tmp_path):
     return _run
 
 
-def one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("zcnas: error: ") and fragment in lines[0], lines[0]
 
 
 def test_score_writes_parquet_and_csv_and_reuses_the_store(run, tmp_path):
