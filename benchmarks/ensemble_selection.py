@@ -56,7 +56,7 @@ def _matrix(prepared):
             continue
         seen[key] = c
         keep.append(c)
-    return df[keep], higher, sorted(set(df.columns) - set(keep))
+    return df, keep, higher, sorted(set(df.columns) - set(keep))
 
 
 def _ens(method, df, comps, higher):
@@ -127,7 +127,8 @@ def main() -> None:
 
     bench = open_benchmark("nats-tss", root=args.data)
     prepared = prepare(read_scores(args.scores), bench, proxies="all")
-    df, higher, dropped = _matrix(prepared)
+    every, keep, higher, dropped = _matrix(prepared)
+    df = every[keep]
     idx = df.index.to_numpy()
     acc_all = bench.accuracies(idx, args.dataset, epochs=200)
     perm = np.random.default_rng(args.seed).permutation(len(df))
@@ -167,10 +168,9 @@ def main() -> None:
     for preset in PRESETS:
         e = create_proxy(f"ensemble:{preset}")
         comps = [c.spec() for c in e.components]
-        if all(c in prepared_names(prepared) for c in comps):
-            full = {c: dict(zip(*_series(prepared, c), strict=True)) for c in comps}
-            vt = e.aggregate({c: [full[c][i] for i in test.index] for c in comps})
-            va = e.aggregate({c: [full[c][i] for i in df.index] for c in comps})
+        if all(c in every.columns for c in comps):
+            vt = e.aggregate(every.loc[test.index, comps].to_numpy())
+            va = e.aggregate(every[comps].to_numpy())
             rows.append(report(f"ensemble:{preset} = {PRESETS[preset]}", vt, va, "preset"))
     label_rows = []
     for k in (50, 100, 200):
@@ -229,17 +229,6 @@ def main() -> None:
               f"({time.perf_counter() - start:.0f} s on CPU)."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def prepared_names(prepared):
-    return {name for name, _, _ in prepared.scored}
-
-
-def _series(prepared, name):
-    for n, values, _ in prepared.scored:
-        if n == name:
-            return values.index.to_numpy(), values.to_numpy()
-    raise KeyError(name)
 
 
 if __name__ == "__main__":

@@ -336,8 +336,11 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
             paths.append(outdir / f"heatmap-{ep}ep.png")
             fig.savefig(paths[-1], dpi=130)
         d0 = wide(table, "spearman", eps[0]).columns[0]
-        panels = {name: (values.to_numpy(),
-                         bench.accuracies(values.index, d0, epochs=eps[0], split=split), hib)
+        import pandas as pd
+
+        pop = prepared.population  # one lookup for every panel
+        acc = pd.Series(bench.accuracies(pop, d0, epochs=eps[0], split=split), index=pop)
+        panels = {name: (values.to_numpy(), acc.loc[values.index].to_numpy(), hib)
                   for name, values, hib in prepared.scored}
         fig = scatter_grid(panels, ylabel=f"{d0} {eps[0]}-ep {split} acc. (%)")
         paths.append(outdir / "scatter.png")

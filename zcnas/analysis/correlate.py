@@ -106,19 +106,20 @@ def select_proxies(text: str, available: Iterable[str]) -> Selection:
         if spec == "all":
             plain += [a for a in available if a not in plain]
             continue
-        if spec.split("(", 1)[0].startswith("ensemble:"):
-            e = create_proxy(spec)
+        if spec in available:
+            if spec not in plain:
+                plain.append(spec)
+            continue
+        e = create_proxy(spec)  # one line for an unknown name or prefix
+        if getattr(e, "population", False):  # any population proxy, e.g. ensemble:...
             missing = [c.spec() for c in e.components if c.spec() not in available]
             if missing:
                 raise UserError(f"{e.spec()} needs {', '.join(missing)}, which the score "
                                 "tables do not have; score them first with `zcnas score`")
             ensembles.append(e)
             continue
-        if spec not in available:
-            raise UserError(f"no {spec!r} scores in the tables; they have "
-                            f"{', '.join(available) or 'none'}")
-        if spec not in plain:
-            plain.append(spec)
+        raise UserError(f"no {spec!r} scores in the tables; they have "
+                        f"{', '.join(available) or 'none'}")
     if not plain and not ensembles:
         raise UserError("no proxies selected")
     return Selection(plain, ensembles)
