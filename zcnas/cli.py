@@ -352,5 +352,77 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
                f"{time.perf_counter() - start:.1f} s")
 
 
+@main.command()
+@click.option("--space", default="nats-tss", show_default=True, help="Search space.")
+@click.option("--dataset", "datasets", default="cifar10", show_default=True,
+              help="Dataset(s) to search, comma-separated: cifar10, cifar100, ImageNet16-120.")
+@click.option("--method", "methods", default="mfea", show_default=True,
+              help="Method(s), comma-separated, or 'all': mfea, rea, random, ls, mfnas.")
+@click.option("--budget", default="nats", show_default=True,
+              help="Simulated seconds per run, or 'nats' for the NATS-Bench budgets "
+                   "(20,000 / 40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120).")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Runs 0..SEEDS-1.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Runs in parallel (processes).")
+@click.option("--fitness", default=None,
+              help="Zero-cost fidelity: a proxy or ensemble spec (default: ensemble:zcnas; "
+                   "ensemble:az_nas when no images are found).")
+@click.option("--proxy-dataset", default=None,
+              help="Images (and head) the proxies use (default: the dataset searched).")
+@click.option("--select", default="auto", show_default=True,
+              help="Final choice: top (best at the highest fidelity reached), fused (rank "
+                   "aggregation over fidelities), auto (the method's default).")
+@click.option("--split", default="auto", show_default=True,
+              help="Split lookups are read from for selection: valid, or test of the short "
+                   "schedule; auto = valid when the lookup has it.")
+@click.option("--max-params", type=float, default=None, help="Constraint, millions.")
+@click.option("--max-flops", type=float, default=None, help="Constraint, MFLOPs.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--lookup", "lookup_kind", default="auto", show_default=True,
+              type=click.Choice(["auto", "table", "archive", "none"]),
+              help="NATS-Bench lookup to use; none = proxies only.")
+@click.option("--store", "store_path", default=None,
+              help="Score store (default: $ZCNAS_CACHE/scores.sqlite or "
+                   "~/.cache/zcnas/scores.sqlite).")
+@click.option("--no-store", is_flag=True, help="Neither read nor write the score store.")
+@click.option("--device", default="cpu", show_default=True, help="Device of the proxies.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder: runs (checkpointed; a re-run resumes), tables, plots.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figure.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_dataset, select,
+           split, max_params, max_flops, data, lookup_kind, store_path, no_store, device, out,
+           plots, progress) -> None:
+    """Search for the best architecture under a budget of simulated seconds.
+
+    Every run reports the 200-epoch test accuracy of the cell it chose (never used to choose),
+    its benchmark index, the simulated cost (proxy wall time + the benchmark's training time
+    of every lookup) and the wall time. Over several seeds: mean +- std, and anytime curves.
+    Without a lookup table the search runs on proxies alone and prints the chosen cell with
+    its scores.
+    """
+    import time
+
+    from zcnas.search.session import SearchSession
+
+    start = time.perf_counter()
+    session = SearchSession.create(
+        space=space, datasets=datasets, methods=methods, budget=budget, seeds=seeds,
+        fitness=fitness, proxy_dataset=proxy_dataset, select=select, split=split,
+        max_params=max_params, max_flops=max_flops, data=data, lookup=lookup_kind,
+        store=None if no_store else (store_path or _default_store()), device=device,
+        out=out, workers=workers)
+    for line in session.describe():
+        click.echo(line, err=True)
+    results = session.run(progress=progress)
+    for line in session.report(results):
+        click.echo(line)
+    if out is not None:
+        paths = session.write(results, plots=plots)
+        click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+    click.echo(f"{len(results)} run{'s' if len(results) != 1 else ''} in "
+               f"{time.perf_counter() - start:.1f} s")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

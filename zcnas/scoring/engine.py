@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -400,12 +399,9 @@ def ensemble_rows(rows: Sequence[ScoreRow], ensembles: Sequence[Any],
 
 
 def _progress(total: int, progress: bool | None, n_archs: int):
-    from tqdm.auto import tqdm
+    from zcnas.runtime.progress import progress_bar
 
-    tty = sys.stderr.isatty()
-    enabled = True if progress is None else progress  # off a terminal: an update every 30 s
-    return tqdm(total=total, disable=not enabled, unit="arch", desc="scoring",
-                mininterval=0.5 if tty else 30.0, dynamic_ncols=True, file=sys.stderr)
+    return progress_bar(total, progress, unit="arch", desc="scoring")
 
 
 def rows_to_frame(rows: Sequence[ScoreRow]):

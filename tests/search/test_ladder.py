@@ -1,0 +1,268 @@
+"""The fidelity ladder and the driver: promotions, budgets, fitness feedback, final choice,
+checkpoint/resume, constraints, and that selection never sees the reported accuracy."""
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from zcnas.errors import UserError
+from zcnas.fidelity import Evaluation, Evaluator, LookupEvaluator
+from zcnas.search import (
+    Budget,
+    Ladder,
+    Promotion,
+    SearchConfig,
+    Stage,
+    build,
+    run_search,
+)
+from zcnas.spaces import nats_tss
+from zcnas.spaces.plan import count_costs, tss_plan
+
+
+class Toy(Evaluator):
+    """Deterministic fidelity: value = f(arch) (+ a per-cell offset), fixed cost per cell."""
+
+    def __init__(self, name, cost, fn, known_cost=True):
+        self.name, self.cost, self.fn, self.known = name, cost, fn, known_cost
+        self.calls = []
+
+    def estimate_cost(self, arch):
+        return self.cost if self.known else None
+
+    def evaluate(self, archs):
+        self.calls.extend(archs)
+        return [Evaluation(a, nats_tss.canonical_key(a), self.name, float(self.fn(a)),
+                           self.cost) for a in archs]
+
+
+def flops(arch):
+    return count_costs(tss_plan(arch)).flops_m
+
+
+def cells(n, seed=0):
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        c = nats_tss.sample(rng)
+        k = nats_tss.canonical_key(c)
+        if k not in seen:
+            seen.add(k)
+            out.append(nats_tss.format_arch(c))
+    return out
+
+
+def test_promotion_quota():
+    assert Promotion(fraction=0.05).quota(100) == 5
+    assert Promotion(fraction=0.05).quota(101) == 6  # rounded up
+    assert Promotion(top_k=32).quota(2000) == 32
+    assert Promotion(top_k=3, fraction=0.5).quota(4) == 2
+    assert Promotion(fraction=0.5, min_results=10).quota(9) == 0
+    with pytest.raises(ValueError):
+        Promotion()
+
+
+def test_async_promotion_escalates_the_best_during_the_run():
+    cheap = Toy("cheap", 1.0, flops)
+    dear = Toy("dear", 100.0, lambda a: -flops(a))
+    ladder = Ladder([Stage(cheap, Promotion(fraction=0.1, min_results=20)), Stage(dear)])
+    budget = Budget(10_000)
+    archs = cells(60)
+    ladder.submit(archs[:10], budget)
+    assert dear.calls == []  # fewer than min_results
+    ladder.submit(archs[10:20], budget)
+    top2 = sorted(archs[:20], key=flops)[-2:]
+    assert sorted(dear.calls, key=flops) == top2
+    ladder.submit(archs[20:60], budget)
+    assert len(dear.calls) == 6  # 10% of 60, each escalated once
+    assert budget.spent == pytest.approx(60 * 1.0 + 6 * 100.0)
+    fits = ladder.fitnesses()
+    for a in dear.calls:  # an escalated cell outranks every cell that was not
+        assert fits[nats_tss.canonical_key(a)] > 1.0
+    assert ladder.choice().arch == min(dear.calls, key=flops)  # best at the top stage
+
+
+def test_sync_successive_halving_32_16_8_4_2():
+    rungs = [Toy(f"r{i}", 10.0, flops) for i in range(5)]
+    stages = [Stage(Toy("zc", 1.0, flops), Promotion(top_k=32, sync=True), max_evals=200)]
+    stages += [Stage(r, Promotion(fraction=0.5, sync=True)) for r in rungs[:-1]]
+    stages.append(Stage(rungs[-1]))
+    ladder = Ladder(stages)
+    budget = Budget(1e9)
+    archs = cells(250)
+    ladder.submit(archs[:100], budget)
+    assert rungs[0].calls == []  # stage 0 not closed yet
+    ladder.submit(archs[100:250], budget)  # only 200 fit under max_evals
+    while ladder.cascade(budget):
+        pass
+    assert [len(r.calls) for r in rungs] == [32, 16, 8, 4, 2]
+    assert len(ladder.records[0]) == 200
+
+
+def test_budget_is_never_exceeded_by_known_costs():
+    ladder = Ladder([Stage(Toy("look", 300.0, flops))])
+    budget = Budget(1000)
+    ladder.submit(cells(10), budget)
+    assert budget.spent == 900 and len(ladder.records[0]) == 3
+
+
+def test_measured_costs_measure_one_then_keep_a_margin():
+    ev = Toy("proxy", 10.0, flops, known_cost=False)
+    ladder = Ladder([Stage(ev)])
+    budget = Budget(100)
+    ladder.submit(cells(30), budget)
+    assert len(ev.calls) == 8 and budget.spent == 80  # 1 measured, then 9 - 2 of margin
+
+
+def test_fused_choice_aggregates_ranks_over_fidelities():
+    a, b, c = cells(3)
+    vals0 = {a: 3.0, b: 2.0, c: 1.0}
+    vals1 = {a: 1.0, b: 3.0, c: 2.5}
+    s0, s1 = Toy("zc", 0, vals0.get), Toy("look", 0, vals1.get)
+    for select, want in (("top", b), ("fused", b)):
+        ladder = Ladder([Stage(s0, Promotion(fraction=1.0)), Stage(s1)], select=select)
+        ladder.submit([a, b, c], Budget(10))
+        assert ladder.choice().arch == want
+    vals1[c] = 3.5  # now c is best at the top fidelity, b second; zero-cost: a > b > c
+    ladder = Ladder([Stage(s0, Promotion(fraction=1.0)), Stage(s1)], select="fused")
+    ladder.submit([a, b, c], Budget(10))
+    # log-rank sums: a: log(3/3)+log(1/3), b: log(2/3)+log(2/3), c: log(1/3)+log(3/3)
+    assert ladder.choice().arch == b
+
+
+def test_lookup_refuses_the_reported_accuracy(tmp_path):
+    class Bench:
+        full_epochs = 200
+        space = "nats-tss"
+
+        def _epochs(self, e):
+            return e
+
+    with pytest.raises(UserError, match="never used to select"):
+        LookupEvaluator(Bench(), "cifar10", epochs=200, split="test")
+    assert LookupEvaluator(Bench(), "cifar10", epochs=12, split="test").uses_test_split
+    assert not LookupEvaluator(Bench(), "cifar10", epochs=200, split="valid").uses_test_split
+
+
+@pytest.fixture(scope="module")
+def table(data_root):
+    from zcnas.lookup import open_benchmark
+
+    return open_benchmark(root=data_root, kind="table")
+
+
+def _run(table, cfg, **kw):
+    s, ladder = build(cfg, table)
+    return run_search(cfg, s, ladder, reporter=lambda a: table.accuracy(a, cfg.dataset).value,
+                      index_of=table.index, **kw)
+
+
+@pytest.mark.parametrize("method", ["rea", "random", "ls"])
+def test_lookup_baselines_respect_the_budget_and_report_200_epoch_test(table, method):
+    cfg = SearchConfig(method=method, budget=20_000, seed=0)
+    r = _run(table, cfg)
+    assert 0 < r.cost <= 20_000
+    assert r.evals_by_stage[0] > 50
+    assert r.uses_test_split  # the compact table has no validation split
+    assert r.reported == table.accuracy(r.index, "cifar10").value
+    assert r.stages == ["lookup:12ep:test"]
+    best12 = max(r.chosen_values.values())
+    assert best12 == table.accuracy(r.index, "cifar10", epochs=12).value
+    costs = [t[0] for t in r.trajectory]
+    assert costs == sorted(costs) and costs[-1] == r.cost
+
+
+def test_rea_12_epoch_cost_is_the_benchmarks_training_time(table):
+    cfg = SearchConfig(method="rea", budget=20_000, seed=1)
+    s, ladder = build(cfg, table)
+    r = run_search(cfg, s, ladder)
+    spent = sum(12 * table.cost(e.arch, "cifar10", epochs=12).train_seconds_per_epoch
+                for e in ladder.records[0].values())
+    assert r.cost == pytest.approx(spent)
+
+
+class Shuffled:
+    """The table with its 200-epoch test column permuted: what selection must never read."""
+
+    def __init__(self, table):
+        self.t = table
+        self.perm = np.random.default_rng(0).permutation(len(table))
+
+    def __getattr__(self, name):
+        return getattr(self.t, name)
+
+    def accuracy(self, arch, dataset, *, epochs=None, split="test", seed=None):
+        if (epochs or 200) == 200:
+            return self.t.accuracy(int(self.perm[self.t._to_index(arch)]), dataset,
+                                   epochs=200, split=split)
+        return self.t.accuracy(arch, dataset, epochs=epochs, split=split)
+
+
+@pytest.mark.parametrize("method", ["rea", "mfnas", "mfea"])
+def test_selection_never_reads_the_reported_accuracy(table, method):
+    cfg = SearchConfig(method=method, budget=6_000, seed=2, fitness="ensemble:az(flops,params)")
+    a = _run(table, cfg, max_steps=60)
+    shuffled = Shuffled(table)
+    b = _run(shuffled, cfg, max_steps=60)
+    assert a.index == b.index and a.evals_by_stage == b.evals_by_stage
+    assert [t[1] for t in a.trajectory] == [t[1] for t in b.trajectory]
+    assert b.reported == table.accuracy(int(shuffled.perm[b.index]), "cifar10").value
+
+
+def test_mfea_escalates_during_the_run_and_feeds_back(table):
+    cfg = SearchConfig(method="mfea", budget=8_000, seed=0, fitness="ensemble:az(flops,params)")
+    s, ladder = build(cfg, table)
+    r = run_search(cfg, s, ladder, reporter=lambda a: table.accuracy(a, "cifar10").value,
+                   index_of=table.index, max_steps=60)
+    assert r.stages == ["proxy:ensemble:az(flops,params)", "lookup:12ep:test"]
+    assert r.evals_by_stage[1] >= 10 and r.evals_by_stage[0] > 100
+    order = [s_ for s_, _, _ in ladder.log]
+    assert order.index(1) < len(order) - 1 - order[::-1].index(0)  # 12-ep lookups in between
+    fits = ladder.fitnesses()
+    for k in ladder.records[1]:
+        assert fits[k] > 1.0
+    assert r.cost <= 8_000
+
+
+def test_checkpoint_resumes_where_it_stopped(table, tmp_path):
+    cfg = SearchConfig(method="mfea", budget=8_000, seed=4, fitness="ensemble:az(flops,params)")
+    full = _run(table, cfg, max_steps=40)
+    ck = tmp_path / "run.json"
+    part = _run(table, cfg, checkpoint=ck, max_steps=7)
+    assert part.steps == 7
+    state = json.loads(ck.read_text())
+    state["result"] = None  # as if killed after step 7
+    ck.write_text(json.dumps(state))
+    resumed = _run(table, cfg, checkpoint=ck, max_steps=40)
+    assert resumed.index == full.index
+    assert resumed.evals_by_stage == full.evals_by_stage
+    assert [t[1] for t in resumed.trajectory] == [t[1] for t in full.trajectory]
+    again = _run(table, cfg, checkpoint=ck)  # finished: returned as is
+    assert again.to_dict() == resumed.to_dict()
+    with pytest.raises(UserError, match="another search configuration"):
+        _run(table, replace(cfg, seed=5), checkpoint=ck)
+    ck.write_text("{not json")
+    with pytest.raises(UserError, match="unreadable"):
+        _run(table, cfg, checkpoint=ck)
+
+
+def test_size_constraints_reject_cells_before_evaluation(table):
+    cfg = SearchConfig(method="rea", budget=10_000, seed=0, max_params=0.5)
+    s, ladder = build(cfg, table)
+    r = run_search(cfg, s, ladder, index_of=table.index)
+    assert r.evals_by_stage[0] > 5
+    for e in ladder.records[0].values():
+        assert count_costs(tss_plan(e.arch)).params_m <= 0.5
+    assert math.isfinite(r.cost)
+
+
+def test_proxy_only_ladder_without_lookup():
+    cfg = SearchConfig(method="mfea", budget=3.0, seed=0, fitness="ensemble:az(flops,params)")
+    s, ladder = build(cfg, None)
+    r = run_search(cfg, s, ladder, max_steps=20)
+    assert r.reported is None and r.index is None and r.arch is not None
+    assert r.stages == ["proxy:ensemble:az(flops,params)"] and r.cost <= 3.0
+    assert set(r.chosen_values) == {"proxy:ensemble:az(flops,params)"}

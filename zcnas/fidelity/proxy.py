@@ -1,0 +1,98 @@
+"""The zero-cost fidelity: a proxy, or a rank ensemble of proxies, scored on the fly.
+
+Scores go through :func:`zcnas.scoring.score_archs`, so a score store makes repeated runs (30
+seeds of a search) compute each distinct cell once. The cost charged for an architecture is
+the wall time its scores took when they were computed, summed over the components; a score
+read back from the store costs what it cost when it was computed (the convention of FreeREA
+and MFNAS, which charge the recorded time of their cached metrics), never zero.
+
+An ensemble ranks a population, so its value for a cell depends on every cell scored so far:
+:meth:`ProxyEvaluator.relative_values` re-aggregates the ensemble over the whole history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from zcnas.fidelity.base import Evaluation, Evaluator
+
+
+class ProxyEvaluator(Evaluator):
+    """Score architectures with ``proxy`` (one spec: a proxy or ``ensemble:...``).
+
+    ``dataset`` picks the network head and the images (``proxy_dataset`` of a search: the
+    images the proxies read, which may differ from the dataset searched when its images are
+    absent); ``root`` the data folder; ``store`` a :class:`~zcnas.runtime.ScoreStore` or None.
+    """
+
+    def __init__(self, proxy: str = "ensemble:zcnas", *, space: str = "nats-tss",
+                 dataset: str = "cifar10", root: Any = None, seed: int = 0,
+                 device: str = "cpu", store: Any = None) -> None:
+        from zcnas.ensemble import expand
+        from zcnas.registry import create_proxy
+
+        self.proxy = create_proxy(proxy)
+        self.space = space
+        self.dataset = dataset
+        self.root = root
+        self.seed = seed
+        self.device = device
+        self.store = store
+        plain, ensembles = expand([self.proxy])
+        self.components = plain
+        self.ensemble = ensembles[0] if ensembles else None
+        self.relative = self.ensemble is not None
+        self.name = f"proxy:{self.proxy.spec()}"
+        self._specs = [p.spec() for p in plain]
+        self._history: dict[str, list[float]] = {}
+        self._agg: tuple[int, dict[str, float]] | None = None  # (history size, values)
+
+    def describe(self) -> str:
+        return f"{self.proxy.spec()} on {self.dataset} images, seed {self.seed}, {self.device}"
+
+    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
+        from zcnas.scoring.engine import make_items, score_archs
+
+        items = make_items(archs, self.space)
+        rows = score_archs(items, self.components, space=self.space, dataset=self.dataset,
+                           seed=self.seed, device=self.device, root=self.root, workers=1,
+                           store=self.store, progress=False)
+        by = {(r.canonical, r.proxy): r for r in rows}
+        out = []
+        for item in items:
+            comps = [by[(item.canonical, s)] for s in self._specs]
+            values = [float(r.value) for r in comps]
+            self._history[item.canonical] = values
+            cost = float(sum(r.seconds for r in comps))
+            meta = {s: v for s, v in zip(self._specs, values, strict=True)}
+            meta["cached"] = all(r.origin == "store" for r in comps)
+            value = values[0] if self.ensemble is None else math.nan
+            out.append(Evaluation(item.arch, item.canonical, self.name, value, cost, meta))
+        if self.ensemble is not None:
+            now = self.relative_values([e.canonical for e in out])
+            out = [Evaluation(e.arch, e.canonical, e.fidelity, v, e.cost, e.meta)
+                   for e, v in zip(out, now, strict=True)]
+        elif not self.components[0].info.higher_is_better:
+            out = [Evaluation(e.arch, e.canonical, e.fidelity, -e.value, e.cost, e.meta)
+                   for e in out]
+        return out
+
+    def relative_values(self, canonicals: Sequence[str]) -> list[float]:
+        """The ensemble's value of each of ``canonicals`` over everything scored so far."""
+        if self._agg is None or self._agg[0] != len(self._history):
+            keys = list(self._history)
+            agg = self.ensemble.aggregate(np.array([self._history[k] for k in keys]))
+            self._agg = (len(keys), dict(zip(keys, agg.tolist(), strict=True)))
+        values = self._agg[1]
+        return [values[c] for c in canonicals]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: list(v) for k, v in self._history.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._history = {k: [float(x) for x in v] for k, v in state.get("history", {}).items()}
+        self._agg = None

@@ -1,0 +1,333 @@
+"""The fidelity ladder: how far to push each candidate.
+
+A :class:`Ladder` is an ordered list of :class:`Stage`\\ s, cheapest first. Every new candidate
+is evaluated at stage 0; a :class:`Promotion` rule then escalates the best candidates of a
+stage to the next, costlier one, *during* the run:
+
+* asynchronously (default, ASHA-style): after every batch, any candidate ranked within the
+  stage's quota (``top_k`` best, or the best ``fraction``, of everything evaluated at that
+  stage so far) that has not been escalated yet is escalated now;
+* synchronously (``sync=True``, successive halving): once a stage is closed (its
+  ``max_evals`` reached, or every candidate promoted into it evaluated), its quota is escalated
+  in one go.
+
+The ladder turns its records into the fitness the searcher sees (:meth:`Ladder.fitness`: the
+highest stage reached plus the percentile within that stage, so an escalated candidate always
+outranks one that was not and a costlier evaluation feeds back into selection), and picks the
+architecture a search returns (:meth:`Ladder.choice`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zcnas.fidelity.base import Evaluation, Evaluator
+
+SELECT_RULES = ("top", "fused")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Which candidates of a stage move on: the ``top_k`` best and/or the best ``fraction``
+    (rounded up), once the stage has ``min_results`` results; ``sync`` waits for the stage to
+    close (successive halving) instead of promoting after every batch."""
+
+    top_k: int | None = None
+    fraction: float | None = None
+    min_results: int = 1
+    sync: bool = False
+
+    def __post_init__(self) -> None:
+        if self.top_k is None and self.fraction is None:
+            raise ValueError("a promotion rule needs top_k or fraction")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+
+    def quota(self, n: int) -> int:
+        if n < self.min_results or n == 0:
+            return 0
+        q = n
+        if self.fraction is not None:
+            q = min(q, math.ceil(self.fraction * n - 1e-9))
+        if self.top_k is not None:
+            q = min(q, self.top_k)
+        return q
+
+    def describe(self) -> str:
+        parts = []
+        if self.top_k is not None:
+            parts.append(f"top {self.top_k}")
+        if self.fraction is not None:
+            parts.append(f"top {self.fraction:.0%}")
+        how = "successive halving" if self.sync else "during the run"
+        return " and ".join(parts) + f" ({how})"
+
+
+@dataclass
+class Stage:
+    """One rung: an evaluator, the rule that promotes out of it (None on the last stage), and
+    an optional cap on how many candidates it evaluates."""
+
+    evaluator: Evaluator
+    promote: Promotion | None = None
+    max_evals: int | None = None
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks 1..n, higher value = higher rank; NaN/-inf rank lowest (tied)."""
+    from scipy.stats import rankdata
+
+    v = np.where(np.isfinite(values) | (values == np.inf), values, -np.inf)
+    return rankdata(v, method="average")
+
+
+class Budget:
+    """Seconds to spend and spent. An evaluation is started only when it fits."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.spent = 0.0
+
+    @property
+    def left(self) -> float:
+        return self.seconds - self.spent
+
+    def fits(self, cost: float) -> bool:
+        return cost <= self.left + 1e-9
+
+    def charge(self, cost: float) -> None:
+        self.spent += float(cost)
+
+
+class Ladder:
+    def __init__(self, stages: Sequence[Stage], *, select: str = "top") -> None:
+        if not stages:
+            raise ValueError("a ladder needs at least one stage")
+        if any(s.promote is None for s in stages[:-1]):
+            raise ValueError("every stage but the last needs a promotion rule")
+        if select not in SELECT_RULES:
+            raise ValueError(f"unknown selection rule {select!r}; valid: {', '.join(SELECT_RULES)}")
+        self.stages = list(stages)
+        self.select = select
+        self.records: list[dict[str, Evaluation]] = [{} for _ in stages]
+        self.promoted: list[set[str]] = [set() for _ in stages]
+        self.log: list[tuple[int, str, float]] = []  # (stage, canonical, cost) in order
+        #: Set when no new candidate will come (the searcher has exhausted the space).
+        self.input_closed = False
+        self._values_cache: dict[int, dict[str, float]] = {}
+
+    # --- state -------------------------------------------------------------------------------
+
+    @property
+    def uses_test_split(self) -> bool:
+        return any(s.evaluator.uses_test_split for s in self.stages)
+
+    def describe(self) -> list[str]:
+        out = []
+        for i, s in enumerate(self.stages):
+            line = f"stage {i}: {s.evaluator.describe()}"
+            if s.max_evals is not None:
+                line += f", at most {s.max_evals} cells"
+            if s.promote is not None:
+                line += f"; promote {s.promote.describe()}"
+            out.append(line)
+        return out
+
+    def level(self, canon: str) -> int:
+        for s in range(len(self.stages) - 1, -1, -1):
+            if canon in self.records[s]:
+                return s
+        return -1
+
+    def values(self, stage: int) -> dict[str, float]:
+        """Current values of every cell evaluated at ``stage`` (re-aggregated for a relative
+        evaluator)."""
+        if stage not in self._values_cache:
+            recs = self.records[stage]
+            ev = self.stages[stage].evaluator
+            if ev.relative and recs:
+                keys = list(recs)
+                vals = dict(zip(keys, ev.relative_values(keys), strict=True))
+            else:
+                vals = {k: r.value for k, r in recs.items()}
+            self._values_cache[stage] = vals
+        return self._values_cache[stage]
+
+    def fitness(self, canon: str) -> float:
+        """Highest stage reached + percentile (0, 1] within that stage; -inf if unevaluated."""
+        s = self.level(canon)
+        if s < 0:
+            return -math.inf
+        vals = self.values(s)
+        keys = list(vals)
+        ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
+        return s + float(ranks[keys.index(canon)]) / len(keys)
+
+    def fitnesses(self) -> dict[str, float]:
+        """Fitness of every evaluated cell (one ranking per stage)."""
+        out: dict[str, float] = {}
+        for s in range(len(self.stages)):
+            vals = self.values(s)
+            if not vals:
+                continue
+            keys = list(vals)
+            ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
+            for k, r in zip(keys, ranks, strict=True):
+                out[k] = s + float(r) / len(keys)
+        return out
+
+    def closed(self, stage: int) -> bool:
+        """No more candidates will enter ``stage``."""
+        st = self.stages[stage]
+        if st.max_evals is not None and len(self.records[stage]) >= st.max_evals:
+            return True
+        if stage == 0:
+            return self.input_closed
+        return self.closed(stage - 1) and self.promoted[stage - 1] <= set(self.records[stage])
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def _evaluate(self, stage: int, archs: Sequence[str], budget: Budget) -> list[Evaluation]:
+        ev = self.stages[stage].evaluator
+        cap = self.stages[stage].max_evals
+        if cap is not None:
+            archs = list(archs)[: max(0, cap - len(self.records[stage]))]
+        done: list[Evaluation] = []
+        if not archs:
+            return done
+        if ev.estimate_cost(archs[0]) is not None:  # cost known in advance: one at a time
+            for a in archs:
+                if not budget.fits(ev.estimate_cost(a)):
+                    break
+                done.extend(ev.evaluate([a]))
+                budget.charge(done[-1].cost)
+        else:  # measured cost: predict from the mean so far, stop before overspending
+            costs = [r.cost for r in self.records[stage].values()]
+            i = 0
+            while i < len(archs):
+                if not costs:
+                    n = 1  # nothing to predict from yet: measure one
+                else:
+                    mean = sum(costs) / len(costs)
+                    # keep a margin of two mean costs: a measured cost can exceed the mean
+                    n = len(archs) - i if mean <= 0 else min(
+                        len(archs) - i, int(budget.left // mean) - 2)
+                    if n <= 0:
+                        break
+                batch = ev.evaluate(list(archs[i:i + n]))
+                for e in batch:
+                    budget.charge(e.cost)
+                    costs.append(e.cost)
+                done.extend(batch)
+                i += n
+        for e in done:
+            self.records[stage][e.canonical] = e
+            self.log.append((stage, e.canonical, e.cost))
+        self._values_cache.pop(stage, None)
+        return done
+
+    def submit(self, archs: Sequence[str], budget: Budget) -> list[Evaluation]:
+        """Evaluate new candidates at stage 0, then escalate; returns the stage-0 records made."""
+        fresh = [a for a in archs if self.stages and a]
+        done = self._evaluate(0, fresh, budget)
+        self.cascade(budget)
+        return done
+
+    def cascade(self, budget: Budget) -> int:
+        """Escalate whatever the promotion rules allow now; returns how many were evaluated."""
+        total = 0
+        for s in range(len(self.stages) - 1):
+            rule = self.stages[s].promote
+            if rule.sync and not self.closed(s):
+                continue
+            vals = self.values(s)
+            q = rule.quota(len(vals))
+            if q == 0:
+                continue
+            keys = list(vals)
+            ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
+            order = sorted(range(len(keys)), key=lambda i: (-ranks[i], i))[:q]
+            todo = [keys[i] for i in order
+                    if keys[i] not in self.promoted[s] and keys[i] not in self.records[s + 1]]
+            if not todo:
+                continue
+            archs = [self.records[s][k].arch for k in todo]
+            done = self._evaluate(s + 1, archs, budget)
+            for e in done:
+                self.promoted[s].add(e.canonical)
+            total += len(done)
+            if len(done) < len(todo):
+                break  # out of budget (or the next stage is full)
+        return total
+
+    # --- the answer --------------------------------------------------------------------------
+
+    def top_level(self) -> int:
+        for s in range(len(self.stages) - 1, -1, -1):
+            if self.records[s]:
+                return s
+        return -1
+
+    def choice(self) -> Evaluation | None:
+        """The architecture the search returns now (see ``select``): among the cells of the
+        highest stage reached, the best value there ("top"), or the best sum over stages of
+        log rank fractions (AZ-NAS aggregation) of every stage's value ("fused")."""
+        top = self.top_level()
+        if top < 0:
+            return None
+        keys = list(self.records[top])
+        if self.select == "top" or top == 0:
+            vals = self.values(top)
+            best = max(range(len(keys)), key=lambda i: (_finite(vals[keys[i]]), -i))
+            return self.records[top][keys[best]]
+        total = np.zeros(len(keys))
+        for s in range(top + 1):
+            vals = self.values(s)
+            v = np.array([vals.get(k, -math.inf) for k in keys], dtype=np.float64)
+            total += np.log(_ranks(v) / len(keys))
+        best = max(range(len(keys)), key=lambda i: (total[i], -i))
+        return self.records[top][keys[best]]
+
+    def cost_by_stage(self) -> list[float]:
+        out = [0.0] * len(self.stages)
+        for s, _, c in self.log:
+            out[s] += c
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "records": [[[e.arch, e.canonical, e.value, e.cost, dict(e.meta)]
+                         for e in recs.values()] for recs in self.records],
+            "promoted": [sorted(p) for p in self.promoted],
+            "log": [list(x) for x in self.log],
+            "input_closed": self.input_closed,
+            "evaluators": [s.evaluator.state_dict() for s in self.stages],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if len(state["records"]) != len(self.stages):
+            raise ValueError("checkpoint is for a ladder with a different number of stages")
+        self.records = [
+            {c: Evaluation(a, c, self.stages[i].evaluator.name, float(v), float(cost), m)
+             for a, c, v, cost, m in recs}
+            for i, recs in enumerate(state["records"])]
+        self.promoted = [set(p) for p in state["promoted"]]
+        self.log = [(int(s), c, float(x)) for s, c, x in state["log"]]
+        self.input_closed = bool(state.get("input_closed", False))
+        for st, es in zip(self.stages, state["evaluators"], strict=True):
+            st.evaluator.load_state_dict(es)
+        self._values_cache.clear()
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) or x == math.inf else -math.inf
+
+
+Reporter = Callable[[str], float]

@@ -1,0 +1,256 @@
+"""What ``zcnas search`` does, as a library object: resolve the data, the fitness and the
+methods into run configurations, run them, report and write the results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from zcnas._text import format_table, markdown_table
+from zcnas.errors import DataNotFoundError, UserError
+from zcnas.search.protocol import (
+    anytime_figure,
+    anytime_frame,
+    config_grid,
+    published_rows,
+    run_protocol,
+    runs_frame,
+    summarize,
+)
+from zcnas.search.run import (
+    DATA_FREE_FITNESS,
+    DEFAULT_FITNESS,
+    METHODS,
+    NATS_BUDGETS,
+    SearchConfig,
+    build,
+)
+
+TEST_SPLIT_NOTE = (
+    "Selection used test-split lookups: this lookup (the compact table) has no validation "
+    "split, so the 12-epoch *test* accuracy served as a low fidelity. The 200-epoch test "
+    "accuracy reported was never seen by the search.")
+
+
+def _split_list(text: str) -> list[str]:
+    return [x.strip() for x in str(text).split(",") if x.strip()]
+
+
+@dataclass
+class SearchSession:
+    configs: list[SearchConfig]
+    bench: Any
+    root: Any
+    lookup: str
+    store: str | None
+    out: Path | None
+    workers: int
+    notes: list[str]
+
+    @classmethod
+    def create(cls, *, space: str = "nats-tss", datasets: str = "cifar10",
+               methods: str = "mfea", budget: str | float = "nats", seeds: int = 1,
+               fitness: str | None = None, proxy_dataset: str | None = None,
+               select: str = "auto", split: str = "auto", max_params: float | None = None,
+               max_flops: float | None = None, data: Any = None, lookup: str = "auto",
+               store: str | None = None, device: str = "cpu", out: Any = None,
+               workers: int = 1) -> SearchSession:
+        from zcnas.datasets import canonical_dataset
+        from zcnas.ensemble import expand
+        from zcnas.registry import create_proxy
+        from zcnas.scoring.engine import check_inputs, image_source
+        from zcnas.spaces import canonical_space
+
+        space = canonical_space(space)
+        dss = [canonical_dataset(d) for d in _split_list(datasets)]
+        ms = list(METHODS) if methods == "all" else _split_list(methods)
+        for m in ms:
+            if m not in METHODS:
+                raise UserError(f"unknown search method {m!r}; valid: {', '.join(METHODS)}")
+        if not dss or not ms:
+            raise UserError("no dataset or no method to search")
+        if seeds < 1:
+            raise UserError("--seeds must be >= 1")
+        if workers < 1:
+            raise UserError("--workers must be >= 1")
+        notes: list[str] = []
+        bench = None
+        if lookup != "none":
+            from zcnas.lookup import open_benchmark
+
+            try:
+                bench = open_benchmark(space, root=data, kind=lookup)
+            except DataNotFoundError as e:
+                if lookup != "auto":
+                    raise
+                notes.append(f"no lookup table found ({e}); searching on proxies alone")
+        if bench is not None:
+            missing = [d for d in dss if d not in bench.datasets]
+            if missing:
+                raise UserError(f"{bench.source} has no {', '.join(missing)}")
+            lookup_kind = "table" if type(bench).__name__ == "CompactTable" else "archive"
+        else:
+            lookup_kind = "none"
+        if budget == "nats":
+            budgets = {d: NATS_BUDGETS.get(d, 20_000.0) for d in dss}
+        else:
+            try:
+                b = float(budget)
+            except ValueError:
+                raise UserError(f"--budget {budget!r} is not a number of seconds or 'nats'")\
+                    from None
+            if not b > 0:
+                raise UserError("--budget must be > 0 seconds")
+            budgets = dict.fromkeys(dss, b)
+        explicit = fitness is not None
+        fit = fitness or DEFAULT_FITNESS
+        pds = [canonical_dataset(proxy_dataset) if proxy_dataset else d for d in dss]
+        for d in set(pds):
+            plain, _ = expand([create_proxy(fit)])
+            images = image_source(d, data)
+            try:
+                check_inputs(plain, d, images)
+            except UserError:
+                if explicit:
+                    raise
+                have_c10 = d != "cifar10" and image_source("cifar10", data) is not None
+                if have_c10 and not proxy_dataset:
+                    raise UserError(
+                        f"no {d} images for the proxies of {fit}; pass --proxy-dataset "
+                        "cifar10 to score cells on CIFAR-10 images, or --fitness "
+                        f"{DATA_FREE_FITNESS} (data-free)") from None
+                fit = DATA_FREE_FITNESS
+                notes.append(f"no {d} images found: the zero-cost fidelity is {fit} "
+                             "(its components read no data)")
+        base = SearchConfig(space=space, fitness=fit, select=select, split=split,
+                            max_params=max_params, max_flops=max_flops, device=device)
+        configs = []
+        for c in config_grid(base, ms, dss, range(seeds), budgets):
+            configs.append(replace(c, proxy_dataset=pds[dss.index(c.dataset)]
+                                   if pds[dss.index(c.dataset)] != c.dataset else None))
+        if bench is None:
+            configs = [replace(c, budget=budgets[c.dataset]) for c in configs]
+        session = cls(configs, bench, data, lookup_kind, store,
+                      Path(out) if out is not None else None, workers, notes)
+        session.check()
+        return session
+
+    def check(self) -> None:
+        """Build every distinct configuration once, so bad settings fail before any run."""
+        seen = set()
+        for c in self.configs:
+            k = (c.method, c.dataset)
+            if k not in seen:
+                seen.add(k)
+                build(c, self.bench, root=self.root, store=None)
+
+    def describe(self) -> list[str]:
+        lines = list(self.notes)
+        lookup = self.bench.source if self.bench is not None else "none (proxies only)"
+        lines.append(f"lookup: {lookup}")
+        seen = set()
+        for c in self.configs:
+            if (c.method, c.dataset) in seen:
+                continue
+            seen.add((c.method, c.dataset))
+            _, ladder = build(c, self.bench, root=self.root, store=None)
+            lines.append(f"{c.method} on {c.dataset}, budget {c.budget:,.0f} s, "
+                         f"select {ladder.select}:")
+            lines.extend("  " + s for s in ladder.describe())
+        return lines
+
+    def run(self, progress: bool | None = None) -> list:
+        from zcnas.runtime.progress import progress_bar
+
+        bar = progress_bar(len(self.configs), progress, unit="run", desc="searching")
+        try:
+            return run_protocol(self.configs, self.out if self.out is not None else
+                                _scratch(), root=self.root, lookup=self.lookup,
+                                store_path=self.store, workers=self.workers,
+                                on_done=lambda r: bar.update(1))
+        finally:
+            bar.close()
+
+    def _optimum(self, dataset: str) -> float:
+        return self.bench.optimum(dataset, epochs=self.bench.full_epochs, split="test").value
+
+    def report(self, results: Sequence) -> list[str]:
+        lines: list[str] = []
+        if self.bench is None:
+            rows = [[r.config.method, r.config.dataset, r.config.seed, r.arch,
+                     " ".join(f"{k.removeprefix('proxy:')}={v:.4g}"
+                              for k, v in r.chosen_values.items()),
+                     f"{r.cost:.1f}"] for r in results]
+            lines.append(format_table(rows, ["method", "dataset", "seed", "chosen arch",
+                                             "score", "proxy s"]))
+            return lines
+        df = summarize(results, optimum=self._optimum)
+        rows = [[s.method, s.dataset, s.runs, f"{s['mean']:.2f} +- {s['std']:.2f}",
+                 f"{s['min']:.2f} / {s['max']:.2f}",
+                 f"{s.top_index} ({s.top_index_share:.0%})", f"{s.optimum_share:.0%}",
+                 f"{s.cost_mean_s:,.0f}", f"{s.wall_mean_s:.1f}"] for _, s in df.iterrows()]
+        lines.append(format_table(rows, ["method", "dataset", "runs", "test acc (200 ep)",
+                                         "min / max", "most chosen", "optimum",
+                                         "cost s (sim.)", "wall s"]))
+        if len(results) == 1:
+            r = results[0]
+            lines.append(f"chosen: #{r.index} {r.arch}  200-epoch test accuracy "
+                         f"{r.reported:.2f}%")
+        if any(r.uses_test_split for r in results):
+            lines.append(TEST_SPLIT_NOTE)
+        return lines
+
+    def write(self, results: Sequence, *, plots: bool = True) -> list[Path]:
+        from zcnas.scoring.engine import write_table
+
+        out = self.out
+        out.mkdir(parents=True, exist_ok=True)
+        paths = list(write_table(runs_frame(results), out / "runs"))
+        (out / "config.json").write_text(json.dumps(
+            {"lookup": self.bench.source if self.bench is not None else None,
+             "notes": self.notes, "configs": [asdict(c) for c in self.configs]}, indent=1))
+        paths.append(out / "config.json")
+        if self.bench is None:
+            return paths
+        summ = summarize(results, optimum=self._optimum)
+        paths.extend(write_table(summ, out / "summary"))
+        md = out / "summary.md"
+        md.write_text(summary_markdown(summ, results, self.describe()))
+        paths.append(md)
+        frame = anytime_frame(results)
+        frame.to_parquet(out / "anytime.parquet", index=False)
+        paths.append(out / "anytime.parquet")
+        if plots:
+            fig = anytime_figure(frame)
+            fig.savefig(out / "anytime.png", dpi=110)
+            paths.append(out / "anytime.png")
+        return paths
+
+
+def summary_markdown(summ, results, description: Sequence[str]) -> str:
+    rows = [[s.method, s.dataset, s.runs, f"{s.budget_s:,.0f}",
+             f"**{s['mean']:.2f}** +- {s['std']:.2f}",
+             f"{s['min']:.2f} / {s['max']:.2f}", f"{s.top_index} ({s.top_index_share:.0%})",
+             f"{s.optimum_share:.0%}", f"{s.cost_mean_s:,.0f} (max {s.cost_max_s:,.0f})",
+             f"{s.wall_mean_s:.1f}"] for _, s in summ.iterrows()]
+    parts = ["# Search results", "",
+             markdown_table(rows, ["method", "dataset", "runs", "budget s", "test acc (200 ep)",
+                                   "min / max", "most chosen cell", "runs at optimum",
+                                   "simulated cost s", "wall s / run"]), ""]
+    datasets = list(dict.fromkeys(summ["dataset"]))
+    parts += ["Published (200-epoch test accuracy, %):", "",
+              markdown_table([list(r) for r in published_rows(datasets)],
+                             ["method", "dataset", "accuracy", "protocol / source"]), ""]
+    if any(r.uses_test_split for r in results):
+        parts += [TEST_SPLIT_NOTE, ""]
+    parts += ["Ladders:", "", *[f"    {line}" for line in description], ""]
+    return "\n".join(parts)
+
+
+def _scratch() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="zcnas-search-"))
