@@ -358,9 +358,10 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
               help="Dataset(s) to search, comma-separated: cifar10, cifar100, ImageNet16-120.")
 @click.option("--method", "methods", default="mfea", show_default=True,
               help="Method(s), comma-separated, or 'all': mfea, rea, random, ls, mfnas.")
-@click.option("--budget", default="nats", show_default=True,
-              help="Simulated seconds per run, or 'nats' for the NATS-Bench budgets "
-                   "(20,000 / 40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120).")
+@click.option("--budget", default="auto", show_default=True,
+              help="Simulated seconds per run; 'nats' = the NATS-Bench budgets (20,000 / "
+                   "40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120); auto = nats "
+                   "with a lookup table, 60 s of proxy compute without one.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs 0..SEEDS-1.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Runs in parallel (processes).")

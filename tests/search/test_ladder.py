@@ -265,4 +265,6 @@ def test_proxy_only_ladder_without_lookup():
     r = run_search(cfg, s, ladder, max_steps=20)
     assert r.reported is None and r.index is None and r.arch is not None
     assert r.stages == ["proxy:ensemble:az(flops,params)"] and r.cost <= 3.0
-    assert set(r.chosen_values) == {"proxy:ensemble:az(flops,params)"}
+    stage = "proxy:ensemble:az(flops,params)"
+    assert set(r.chosen_values) == {stage, f"{stage}/flops", f"{stage}/params"}
+    assert r.chosen_values[f"{stage}/flops"] == count_costs(tss_plan(r.arch)).flops_m

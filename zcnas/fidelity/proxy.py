@@ -52,7 +52,9 @@ class ProxyEvaluator(Evaluator):
         self._agg: tuple[int, dict[str, float]] | None = None  # (history size, values)
 
     def describe(self) -> str:
-        return f"{self.proxy.spec()} on {self.dataset} images, seed {self.seed}, {self.device}"
+        on = (f"{self.dataset} images" if self.proxy.info.needs_images
+              else "synthetic inputs (data-free)")
+        return f"{self.proxy.spec()} on {on}, seed {self.seed}, {self.device}"
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
         from zcnas.scoring.engine import make_items, score_archs

@@ -197,6 +197,20 @@ def _size_check(config: SearchConfig) -> Callable[[str], bool]:
     return ok
 
 
+def _read_checkpoint(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
+    try:
+        state = json.loads(path.read_text())
+        return SearchConfig(**state["config"]), state
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+                        "delete it to start over") from None
+
+
+def read_checkpoint_config(path: str | os.PathLike) -> SearchConfig:
+    """The configuration a checkpoint file belongs to (one-line error if unreadable)."""
+    return _read_checkpoint(Path(path))[0]
+
+
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj))
@@ -222,12 +236,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     trajectory: list[tuple[float, int | None, float | None]] = []
     steps, wall0, rejected = 0, 0.0, set()
     if ckpt is not None and ckpt.is_file():
-        try:
-            state = json.loads(ckpt.read_text())
-            saved = SearchConfig(**state["config"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"checkpoint {ckpt} is unreadable ({e}); delete it to start over")\
-                from None
+        saved, state = _read_checkpoint(ckpt)
         if saved != config:
             raise UserError(f"checkpoint {ckpt} belongs to another search configuration; "
                             "delete it or pick another --out")
@@ -303,12 +312,27 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         stages=[s.evaluator.name for s in ladder.stages],
         wall_seconds=wall0 + time.perf_counter() - t0,
         uses_test_split=ladder.uses_test_split,
-        chosen_values=({ladder.stages[s].evaluator.name: ladder.values(s)[ch.canonical]
-                        for s in range(len(ladder.stages)) if ch.canonical in ladder.records[s]}
-                       if ch is not None else {}),
+        chosen_values=_chosen_values(ladder, ch),
         trajectory=trajectory, steps=steps)
     save(result)
     return result
+
+
+def _chosen_values(ladder: Ladder, ch) -> dict[str, float]:
+    """The chosen cell's value at every stage it reached, and the proxy components' raw
+    scores (``stage/component``)."""
+    if ch is None:
+        return {}
+    out: dict[str, float] = {}
+    for s, stage in enumerate(ladder.stages):
+        rec = ladder.records[s].get(ch.canonical)
+        if rec is None:
+            continue
+        out[stage.evaluator.name] = float(ladder.values(s)[ch.canonical])
+        for k, v in rec.meta.items():
+            if isinstance(v, float) and k != "cached":
+                out[f"{stage.evaluator.name}/{k}"] = v
+    return out
 
 
 def with_defaults(config: SearchConfig, **changes: Any) -> SearchConfig:

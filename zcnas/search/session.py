@@ -35,6 +35,12 @@ TEST_SPLIT_NOTE = (
     "accuracy reported was never seen by the search.")
 
 
+#: Methods whose ladder starts with a zero-cost stage (with a lookup table).
+PROXY_METHODS = ("mfea", "mfnas")
+#: Default budget (seconds of proxy compute) of a search without a lookup table.
+PROXY_ONLY_BUDGET = 60.0
+
+
 def _split_list(text: str) -> list[str]:
     return [x.strip() for x in str(text).split(",") if x.strip()]
 
@@ -52,7 +58,7 @@ class SearchSession:
 
     @classmethod
     def create(cls, *, space: str = "nats-tss", datasets: str = "cifar10",
-               methods: str = "mfea", budget: str | float = "nats", seeds: int = 1,
+               methods: str = "mfea", budget: str | float = "auto", seeds: int = 1,
                fitness: str | None = None, proxy_dataset: str | None = None,
                select: str = "auto", split: str = "auto", max_params: float | None = None,
                max_flops: float | None = None, data: Any = None, lookup: str = "auto",
@@ -94,6 +100,8 @@ class SearchSession:
             lookup_kind = "table" if type(bench).__name__ == "CompactTable" else "archive"
         else:
             lookup_kind = "none"
+        if budget == "auto":
+            budget = "nats" if bench is not None else PROXY_ONLY_BUDGET
         if budget == "nats":
             budgets = {d: NATS_BUDGETS.get(d, 20_000.0) for d in dss}
         else:
@@ -108,7 +116,8 @@ class SearchSession:
         explicit = fitness is not None
         fit = fitness or DEFAULT_FITNESS
         pds = [canonical_dataset(proxy_dataset) if proxy_dataset else d for d in dss]
-        for d in set(pds):
+        uses_proxies = bench is None or any(m in PROXY_METHODS for m in ms)
+        for d in sorted(set(pds)) if uses_proxies else []:
             plain, _ = expand([create_proxy(fit)])
             images = image_source(d, data)
             try:
@@ -139,7 +148,17 @@ class SearchSession:
         return session
 
     def check(self) -> None:
-        """Build every distinct configuration once, so bad settings fail before any run."""
+        """Build every distinct configuration once and read every existing checkpoint's
+        configuration, so bad settings fail before any run."""
+        from zcnas.search.protocol import run_name
+        from zcnas.search.run import read_checkpoint_config
+
+        if self.out is not None:
+            for c in self.configs:
+                ck = self.out / "runs" / f"{run_name(c)}.json"
+                if ck.is_file() and read_checkpoint_config(ck) != c:
+                    raise UserError(f"checkpoint {ck} belongs to another search configuration; "
+                                    "delete it or pick another --out")
         seen = set()
         for c in self.configs:
             k = (c.method, c.dataset)
@@ -180,12 +199,18 @@ class SearchSession:
     def report(self, results: Sequence) -> list[str]:
         lines: list[str] = []
         if self.bench is None:
-            rows = [[r.config.method, r.config.dataset, r.config.seed, r.arch,
-                     " ".join(f"{k.removeprefix('proxy:')}={v:.4g}"
-                              for k, v in r.chosen_values.items()),
-                     f"{r.cost:.1f}"] for r in results]
-            lines.append(format_table(rows, ["method", "dataset", "seed", "chosen arch",
-                                             "score", "proxy s"]))
+            from zcnas.spaces.plan import count_costs, tss_plan
+
+            for r in results:
+                c = r.config
+                lines.append(f"{c.method} on {c.dataset}, seed {c.seed}: chosen {r.arch}")
+                if c.space == "nats-tss" and r.arch is not None:
+                    size = count_costs(tss_plan(r.arch, c.dataset))
+                    lines.append(f"  params {size.params_m:.3f} M, FLOPs {size.flops_m:.1f} M; "
+                                 f"{r.evals_by_stage[0]} cells scored, {r.cost:.1f} s of proxy "
+                                 "compute (a cached score counts its recorded time)")
+                lines.extend(f"  {k.removeprefix('proxy:')} = {v:.6g}"
+                             for k, v in r.chosen_values.items())
             return lines
         df = summarize(results, optimum=self._optimum)
         rows = [[s.method, s.dataset, s.runs, f"{s['mean']:.2f} +- {s['std']:.2f}",
