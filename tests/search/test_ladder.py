@@ -231,11 +231,24 @@ def test_checkpoint_resumes_where_it_stopped(table, tmp_path):
     cfg = SearchConfig(method="mfea", budget=8_000, seed=4, fitness="ensemble:az(flops,params)")
     full = _run(table, cfg, max_steps=40)
     ck = tmp_path / "run.json"
-    part = _run(table, cfg, checkpoint=ck, max_steps=7)
-    assert part.steps == 7
+
+    class Killed(Exception):
+        pass
+
+    calls = []
+
+    def dies_at_step_8(arch):
+        calls.append(arch)
+        if len(calls) == 8:
+            raise Killed
+        return table.accuracy(arch, "cifar10").value
+
+    s, ladder = build(cfg, table)
+    with pytest.raises(Killed):
+        run_search(cfg, s, ladder, reporter=dies_at_step_8, index_of=table.index,
+                   checkpoint=ck, checkpoint_seconds=0, max_steps=40)
     state = json.loads(ck.read_text())
-    state["result"] = None  # as if killed after step 7
-    ck.write_text(json.dumps(state))
+    assert state["result"] is None and state["steps"] == 7
     resumed = _run(table, cfg, checkpoint=ck, max_steps=40)
     assert resumed.index == full.index
     assert resumed.evals_by_stage == full.evals_by_stage

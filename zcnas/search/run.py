@@ -262,12 +262,15 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     def save(result: SearchResult | None) -> None:
         if ckpt is None:
             return
+        if result is not None:  # finished: the result is all a re-run needs
+            _write_json(ckpt, {"config": asdict(config), "result": result.to_dict()})
+            return
         _write_json(ckpt, {"config": asdict(config), "searcher": searcher.state_dict(),
                            "ladder": ladder.state_dict(), "spent": budget.spent,
                            "trajectory": trajectory, "steps": steps,
                            "wall": wall0 + time.perf_counter() - t0,
                            "rejected": sorted(rejected),
-                           "result": result.to_dict() if result is not None else None})
+                           "result": None})
 
     batch = 1 if config.method in ("rea", "random", "ls") else 64
     last_choice = tuple(trajectory[-1][1:]) if trajectory else None
