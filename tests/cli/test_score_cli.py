@@ -2,24 +2,15 @@
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from tests._cli import one_line_error
-from zcnas.cli import main
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):
-    monkeypatch.delenv("TORCH_HOME", raising=False)
-    monkeypatch.delenv("ZCNAS_DATA", raising=False)
-    monkeypatch.setenv("ZCNAS_CACHE", str(tmp_path / "cache"))
-
-    def _run(*args):
-        return CliRunner().invoke(main, [str(a) for a in args])
-
-    return _run
+def run(run_isolated):
+    return run_isolated
 
 
 

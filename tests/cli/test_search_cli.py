@@ -4,22 +4,13 @@ import json
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from tests._cli import one_line_error
-from zcnas.cli import main
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):
-    monkeypatch.delenv("TORCH_HOME", raising=False)
-    monkeypatch.delenv("ZCNAS_DATA", raising=False)
-    monkeypatch.setenv("ZCNAS_CACHE", str(tmp_path / "cache"))
-
-    def _run(*args):
-        return CliRunner().invoke(main, [str(a) for a in args])
-
-    return _run
+def run(run_isolated):
+    return run_isolated
 
 
 def test_search_with_the_table_writes_runs_summary_and_anytime_curves(run, data_root, tmp_path):
