@@ -281,3 +281,28 @@ def test_proxy_only_ladder_without_lookup():
     stage = "proxy:ensemble:az(flops,params)"
     assert set(r.chosen_values) == {stage, f"{stage}/flops", f"{stage}/params"}
     assert r.chosen_values[f"{stage}/flops"] == count_costs(tss_plan(r.arch)).flops_m
+
+
+def test_ladders_on_the_official_archive_select_on_validation(sample_archive):
+    from zcnas.lookup import open_benchmark
+
+    bench = open_benchmark(root=sample_archive.parent, kind="archive")
+    arch11 = bench.arch(11)
+    _, ladder = build(SearchConfig(method="mfea"), bench)
+    assert [s.evaluator.name for s in ladder.stages] == [
+        "proxy:ensemble:zcnas", "lookup:12ep:valid", "lookup:200ep:valid"]
+    assert not ladder.uses_test_split and ladder.select == "fused"
+    # NATS-Bench's simulate_train_eval(hp='12') charges 153.7 / 299.9 / 907.9 s for arch 11
+    for ds, secs in (("cifar10", 153.7), ("cifar100", 299.9), ("ImageNet16-120", 907.9)):
+        _, ladder = build(SearchConfig(method="rea", dataset=ds), bench)
+        assert ladder.stages[0].evaluator.evaluate([arch11])[0].cost == pytest.approx(secs,
+                                                                                      abs=0.1)
+    _, ladder = build(SearchConfig(method="mfnas"), bench)  # CIFAR-10 has x-valid curves
+    assert [s.evaluator.name for s in ladder.stages][1:] == [
+        f"lookup:{e}ep/200:valid" for e in (12, 25, 50, 100, 200)]
+    _, ladder = build(SearchConfig(method="mfnas", dataset="cifar100"), bench)  # no curve
+    assert [s.evaluator.name for s in ladder.stages][1:] == ["lookup:12ep:valid",
+                                                             "lookup:200ep:valid"]
+    rung = build(SearchConfig(method="mfnas"), bench)[1].stages[2].evaluator
+    first = rung.evaluate([arch11])[0].cost
+    assert rung.evaluate([arch11])[0].cost < first  # warm start: the 25 epochs are paid

@@ -168,7 +168,7 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
     # mfnas: 2,000 zero-cost evaluations, the best 32 go through successive halving
     stages = [Stage(proxy(), Promotion(top_k=32, sync=True), max_evals=2000)]
     rungs = [e for e in MFNAS_RUNGS if split == "valid" and _has_curve(bench, ds, e)]
-    if rungs:
+    if len(rungs) > 1:
         paid: dict[str, int] = {}
         for e in rungs:
             stages[-1].promote = stages[-1].promote or Promotion(fraction=0.5, sync=True)
