@@ -266,7 +266,7 @@ def test_size_constraints_reject_cells_before_evaluation(table):
     cfg = SearchConfig(method="rea", budget=10_000, seed=0, max_params=0.5)
     s, ladder = build(cfg, table)
     r = run_search(cfg, s, ladder, index_of=table.index)
-    assert r.evals_by_stage[0] > 5
+    assert r.evals_by_stage[0] > 5 and r.rejected > 5
     for e in ladder.records[0].values():
         assert count_costs(tss_plan(e.arch)).params_m <= 0.5
     assert math.isfinite(r.cost)

@@ -11,7 +11,7 @@ stage to the next, costlier one, *during* the run:
   ``max_evals`` reached, or every candidate promoted into it evaluated), its quota is escalated
   in one go.
 
-The ladder turns its records into the fitness the searcher sees (:meth:`Ladder.fitness`: the
+The ladder turns its records into the fitness the searcher sees (:meth:`Ladder.fitnesses`: the
 highest stage reached plus the percentile within that stage, so an escalated candidate always
 outranks one that was not and a costlier evaluation feeds back into selection), and picks the
 architecture a search returns (:meth:`Ladder.choice`).
@@ -20,7 +20,7 @@ architecture a search returns (:meth:`Ladder.choice`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,16 +159,6 @@ class Ladder:
                 vals = {k: r.value for k, r in recs.items()}
             self._values_cache[stage] = vals
         return self._values_cache[stage]
-
-    def fitness(self, canon: str) -> float:
-        """Highest stage reached + percentile (0, 1] within that stage; -inf if unevaluated."""
-        s = self.level(canon)
-        if s < 0:
-            return -math.inf
-        vals = self.values(s)
-        keys = list(vals)
-        ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
-        return s + float(ranks[keys.index(canon)]) / len(keys)
 
     def fitnesses(self) -> dict[str, float]:
         """Fitness of every evaluated cell (one ranking per stage)."""
@@ -328,6 +318,3 @@ class Ladder:
 
 def _finite(x: float) -> float:
     return x if math.isfinite(x) or x == math.inf else -math.inf
-
-
-Reporter = Callable[[str], float]

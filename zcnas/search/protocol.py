@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,3 @@ def config_grid(base: SearchConfig, methods: Sequence[str], datasets: Sequence[s
                 b = budgets[ds] if budgets is not None else base.budget
                 out.append(replace(base, method=m, dataset=ds, seed=s, budget=b))
     return out
-
-
-def config_dict(cfg: SearchConfig) -> dict[str, Any]:
-    return asdict(cfg)

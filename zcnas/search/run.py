@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class SearchResult:
     chosen_values: dict[str, float]
     trajectory: list[tuple[float, int | None, float | None]] = field(default_factory=list)
     steps: int = 0
+    rejected: int = 0  # cells refused by the size constraints (never evaluated, no cost)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -316,7 +317,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         wall_seconds=wall0 + time.perf_counter() - t0,
         uses_test_split=ladder.uses_test_split,
         chosen_values=_chosen_values(ladder, ch),
-        trajectory=trajectory, steps=steps)
+        trajectory=trajectory, steps=steps, rejected=len(rejected))
     save(result)
     return result
 
@@ -336,7 +337,3 @@ def _chosen_values(ladder: Ladder, ch) -> dict[str, float]:
             if isinstance(v, float) and k != "cached":
                 out[f"{stage.evaluator.name}/{k}"] = v
     return out
-
-
-def with_defaults(config: SearchConfig, **changes: Any) -> SearchConfig:
-    return replace(config, **changes)
