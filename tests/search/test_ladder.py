@@ -306,3 +306,16 @@ def test_ladders_on_the_official_archive_select_on_validation(sample_archive):
     rung = build(SearchConfig(method="mfnas"), bench)[1].stages[2].evaluator
     first = rung.evaluate([arch11])[0].cost
     assert rung.evaluate([arch11])[0].cost < first  # warm start: the 25 epochs are paid
+
+
+def test_a_stage_budget_closes_the_stage_and_starts_successive_halving():
+    zc = Toy("zc", 2.0, flops, known_cost=False)
+    look = Toy("look", 50.0, flops)
+    ladder = Ladder([Stage(zc, Promotion(top_k=4, sync=True), max_cost=100.0), Stage(look)])
+    budget = Budget(10_000)
+    archs = cells(200)
+    for i in range(0, 200, 20):
+        ladder.submit(archs[i:i + 20], budget)
+    assert ladder.cost_by_stage()[0] <= 100.0 and ladder.closed(0)
+    assert len(look.calls) == 4
+    assert "at most 100 s" in ladder.describe()[0]

@@ -73,11 +73,13 @@ class Promotion:
 @dataclass
 class Stage:
     """One rung: an evaluator, the rule that promotes out of it (None on the last stage), and
-    an optional cap on how many candidates it evaluates."""
+    optional caps on how many candidates it evaluates and on the seconds it may spend (its
+    share of the run's budget)."""
 
     evaluator: Evaluator
     promote: Promotion | None = None
     max_evals: int | None = None
+    max_cost: float | None = None
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -121,6 +123,7 @@ class Ladder:
         self.log: list[tuple[int, str, float]] = []  # (stage, canonical, cost) in order
         #: Set when no new candidate will come (the searcher has exhausted the space).
         self.input_closed = False
+        self._capped: set[int] = set()  # stages that refused an evaluation over max_cost
         self._values_cache: dict[int, dict[str, float]] = {}
 
     # --- state -------------------------------------------------------------------------------
@@ -135,6 +138,8 @@ class Ladder:
             line = f"stage {i}: {s.evaluator.describe()}"
             if s.max_evals is not None:
                 line += f", at most {s.max_evals} cells"
+            if s.max_cost is not None:
+                line += f", at most {s.max_cost:,.0f} s"
             if s.promote is not None:
                 line += f"; promote {s.promote.describe()}"
             out.append(line)
@@ -178,6 +183,8 @@ class Ladder:
         st = self.stages[stage]
         if st.max_evals is not None and len(self.records[stage]) >= st.max_evals:
             return True
+        if stage in self._capped:
+            return True
         if stage == 0:
             return self.input_closed
         return self.closed(stage - 1) and self.promoted[stage - 1] <= set(self.records[stage])
@@ -185,19 +192,29 @@ class Ladder:
     # --- evaluation --------------------------------------------------------------------------
 
     def _evaluate(self, stage: int, archs: Sequence[str], budget: Budget) -> list[Evaluation]:
-        ev = self.stages[stage].evaluator
-        cap = self.stages[stage].max_evals
-        if cap is not None:
-            archs = list(archs)[: max(0, cap - len(self.records[stage]))]
+        st = self.stages[stage]
+        ev = st.evaluator
+        if st.max_evals is not None:
+            archs = list(archs)[: max(0, st.max_evals - len(self.records[stage]))]
         done: list[Evaluation] = []
         if not archs:
             return done
+        spent = self.cost_by_stage()[stage]
+
+        def room() -> float:  # seconds this stage may still spend
+            own = math.inf if st.max_cost is None else st.max_cost - spent
+            return min(budget.left, own)
+
         if ev.estimate_cost(archs[0]) is not None:  # cost known in advance: one at a time
             for a in archs:
-                if not budget.fits(ev.estimate_cost(a)):
+                cost = ev.estimate_cost(a)
+                if cost > room() + 1e-9:
+                    if cost <= budget.left + 1e-9:
+                        self._capped.add(stage)
                     break
                 done.extend(ev.evaluate([a]))
                 budget.charge(done[-1].cost)
+                spent += done[-1].cost
         else:  # measured cost: predict from the mean so far, stop before overspending
             costs = [r.cost for r in self.records[stage].values()]
             i = 0
@@ -208,12 +225,15 @@ class Ladder:
                     mean = sum(costs) / len(costs)
                     # keep a margin of two mean costs: a measured cost can exceed the mean
                     n = len(archs) - i if mean <= 0 else min(
-                        len(archs) - i, int(budget.left // mean) - 2)
+                        len(archs) - i, int(room() // mean) - 2)
                     if n <= 0:
+                        if room() < budget.left:
+                            self._capped.add(stage)
                         break
                 batch = ev.evaluate(list(archs[i:i + n]))
                 for e in batch:
                     budget.charge(e.cost)
+                    spent += e.cost
                     costs.append(e.cost)
                 done.extend(batch)
                 i += n
@@ -298,6 +318,7 @@ class Ladder:
             "promoted": [sorted(p) for p in self.promoted],
             "log": [list(x) for x in self.log],
             "input_closed": self.input_closed,
+            "capped": sorted(self._capped),
             "evaluators": [s.evaluator.state_dict() for s in self.stages],
         }
 
@@ -311,6 +332,7 @@ class Ladder:
         self.promoted = [set(p) for p in state["promoted"]]
         self.log = [(int(s), c, float(x)) for s, c, x in state["log"]]
         self.input_closed = bool(state.get("input_closed", False))
+        self._capped = set(state.get("capped", []))
         for st, es in zip(self.stages, state["evaluators"], strict=True):
             st.evaluator.load_state_dict(es)
         self._values_cache.clear()
