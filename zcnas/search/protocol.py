@@ -200,10 +200,9 @@ def anytime_figure(frame, published: bool = True):
             if len(tail):
                 lows.append(float(tail.iloc[len(tail) // 4]))
         if published and ds in DATASETS:
-            for name, (vals, _) in PUBLISHED.items():
-                ax.axhline(vals[DATASETS.index(ds)], ls=":", lw=1, color="grey")
-                ax.annotate(name, (0, vals[DATASETS.index(ds)]), fontsize=7, color="grey",
-                            va="bottom")
+            for (name, (vals, _)), ls in zip(PUBLISHED.items(), (":", "--", "-."), strict=False):
+                v = vals[DATASETS.index(ds)]
+                ax.axhline(v, ls=ls, lw=1, color="grey", label=f"{name}: {v:.2f}")
         if lows:
             top = max(PUBLISHED["optimum"][0][DATASETS.index(ds)] if ds in DATASETS else 0,
                       float(sub["acc"].max()))
