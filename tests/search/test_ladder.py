@@ -109,12 +109,29 @@ def test_budget_is_never_exceeded_by_known_costs():
     assert budget.spent == 900 and len(ladder.records[0]) == 3
 
 
-def test_measured_costs_measure_one_then_keep_a_margin():
+def test_measured_costs_measure_one_then_batch_and_never_overspend():
     ev = Toy("proxy", 10.0, flops, known_cost=False)
     ladder = Ladder([Stage(ev)])
     budget = Budget(100)
     ladder.submit(cells(30), budget)
-    assert len(ev.calls) == 8 and budget.spent == 80  # 1 measured, then 9 - 2 of margin
+    assert len(ladder.records[0]) == 10 and budget.spent == 100
+    assert len(ev.calls) == 11  # 1, then 8, then 1, then 1 more that cannot finish
+
+
+def test_an_evaluation_past_the_deadline_is_killed_and_discarded():
+    class Forgetful(Toy):
+        forgotten = []
+
+        def forget(self, canonicals):
+            self.forgotten.extend(canonicals)
+
+    ev = Forgetful("proxy", 10.0, flops, known_cost=False)
+    ladder = Ladder([Stage(ev)])
+    budget = Budget(95)
+    done = ladder.submit(cells(30), budget)
+    assert len(done) == 9 and budget.spent == 95  # the 10th ran into the deadline
+    assert len(ev.forgotten) == 1 and ev.forgotten[0] not in ladder.records[0]
+    assert sum(ladder.cost_by_stage()) == 95
 
 
 def test_fused_choice_aggregates_ranks_over_fidelities():

@@ -58,6 +58,11 @@ class Evaluator(abc.ABC):
         training time); None when only measuring tells (a proxy)."""
         return None
 
+    def forget(self, canonicals: Sequence[str]) -> None:
+        """Drop evaluations that were discarded (killed at the budget's deadline) from any
+        state the evaluator keeps, so they never influence later values."""
+        return None
+
     def relative_values(self, canonicals: Sequence[str]) -> list[float]:
         raise NotImplementedError(f"{self.name} is not a relative evaluator")
 

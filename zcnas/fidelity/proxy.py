@@ -92,6 +92,11 @@ class ProxyEvaluator(Evaluator):
         values = self._agg[1]
         return [values[c] for c in canonicals]
 
+    def forget(self, canonicals: Sequence[str]) -> None:
+        for c in canonicals:
+            self._history.pop(c, None)
+        self._agg = None
+
     def state_dict(self) -> dict[str, Any]:
         return {"history": {k: list(v) for k, v in self._history.items()}}
 

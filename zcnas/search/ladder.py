@@ -124,6 +124,7 @@ class Ladder:
         #: Set when no new candidate will come (the searcher has exhausted the space).
         self.input_closed = False
         self._capped: set[int] = set()  # stages that refused an evaluation over max_cost
+        self._spent_now = 0.0  # seconds spent by the stage being evaluated
         self._values_cache: dict[int, dict[str, float]] = {}
 
     # --- state -------------------------------------------------------------------------------
@@ -199,10 +200,10 @@ class Ladder:
         done: list[Evaluation] = []
         if not archs:
             return done
-        spent = self.cost_by_stage()[stage]
+        self._spent_now = self.cost_by_stage()[stage]
 
         def room() -> float:  # seconds this stage may still spend
-            own = math.inf if st.max_cost is None else st.max_cost - spent
+            own = math.inf if st.max_cost is None else st.max_cost - self._spent_now
             return min(budget.left, own)
 
         if ev.estimate_cost(archs[0]) is not None:  # cost known in advance: one at a time
@@ -214,33 +215,46 @@ class Ladder:
                     break
                 done.extend(ev.evaluate([a]))
                 budget.charge(done[-1].cost)
-                spent += done[-1].cost
-        else:  # measured cost: predict from the mean so far, stop before overspending
-            costs = [r.cost for r in self.records[stage].values()]
-            i = 0
-            while i < len(archs):
-                if not costs:
-                    n = 1  # nothing to predict from yet: measure one
-                else:
-                    mean = sum(costs) / len(costs)
-                    # keep a margin of two mean costs: a measured cost can exceed the mean
-                    n = len(archs) - i if mean <= 0 else min(
-                        len(archs) - i, int(room() // mean) - 2)
-                    if n <= 0:
-                        if room() < budget.left:
-                            self._capped.add(stage)
-                        break
-                batch = ev.evaluate(list(archs[i:i + n]))
-                for e in batch:
-                    budget.charge(e.cost)
-                    spent += e.cost
-                    costs.append(e.cost)
-                done.extend(batch)
-                i += n
+                self._spent_now += done[-1].cost
+        else:  # measured cost: known only afterwards
+            done = self._evaluate_measured(stage, list(archs), budget, room)
         for e in done:
             self.records[stage][e.canonical] = e
             self.log.append((stage, e.canonical, e.cost))
         self._values_cache.pop(stage, None)
+        return done
+
+    def _evaluate_measured(self, stage: int, archs: list[str], budget: Budget,
+                           room) -> list[Evaluation]:
+        """Evaluate in batches sized so that the batch should fit (mean cost so far, with the
+        largest cost seen as a margin); near the end, one at a time. An evaluation that runs
+        past what is left is killed at the deadline, as a real job would be: the seconds left
+        are spent and its result is discarded (never recorded or used to select)."""
+        ev = self.stages[stage].evaluator
+        costs = [r.cost for r in self.records[stage].values()]
+        done: list[Evaluation] = []
+        i = 0
+        while i < len(archs):
+            n = 1
+            if costs:
+                mean, worst = sum(costs) / len(costs), max(costs)
+                n = len(archs) - i if mean <= 0 else int((room() - worst) // mean)
+                n = max(1, min(len(archs) - i, n))
+            batch = ev.evaluate(archs[i:i + n])
+            for j, e in enumerate(batch):
+                left = room()
+                if e.cost > left + 1e-9:  # killed at the deadline
+                    budget.charge(max(0.0, left))
+                    self.log.append((stage, e.canonical, max(0.0, left)))
+                    if left < budget.left:
+                        self._capped.add(stage)
+                    ev.forget([x.canonical for x in batch[j:]])
+                    return done
+                budget.charge(e.cost)
+                self._spent_now += e.cost
+                costs.append(e.cost)
+                done.append(e)
+            i += n
         return done
 
     def submit(self, archs: Sequence[str], budget: Budget) -> list[Evaluation]:
