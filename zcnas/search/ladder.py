@@ -146,12 +146,6 @@ class Ladder:
             out.append(line)
         return out
 
-    def level(self, canon: str) -> int:
-        for s in range(len(self.stages) - 1, -1, -1):
-            if canon in self.records[s]:
-                return s
-        return -1
-
     def values(self, stage: int) -> dict[str, float]:
         """Current values of every cell evaluated at ``stage`` (re-aggregated for a relative
         evaluator)."""

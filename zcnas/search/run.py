@@ -47,7 +47,7 @@ class SearchConfig:
     ``split``: the split lookups are read from for selection: ``auto`` = validation when the
     benchmark has it, else test of the *shorter* schedule only (flagged in reports).
     ``select``: ``top`` (best at the highest stage) or ``fused``; ``auto`` = the method's
-    default. ``proxy_dataset``: the dataset whose images (and head) the proxies use
+    default (``fused`` for mfea when its ladder ends at a short schedule, else ``top``). ``proxy_dataset``: the dataset whose images (and head) the proxies use
     (default: ``dataset``).
     """
 
@@ -165,7 +165,10 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
         if split == "valid":
             stages[-1].promote = Promotion(fraction=0.25, min_results=4)
             stages.append(Stage(lookup(200, split="valid")))
-        return searcher, Ladder(stages, select="fused" if select == "auto" else select)
+        # auto: with the full-schedule validation accuracy at the top, trust it alone; with a
+        # short schedule at the top, fuse it with the zero-cost ranking (chosen on CIFAR-10)
+        auto = "top" if split == "valid" else "fused"
+        return searcher, Ladder(stages, select=auto if select == "auto" else select)
     # mfnas: 2,000 zero-cost evaluations, the best 32 go through successive halving
     stages = [Stage(proxy(), Promotion(top_k=32, sync=True), max_evals=2000)]
     rungs = [e for e in MFNAS_RUNGS if split == "valid" and _has_curve(bench, ds, e)]
