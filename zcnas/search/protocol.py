@@ -79,15 +79,22 @@ def _task(args: tuple) -> dict[str, Any]:
     return run_one(cfg, **kw).to_dict()
 
 
-def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike, *,
+def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None, *,
                  root: Any = None, lookup: str = "auto", store_path: str | None = None,
                  workers: int = 1,
                  on_done: Callable[[SearchResult], None] | None = None) -> list[SearchResult]:
-    """Run every config (checkpointed in ``out/runs/NAME.json``); results in config order."""
-    runs = Path(out) / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    """Run every config (checkpointed in ``out/runs/NAME.json`` unless ``out`` is None);
+    results in config order."""
+    runs = None if out is None else Path(out) / "runs"
+    if runs is not None:
+        runs.mkdir(parents=True, exist_ok=True)
+    if store_path is not None:  # create the store once, before workers open it concurrently
+        from zcnas.runtime import ScoreStore
+
+        ScoreStore(store_path).close()
     tasks = [(cfg, {"root": None if root is None else str(root), "lookup": lookup,
-                    "store_path": store_path, "checkpoint": str(runs / f"{run_name(cfg)}.json")})
+                    "store_path": store_path,
+                    "checkpoint": None if runs is None else str(runs / f"{run_name(cfg)}.json")})
              for cfg in configs]
     results: dict[int, SearchResult] = {}
     if workers <= 1 or len(tasks) <= 1:

@@ -186,8 +186,7 @@ class SearchSession:
 
         bar = progress_bar(len(self.configs), progress, unit="run", desc="searching")
         try:
-            return run_protocol(self.configs, self.out if self.out is not None else
-                                _scratch(), root=self.root, lookup=self.lookup,
+            return run_protocol(self.configs, self.out, root=self.root, lookup=self.lookup,
                                 store_path=self.store, workers=self.workers,
                                 on_done=lambda r: bar.update(1))
         finally:
@@ -273,9 +272,3 @@ def summary_markdown(summ, results, description: Sequence[str]) -> str:
         parts += [TEST_SPLIT_NOTE, ""]
     parts += ["Ladders:", "", *[f"    {line}" for line in description], ""]
     return "\n".join(parts)
-
-
-def _scratch() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="zcnas-search-"))
