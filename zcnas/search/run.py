@@ -47,8 +47,9 @@ class SearchConfig:
     ``split``: the split lookups are read from for selection: ``auto`` = validation when the
     benchmark has it, else test of the *shorter* schedule only (flagged in reports).
     ``select``: ``top`` (best at the highest stage) or ``fused``; ``auto`` = the method's
-    default (``fused`` for mfea when its ladder ends at a short schedule, else ``top``). ``proxy_dataset``: the dataset whose images (and head) the proxies use
-    (default: ``dataset``).
+    default (``fused`` for mfea when its ladder ends at a short schedule, else ``top``).
+    ``proxy_dataset``: the dataset whose images (and head) the proxies use (default:
+    ``dataset``).
     """
 
     space: str = "nats-tss"
