@@ -336,3 +336,60 @@ def test_a_stage_budget_closes_the_stage_and_starts_successive_halving():
     assert ladder.cost_by_stage()[0] <= 100.0 and ladder.closed(0)
     assert len(look.calls) == 4
     assert "at most 100 s" in ladder.describe()[0]
+
+
+def test_checkpoint_of_another_ladder_or_a_damaged_one_is_one_line(table, tmp_path, sample_archive):
+    cfg = SearchConfig(method="rea", budget=3_000, seed=0)
+    ck = tmp_path / "run.json"
+    _run(table, cfg, checkpoint=ck)
+    state = json.loads(ck.read_text())
+    state["stages"] = ["lookup:12ep:valid"]  # as if made with the official archive
+    ck.write_text(json.dumps(state))
+    with pytest.raises(UserError, match="another ladder"):
+        _run(table, cfg, checkpoint=ck)
+    state["stages"] = ["lookup:12ep:test"]
+    del state["result"]
+    ck.write_text(json.dumps(state))
+    with pytest.raises(UserError, match="damaged"):
+        _run(table, cfg, checkpoint=ck)
+
+
+def test_no_point_of_the_reported_schedule_on_the_test_split():
+    class Bench:
+        full_epochs = 200
+        space = "nats-tss"
+
+        def _epochs(self, e):
+            return e
+
+    with pytest.raises(UserError, match="never used to select"):
+        LookupEvaluator(Bench(), "cifar10", epochs=199, hp=200, split="test")
+    LookupEvaluator(Bench(), "cifar10", epochs=199, hp=200, split="valid")
+
+
+def test_local_search_through_the_driver_only_moves_uphill(table):
+    cfg = SearchConfig(method="ls", budget=20_000, seed=0)
+    searcher, ladder = build(cfg, table)
+    currents = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def tell(self, results):
+            self.inner.tell(results)
+            currents.append(self.inner.current)
+
+    run_search(cfg, Spy(searcher), ladder)
+    acc = {e.arch: e.value for e in ladder.records[0].values()}
+    moves = [(a, b) for a, b in zip(currents, currents[1:], strict=False)
+             if a != b and b in acc and a in acc and b in nats_tss_neighbour_strings(a)]
+    assert len(moves) >= 5
+    assert all(acc[b] > acc[a] for a, b in moves)
+
+
+def nats_tss_neighbour_strings(arch):
+    return {nats_tss.format_arch(g) for g in nats_tss.neighbours(arch)}

@@ -58,10 +58,14 @@ class Searcher(abc.ABC):
         results or has exhausted the space."""
 
     def tell(self, results: Iterable[tuple[str, float]]) -> None:
-        """Fitness of evaluated archs, new or updated."""
+        """Fitness of evaluated archs, new or updated. Every fitness is updated before any
+        hook runs, so decisions made while telling (a move, a truncation) compare current
+        values only."""
+        results = list(results)
         for arch, fit in results:
             f = float(fit)
             self.fitness[self.key(arch)] = f if not math.isnan(f) else -math.inf
+        for arch, _ in results:
             self._told(arch)
 
     def _told(self, arch: str) -> None:  # noqa: B027 (an optional hook)

@@ -182,7 +182,19 @@ class Ladder:
             return True
         if stage == 0:
             return self.input_closed
-        return self.closed(stage - 1) and self.promoted[stage - 1] <= set(self.records[stage])
+        return self.closed(stage - 1) and set(self._quota_keys(stage - 1)) <= set(
+            self.records[stage])
+
+    def _quota_keys(self, stage: int) -> list[str]:
+        """The cells of ``stage`` that its promotion rule escalates now, best first."""
+        rule = self.stages[stage].promote
+        vals = self.values(stage)
+        q = rule.quota(len(vals)) if rule is not None else 0
+        if q == 0:
+            return []
+        keys = list(vals)
+        ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
+        return [keys[i] for i in sorted(range(len(keys)), key=lambda i: (-ranks[i], i))[:q]]
 
     # --- evaluation --------------------------------------------------------------------------
 
@@ -265,15 +277,8 @@ class Ladder:
             rule = self.stages[s].promote
             if rule.sync and not self.closed(s):
                 continue
-            vals = self.values(s)
-            q = rule.quota(len(vals))
-            if q == 0:
-                continue
-            keys = list(vals)
-            ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
-            order = sorted(range(len(keys)), key=lambda i: (-ranks[i], i))[:q]
-            todo = [keys[i] for i in order
-                    if keys[i] not in self.promoted[s] and keys[i] not in self.records[s + 1]]
+            todo = [k for k in self._quota_keys(s)
+                    if k not in self.promoted[s] and k not in self.records[s + 1]]
             if not todo:
                 continue
             archs = [self.records[s][k].arch for k in todo]

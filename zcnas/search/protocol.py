@@ -107,13 +107,18 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        try:
             futures = {pool.submit(_task, t): i for i, t in enumerate(tasks)}
             for f in as_completed(futures):
                 res = SearchResult.from_dict(f.result())
                 results[futures[f]] = res
                 if on_done is not None:
                     on_done(res)
+        except BaseException:  # one run failed (or Ctrl-C): do not wait for the queued ones
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return [results[i] for i in range(len(tasks))]
 
 

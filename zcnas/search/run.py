@@ -211,9 +211,20 @@ def _read_checkpoint(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
                         "delete it to start over") from None
 
 
-def read_checkpoint_config(path: str | os.PathLike) -> SearchConfig:
-    """The configuration a checkpoint file belongs to (one-line error if unreadable)."""
-    return _read_checkpoint(Path(path))[0]
+def check_checkpoint(path: str | os.PathLike, config: SearchConfig,
+                     stages: list[str]) -> dict[str, Any]:
+    """The checkpoint's state, after checking it belongs to ``config`` run through a ladder
+    with these stage names (the lookup and split are part of them); one-line errors."""
+    saved, state = _read_checkpoint(Path(path))
+    if saved != config:
+        raise UserError(f"checkpoint {path} belongs to another search configuration; "
+                        "delete it or pick another --out")
+    if state.get("stages") != stages:
+        raise UserError(f"checkpoint {path} was made with another ladder "
+                        f"({' -> '.join(state.get('stages') or ['?'])}, now "
+                        f"{' -> '.join(stages)}: another lookup or split?); delete it or pick "
+                        "another --out")
+    return state
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -240,19 +251,21 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     ckpt = Path(checkpoint) if checkpoint is not None else None
     trajectory: list[tuple[float, int | None, float | None]] = []
     steps, wall0, rejected = 0, 0.0, set()
+    stage_names = [s.evaluator.name for s in ladder.stages]
     if ckpt is not None and ckpt.is_file():
-        saved, state = _read_checkpoint(ckpt)
-        if saved != config:
-            raise UserError(f"checkpoint {ckpt} belongs to another search configuration; "
-                            "delete it or pick another --out")
-        if state.get("result") is not None:
-            return SearchResult.from_dict(state["result"])
-        searcher.load_state_dict(state["searcher"])
-        ladder.load_state_dict(state["ladder"])
-        budget.spent = float(state["spent"])
-        trajectory = [tuple(x) for x in state["trajectory"]]
-        steps, wall0 = int(state["steps"]), float(state["wall"])
-        rejected = set(state["rejected"])
+        state = check_checkpoint(ckpt, config, stage_names)
+        try:
+            if state.get("result") is not None:
+                return SearchResult.from_dict(state["result"])
+            searcher.load_state_dict(state["searcher"])
+            ladder.load_state_dict(state["ladder"])
+            budget.spent = float(state["spent"])
+            trajectory = [tuple(x) for x in state["trajectory"]]
+            steps, wall0 = int(state["steps"]), float(state["wall"])
+            rejected = set(state["rejected"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"checkpoint {ckpt} is damaged ({type(e).__name__}: {e}); delete it "
+                            "to start that run over") from None
     t0 = time.perf_counter()
     last_save = t0
 
@@ -268,9 +281,11 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         if ckpt is None:
             return
         if result is not None:  # finished: the result is all a re-run needs
-            _write_json(ckpt, {"config": asdict(config), "result": result.to_dict()})
+            _write_json(ckpt, {"config": asdict(config), "stages": stage_names,
+                               "result": result.to_dict()})
             return
-        _write_json(ckpt, {"config": asdict(config), "searcher": searcher.state_dict(),
+        _write_json(ckpt, {"config": asdict(config), "stages": stage_names,
+                           "searcher": searcher.state_dict(),
                            "ladder": ladder.state_dict(), "spent": budget.spent,
                            "trajectory": trajectory, "steps": steps,
                            "wall": wall0 + time.perf_counter() - t0,

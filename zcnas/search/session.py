@@ -151,20 +151,17 @@ class SearchSession:
         """Build every distinct configuration once and read every existing checkpoint's
         configuration, so bad settings fail before any run."""
         from zcnas.search.protocol import run_name
-        from zcnas.search.run import read_checkpoint_config
+        from zcnas.search.run import check_checkpoint
 
-        if self.out is not None:
-            for c in self.configs:
-                ck = self.out / "runs" / f"{run_name(c)}.json"
-                if ck.is_file() and read_checkpoint_config(ck) != c:
-                    raise UserError(f"checkpoint {ck} belongs to another search configuration; "
-                                    "delete it or pick another --out")
-        seen = set()
+        stages: dict[tuple[str, str], list[str]] = {}
         for c in self.configs:
             k = (c.method, c.dataset)
-            if k not in seen:
-                seen.add(k)
-                build(c, self.bench, root=self.root, store=None)
+            if k not in stages:
+                _, ladder = build(c, self.bench, root=self.root, store=None)
+                stages[k] = [s.evaluator.name for s in ladder.stages]
+            ck = None if self.out is None else self.out / "runs" / f"{run_name(c)}.json"
+            if ck is not None and ck.is_file():
+                check_checkpoint(ck, c, stages[k])
 
     def describe(self) -> list[str]:
         lines = list(self.notes)
@@ -219,10 +216,14 @@ class SearchSession:
         lines.append(format_table(rows, ["method", "dataset", "runs", "test acc (200 ep)",
                                          "min / max", "most chosen", "optimum",
                                          "cost s (sim.)", "wall s"]))
-        if len(results) == 1:
+        if len(results) == 1 and results[0].reported is not None:
             r = results[0]
             lines.append(f"chosen: #{r.index} {r.arch}  200-epoch test accuracy "
                          f"{r.reported:.2f}%")
+        empty = [r for r in results if r.arch is None]
+        if empty:
+            lines.append(f"{len(empty)} run(s) chose nothing: the budget does not pay for one "
+                         "evaluation, or the size constraints admit no cell evaluated")
         if any(r.uses_test_split for r in results):
             lines.append(TEST_SPLIT_NOTE)
         return lines
