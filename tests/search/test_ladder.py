@@ -393,3 +393,14 @@ def test_local_search_through_the_driver_only_moves_uphill(table):
 
 def nats_tss_neighbour_strings(arch):
     return {nats_tss.format_arch(g) for g in nats_tss.neighbours(arch)}
+
+
+def test_size_space_ladders_use_its_90_epoch_schedule(sample_archive):
+    from zcnas.lookup import open_benchmark
+
+    bench = open_benchmark("nats-sss", root=sample_archive.parent, kind="archive")
+    cfg = SearchConfig(space="nats-sss", method="mfnas", fitness="ensemble:az(flops,params)")
+    names = [s.evaluator.name for s in build(cfg, bench)[1].stages]
+    assert names[1:] == [f"lookup:{e}ep/90:valid" for e in (12, 25, 50, 90)]  # MF-NAS's sss rungs
+    cfg = SearchConfig(space="nats-sss", method="mfea", fitness="ensemble:az(flops,params)")
+    assert build(cfg, bench)[1].stages[-1].evaluator.name == "lookup:90ep:valid"

@@ -37,6 +37,7 @@ DEFAULT_FITNESS = "ensemble:zcnas"
 DATA_FREE_FITNESS = "ensemble:az_nas"
 #: NATS-Bench topology-space budgets (seconds) per dataset.
 NATS_BUDGETS = {"cifar10": 20_000.0, "cifar100": 40_000.0, "ImageNet16-120": 120_000.0}
+#: MF-NAS's rungs (epochs of the full schedule); the full schedule's length is always the last.
 MFNAS_RUNGS = (12, 25, 50, 100, 200)
 
 
@@ -110,9 +111,9 @@ def _selection_split(bench, dataset: str, split: str) -> str:
         return "test"
 
 
-def _has_curve(bench, dataset: str, epoch: int) -> bool:
+def _has_curve(bench, dataset: str, epoch: int, hp: int) -> bool:
     try:
-        bench.accuracy_at_epoch(0, dataset, epoch, hp=200, split="valid")
+        bench.accuracy_at_epoch(0, dataset, epoch, hp=hp, split="valid")
         return True
     except UserError:
         return False
@@ -153,6 +154,7 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
         return searcher, Ladder([Stage(proxy())], select="top")
     split = _selection_split(bench, config.dataset, config.split)
     ds = config.dataset
+    full = bench.full_epochs
 
     def lookup(epochs: int, **kw) -> LookupEvaluator:
         return LookupEvaluator(bench, ds, epochs=epochs, split=kw.pop("split", split), **kw)
@@ -165,24 +167,25 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
                   Stage(lookup(12))]
         if split == "valid":
             stages[-1].promote = Promotion(fraction=0.25, min_results=4)
-            stages.append(Stage(lookup(200, split="valid")))
+            stages.append(Stage(lookup(full, split="valid")))
         # auto: with the full-schedule validation accuracy at the top, trust it alone; with a
         # short schedule at the top, fuse it with the zero-cost ranking (chosen on CIFAR-10)
         auto = "top" if split == "valid" else "fused"
         return searcher, Ladder(stages, select=auto if select == "auto" else select)
     # mfnas: 2,000 zero-cost evaluations, the best 32 go through successive halving
     stages = [Stage(proxy(), Promotion(top_k=32, sync=True), max_evals=2000)]
-    rungs = [e for e in MFNAS_RUNGS if split == "valid" and _has_curve(bench, ds, e)]
+    candidates = sorted({e for e in MFNAS_RUNGS if e < full} | {full})
+    rungs = [e for e in candidates if split == "valid" and _has_curve(bench, ds, e, full)]
     if len(rungs) > 1:
         paid: dict[str, int] = {}
         for e in rungs:
             stages[-1].promote = stages[-1].promote or Promotion(fraction=0.5, sync=True)
-            stages.append(Stage(lookup(e, hp=200, split="valid", paid=paid)))
+            stages.append(Stage(lookup(e, hp=full, split="valid", paid=paid)))
     else:  # no learning curve: the 12-epoch schedule, then (validation only) the 200-epoch one
         stages.append(Stage(lookup(12)))
         if split == "valid":
             stages[-1].promote = Promotion(fraction=0.5, sync=True)
-            stages.append(Stage(lookup(200, split="valid")))
+            stages.append(Stage(lookup(full, split="valid")))
     return searcher, Ladder(stages, select="top" if select == "auto" else select)
 
 
