@@ -150,18 +150,21 @@ def test_fused_choice_aggregates_ranks_over_fidelities():
     assert ladder.choice().arch == b
 
 
+class FakeBench:
+    """Just enough of a benchmark for LookupEvaluator's checks."""
+
+    full_epochs = 200
+    space = "nats-tss"
+
+    def _epochs(self, e):
+        return e
+
+
 def test_lookup_refuses_the_reported_accuracy(tmp_path):
-    class Bench:
-        full_epochs = 200
-        space = "nats-tss"
-
-        def _epochs(self, e):
-            return e
-
     with pytest.raises(UserError, match="never used to select"):
-        LookupEvaluator(Bench(), "cifar10", epochs=200, split="test")
-    assert LookupEvaluator(Bench(), "cifar10", epochs=12, split="test").uses_test_split
-    assert not LookupEvaluator(Bench(), "cifar10", epochs=200, split="valid").uses_test_split
+        LookupEvaluator(FakeBench(), "cifar10", epochs=200, split="test")
+    assert LookupEvaluator(FakeBench(), "cifar10", epochs=12, split="test").uses_test_split
+    assert not LookupEvaluator(FakeBench(), "cifar10", epochs=200, split="valid").uses_test_split
 
 
 @pytest.fixture(scope="module")
@@ -355,16 +358,9 @@ def test_checkpoint_of_another_ladder_or_a_damaged_one_is_one_line(table, tmp_pa
 
 
 def test_no_point_of_the_reported_schedule_on_the_test_split():
-    class Bench:
-        full_epochs = 200
-        space = "nats-tss"
-
-        def _epochs(self, e):
-            return e
-
     with pytest.raises(UserError, match="never used to select"):
-        LookupEvaluator(Bench(), "cifar10", epochs=199, hp=200, split="test")
-    LookupEvaluator(Bench(), "cifar10", epochs=199, hp=200, split="valid")
+        LookupEvaluator(FakeBench(), "cifar10", epochs=199, hp=200, split="test")
+    LookupEvaluator(FakeBench(), "cifar10", epochs=199, hp=200, split="valid")
 
 
 def test_local_search_through_the_driver_only_moves_uphill(table):

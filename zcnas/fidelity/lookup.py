@@ -58,11 +58,11 @@ class LookupEvaluator(Evaluator):
     def estimate_cost(self, arch: str) -> float:
         from zcnas.spaces import get_space
 
-        info = self._cost_info(arch)
-        if self.hp is None:
-            return info.train_seconds_per_epoch * self.epochs + (info.eval_seconds or 0.0)
-        done = self._paid.get(get_space(self.bench.space).canonical_key(arch), 0)
-        new = max(0, self.epochs - done)
+        return self._cost(self._cost_info(arch), get_space(self.bench.space).canonical_key(arch))
+
+    def _cost(self, info, canon: str) -> float:
+        """Seconds to train the schedule (or the curve epochs not paid yet) and evaluate."""
+        new = self.epochs if self.hp is None else max(0, self.epochs - self._paid.get(canon, 0))
         return info.train_seconds_per_epoch * new + (info.eval_seconds or 0.0)
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
@@ -78,11 +78,11 @@ class LookupEvaluator(Evaluator):
             else:
                 acc = self.bench.accuracy_at_epoch(index, self.dataset, self.epochs,
                                                    hp=self.hp, split=self.split)
-            cost = self.estimate_cost(arch)
             canon = key(arch)
+            info = self._cost_info(arch)
+            cost = self._cost(info, canon)
             if self.hp is not None:
                 self._paid[canon] = max(self._paid.get(canon, 0), self.epochs)
-            info = self._cost_info(arch)
             out.append(Evaluation(arch, canon, self.name, float(acc.value), float(cost),
                                   {"index": index, "split": acc.split,
                                    "cost_estimated": bool(info.estimated)}))

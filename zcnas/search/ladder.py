@@ -126,6 +126,7 @@ class Ladder:
         self._capped: set[int] = set()  # stages that refused an evaluation over max_cost
         self._spent_now = 0.0  # seconds spent by the stage being evaluated
         self._values_cache: dict[int, dict[str, float]] = {}
+        self._ranks_cache: dict[int, tuple[list[str], np.ndarray]] = {}
 
     # --- state -------------------------------------------------------------------------------
 
@@ -160,15 +161,20 @@ class Ladder:
             self._values_cache[stage] = vals
         return self._values_cache[stage]
 
+    def _ranked(self, stage: int) -> tuple[list[str], np.ndarray]:
+        """The cells of ``stage`` and their ranks (1 = worst), cached with the values."""
+        if stage not in self._ranks_cache:
+            vals = self.values(stage)
+            keys = list(vals)
+            self._ranks_cache[stage] = (
+                keys, _ranks(np.array([vals[k] for k in keys], dtype=np.float64)))
+        return self._ranks_cache[stage]
+
     def fitnesses(self) -> dict[str, float]:
         """Fitness of every evaluated cell (one ranking per stage)."""
         out: dict[str, float] = {}
         for s in range(len(self.stages)):
-            vals = self.values(s)
-            if not vals:
-                continue
-            keys = list(vals)
-            ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
+            keys, ranks = self._ranked(s)
             for k, r in zip(keys, ranks, strict=True):
                 out[k] = s + float(r) / len(keys)
         return out
@@ -188,12 +194,10 @@ class Ladder:
     def _quota_keys(self, stage: int) -> list[str]:
         """The cells of ``stage`` that its promotion rule escalates now, best first."""
         rule = self.stages[stage].promote
-        vals = self.values(stage)
-        q = rule.quota(len(vals)) if rule is not None else 0
+        keys, ranks = self._ranked(stage)
+        q = rule.quota(len(keys)) if rule is not None else 0
         if q == 0:
             return []
-        keys = list(vals)
-        ranks = _ranks(np.array([vals[k] for k in keys], dtype=np.float64))
         return [keys[i] for i in sorted(range(len(keys)), key=lambda i: (-ranks[i], i))[:q]]
 
     # --- evaluation --------------------------------------------------------------------------
@@ -228,6 +232,7 @@ class Ladder:
             self.records[stage][e.canonical] = e
             self.log.append((stage, e.canonical, e.cost))
         self._values_cache.pop(stage, None)
+        self._ranks_cache.pop(stage, None)
         return done
 
     def _evaluate_measured(self, stage: int, archs: list[str], budget: Budget,
@@ -349,6 +354,7 @@ class Ladder:
         for st, es in zip(self.stages, state["evaluators"], strict=True):
             st.evaluator.load_state_dict(es)
         self._values_cache.clear()
+        self._ranks_cache.clear()
 
 
 def _finite(x: float) -> float:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from zcnas.lookup.table import TABLE_DATASETS
 from zcnas.search.run import SearchConfig, SearchResult
 
 #: Published NATS-Bench topology-space search results (200-epoch test accuracy, %):
@@ -28,7 +29,7 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float], str]] = {
                          "cell 9930 found in every run (MF-NAS GECCO'24 README; FreeREA)"),
     "optimum": ((94.37, 73.51, 47.31), "best 200-epoch test accuracy of the space"),
 }
-DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+DATASETS = TABLE_DATASETS  # the order of the PUBLISHED tuples
 
 
 def run_name(cfg: SearchConfig) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class SearchSession:
     out: Path | None
     workers: int
     notes: list[str]
+    _ladder_cache: dict = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def create(cls, *, space: str = "nats-tss", datasets: str = "cifar10",
@@ -147,32 +148,34 @@ class SearchSession:
         session.check()
         return session
 
+    def _ladders(self) -> dict[tuple[str, str], Any]:
+        """One ladder per (method, dataset), built once: for checks and descriptions."""
+        if not self._ladder_cache:
+            for c in self.configs:
+                k = (c.method, c.dataset)
+                if k not in self._ladder_cache:
+                    self._ladder_cache[k] = (c, build(c, self.bench, root=self.root,
+                                                      store=None)[1])
+        return self._ladder_cache
+
     def check(self) -> None:
         """Build every distinct configuration once and read every existing checkpoint's
         configuration, so bad settings fail before any run."""
         from zcnas.search.protocol import run_name
         from zcnas.search.run import check_checkpoint
 
-        stages: dict[tuple[str, str], list[str]] = {}
+        ladders = self._ladders()
         for c in self.configs:
-            k = (c.method, c.dataset)
-            if k not in stages:
-                _, ladder = build(c, self.bench, root=self.root, store=None)
-                stages[k] = [s.evaluator.name for s in ladder.stages]
             ck = None if self.out is None else self.out / "runs" / f"{run_name(c)}.json"
             if ck is not None and ck.is_file():
-                check_checkpoint(ck, c, stages[k])
+                stages = [s.evaluator.name for s in ladders[(c.method, c.dataset)][1].stages]
+                check_checkpoint(ck, c, stages)
 
     def describe(self) -> list[str]:
         lines = list(self.notes)
         lookup = self.bench.source if self.bench is not None else "none (proxies only)"
         lines.append(f"lookup: {lookup}")
-        seen = set()
-        for c in self.configs:
-            if (c.method, c.dataset) in seen:
-                continue
-            seen.add((c.method, c.dataset))
-            _, ladder = build(c, self.bench, root=self.root, store=None)
+        for c, ladder in self._ladders().values():
             lines.append(f"{c.method} on {c.dataset}, budget {c.budget:,.0f} s, "
                          f"select {ladder.select}:")
             lines.extend("  " + s for s in ladder.describe())
