@@ -357,11 +357,13 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
 @click.option("--dataset", "datasets", default="cifar10", show_default=True,
               help="Dataset(s) to search, comma-separated: cifar10, cifar100, ImageNet16-120.")
 @click.option("--method", "methods", default="mfea", show_default=True,
-              help="Method(s), comma-separated, or 'all': mfea, rea, random, ls, mfnas.")
+              help="Method(s), comma-separated, or 'all' (the lookup methods): mfea, rea, "
+                   "random, ls, mfnas; oneshot trains (supernet + stand-alone training).")
 @click.option("--budget", default="auto", show_default=True,
               help="Simulated seconds per run; 'nats' = the NATS-Bench budgets (20,000 / "
                    "40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120); auto = nats "
-                   "with a lookup table, 60 s of proxy compute without one.")
+                   "with a lookup table, 60 s of proxy compute without one; 3,600 s of this "
+                   "machine for oneshot.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs 0..SEEDS-1.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Runs in parallel (processes).")
@@ -391,9 +393,17 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
               help="Output folder: runs (checkpointed; a re-run resumes), tables, plots.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figure.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+@click.option("--train-epochs", type=int, default=12, show_default=True,
+              help="oneshot: epochs of stand-alone training at the top fidelity.")
+@click.option("--warmup-epochs", type=float, default=5.0, show_default=True,
+              help="oneshot: supernet training before it scores its first cell.")
+@click.option("--population", type=int, default=100, show_default=True,
+              help="oneshot: population size.")
+@click.option("--image-limit", type=int, default=None,
+              help="oneshot: train on the first N training images only.")
 def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_dataset, select,
            split, max_params, max_flops, data, lookup_kind, store_path, no_store, device, out,
-           plots, progress) -> None:
+           plots, progress, train_epochs, warmup_epochs, population, image_limit) -> None:
     """Search for the best architecture under a budget of simulated seconds.
 
     Every run reports the 200-epoch test accuracy of the cell it chose (never used to choose),
@@ -412,7 +422,8 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
         fitness=fitness, proxy_dataset=proxy_dataset, select=select, split=split,
         max_params=max_params, max_flops=max_flops, data=data, lookup=lookup_kind,
         store=None if no_store else (store_path or _default_store()), device=device,
-        out=out, workers=workers)
+        out=out, workers=workers, train_epochs=train_epochs, warmup_epochs=warmup_epochs,
+        population=population, image_limit=image_limit)
     for line in session.describe():
         click.echo(line, err=True)
     results = session.run(progress=progress)
@@ -423,6 +434,182 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")
     click.echo(f"{len(results)} run{'s' if len(results) != 1 else ''} in "
                f"{time.perf_counter() - start:.1f} s")
+
+
+def _training_data(dataset: str, data: str | None, valid: float, limit: int | None):
+    from zcnas.data.training import TrainingData
+
+    return TrainingData.load(dataset, data, valid=int(valid) if valid >= 1 else valid,
+                             limit=limit)
+
+
+def _arch_arg(text: str, data: str | None) -> str:
+    from zcnas.lookup import load_order
+    from zcnas.spaces import nats_tss, resolve_arch
+
+    order = None
+    if str(text).strip().isdigit():
+        order = load_order("nats-tss", data)
+    return nats_tss.format_arch(resolve_arch(text, "nats-tss", order)[0])
+
+
+_VALID_HELP = "Held-out training images: a count, or a fraction of the training split."
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--dataset", default="cifar10", show_default=True)
+@click.option("--epochs", type=int, default=12, show_default=True,
+              help="Schedule length (NATS-Bench: 12 or 200); the cosine spans it.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--valid", type=float, default=0.1, show_default=True, help=_VALID_HELP)
+@click.option("--limit", type=int, default=None, help="Use the first N training images only.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file, written after every epoch.")
+@click.option("--resume/--restart", default=None,
+              help="Resume from --checkpoint (an error if it is missing) / start over; "
+                   "default: resume when it exists.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the result and per-epoch history as JSON.")
+def train(arch, dataset, epochs, data, valid, limit, batch_size, seed, device, checkpoint,
+          resume, out) -> None:
+    """Train ARCH (an arch string or index) from scratch with the NATS-Bench recipe.
+
+    SGD (momentum 0.9, Nesterov), lr 0.1 cosine to 0, weight decay 5e-4, random crop + flip;
+    reports the accuracy on held-out training images (never the test split) and the seconds
+    per epoch.
+    """
+    import json
+    from dataclasses import asdict
+
+    from zcnas.fidelity.train import Recipe, train_arch
+
+    arch_s = _arch_arg(arch, data)
+    d = _training_data(dataset, data, valid, limit)
+    click.echo(f"training {arch_s} on {len(d.y_train)} {d.spec.name} images "
+               f"({len(d.y_valid)} held out), {epochs} epochs, {device}", err=True)
+
+    def show(row):
+        click.echo(f"epoch {row['epoch']:>3}  loss {row['train_loss']:.3f}  train "
+                   f"{row['train_acc']:5.2f}%  held-out {row['valid_acc']:5.2f}%  "
+                   f"{row['seconds']:.1f} s", err=True)
+
+    res = train_arch(arch_s, data=d, recipe=Recipe(epochs=epochs, batch_size=batch_size),
+                     seed=seed, device=device, checkpoint=checkpoint,
+                     resume="auto" if resume is None else resume, progress=show)
+    if res.resumed_from:
+        click.echo(f"resumed from epoch {res.resumed_from} of {checkpoint}", err=True)
+    click.echo(f"{arch_s}: held-out accuracy {res.valid_acc:.2f}% after {res.epochs} epochs "
+               f"({res.seconds_per_epoch:.1f} s/epoch, {res.seconds:.0f} s, {device})")
+    if out is not None:
+        from pathlib import Path
+
+        Path(out).write_text(json.dumps({**asdict(res), "device": device,
+                                         "seconds_per_epoch": res.seconds_per_epoch},
+                                        indent=1))
+
+
+@main.group()
+def supernet() -> None:
+    """Train, prune and query the weight-sharing supernet of the topology space."""
+
+
+@supernet.command("train")
+@click.option("--dataset", default="cifar10", show_default=True)
+@click.option("--epochs", type=int, default=30, show_default=True,
+              help="Length of the cosine schedule; a re-run continues the same schedule.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Supernet checkpoint, written after every epoch; an existing one resumes.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--valid", type=float, default=0.1, show_default=True, help=_VALID_HELP)
+@click.option("--limit", type=int, default=None, help="Use the first N training images only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--pool", default=None,
+              help="Fine-tune on these cells only (comma-separated arch strings or indices, "
+                   "or @FILE with one per line) instead of the whole supernet.")
+def supernet_train(dataset, epochs, out, data, valid, limit, seed, device, pool) -> None:
+    """Train the supernet: uniform de-isomorphic single paths (SPOS), BN without affine."""
+    from pathlib import Path
+
+    from zcnas.fidelity.supernet import SupernetTrainer
+
+    d = _training_data(dataset, data, valid, limit)
+    t = SupernetTrainer(dataset, data=d, seed=seed, device=device)
+    if Path(out).is_file():
+        t.load(out)
+        click.echo(f"resuming {out} at epoch {t.epochs_done:g}", err=True)
+
+    def show(row):
+        click.echo(f"{row['what']}: loss {row['train_loss']:.3f}  train {row['train_acc']:5.2f}%"
+                   f"  {row['seconds']:.1f} s", err=True)
+
+    if pool:
+        cells = [_arch_arg(a, data) for a in _arch_list(pool)]
+        t.train(epochs, pool=cells, lr=(0.01, t.recipe.min_lr), label="fine-tune")
+        t.save(out)
+        show(t.history[-1])
+    else:
+        t.train_schedule(epochs, checkpoint=out, progress=show)
+    click.echo(f"supernet at epoch {t.epochs_done:g} ({t.net.space_size():,} cells inside) "
+               f"saved to {out}")
+
+
+def _arch_list(text: str) -> list[str]:
+    from pathlib import Path
+
+    if text.startswith("@"):
+        p = Path(text[1:])
+        if not p.is_file():
+            raise UserError(f"no such file: {p}")
+        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
+def _open_supernet(path: str, data: str | None, device: str):
+    from zcnas.fidelity.supernet import SupernetTrainer, read_supernet
+
+    state = read_supernet(path)
+    d = _training_data(state["dataset"], data, float(state["valid"]), state.get("limit"))
+    t = SupernetTrainer(state["dataset"], data=d, device=device)
+    t.load(path)
+    return t
+
+
+@supernet.command("score")
+@click.argument("archs", nargs=-1, required=True)
+@click.option("--supernet", "path", type=click.Path(dir_okay=False), required=True,
+              help="A checkpoint from `zcnas supernet train`.")
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+@click.option("--device", default="cpu", show_default=True)
+def supernet_score(archs, path, data, device) -> None:
+    """Held-out accuracy of ARCHS (arch strings, indices or @FILE) with inherited weights,
+    BN statistics re-estimated per cell."""
+    t = _open_supernet(path, data, device)
+    cells = [_arch_arg(a, data) for x in archs for a in _arch_list(x)]
+    rows = []
+    for c in cells:
+        acc, loss = t.accuracy(c)
+        rows.append((c, f"{acc:.2f}", f"{loss:.3f}"))
+    click.echo(format_table(rows, ("arch", "held-out acc %", "loss")))
+
+
+@supernet.command("prune")
+@click.argument("elites", nargs=-1, required=True)
+@click.option("--supernet", "path", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
+def supernet_prune(elites, path, out, data) -> None:
+    """Keep on every edge only the ops some of ELITES uses (G-EvoNAS), save to --out."""
+    t = _open_supernet(path, data, "cpu")
+    cells = [_arch_arg(a, data) for x in elites for a in _arch_list(x)]
+    removed = t.prune(cells, label="cli")
+    t.save(out)
+    click.echo(f"removed {len(removed)} edge ops; {t.net.space_size():,} cells remain; "
+               f"saved to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,3 +29,11 @@ class DataNotFoundError(UserError, FileNotFoundError):
 
 class CorruptDataError(UserError):
     """A data file exists but cannot be read or has the wrong content."""
+
+
+class OutsideSupernetError(ArchError):
+    """A genotype that uses an op the (pruned) supernet no longer holds."""
+
+
+class CheckpointError(UserError):
+    """A training checkpoint that is missing, unreadable or made for another run."""

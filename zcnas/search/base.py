@@ -75,6 +75,14 @@ class Searcher(abc.ABC):
         """The archs the searcher currently holds (its population); default none."""
         return []
 
+    #: Whether :meth:`inject` is supported (candidates found elsewhere, e.g. by a supernet's
+    #: gradient-guided search, join the next proposals).
+    accepts_injection: ClassVar[bool] = False
+
+    def inject(self, archs: Iterable[str]) -> list[str]:
+        """Queue ``archs`` to be proposed next (those never proposed before); returns them."""
+        raise NotImplementedError(f"searcher {self.name!r} does not take injected candidates")
+
     # --- helpers -----------------------------------------------------------------------------
 
     def key(self, arch: str) -> str:

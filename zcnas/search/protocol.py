@@ -58,7 +58,8 @@ def run_one(cfg: SearchConfig, *, root: Any = None, lookup: str = "auto",
 
         store = ScoreStore(store_path)
     try:
-        searcher, ladder = build(cfg, bench, root=root, store=store)
+        workdir = Path(checkpoint).with_suffix("") if checkpoint is not None else None
+        searcher, ladder = build(cfg, bench, root=root, store=store, workdir=workdir)
         reporter = index_of = None
         if bench is not None:
             def reporter(arch: str) -> float:

@@ -31,7 +31,15 @@ METHODS: dict[str, str] = {
     "random": "random search on 12-epoch lookups",
     "ls": "local search (first improvement, restarts) on 12-epoch lookups",
     "mfnas": "MF-NAS-like: 2,000 zero-cost evaluations, top 32 -> successive halving",
+    "oneshot": "multi-fidelity evolution on training fidelities: zero-cost ensemble -> "
+               "weight-sharing supernet (fine-tuned on the population, pruned by elites, "
+               "gradient-guided candidates) -> stand-alone training (no lookup needed)",
 }
+#: Methods that train networks (their budget is real seconds on this machine); ``all`` means
+#: the lookup-based methods only.
+TRAINING_METHODS = ("oneshot",)
+#: The default budget (seconds of this machine) of a training method.
+TRAINING_BUDGET = 3600.0
 DEFAULT_FITNESS = "ensemble:zcnas"
 #: The data-free ensemble used when no images are available (every component reads no data).
 DATA_FREE_FITNESS = "ensemble:az_nas"
@@ -67,6 +75,12 @@ class SearchConfig:
     device: str = "cpu"
     #: MFEA: fraction of the zero-cost stage escalated to the first lookup.
     promote_fraction: float = 0.05
+    #: oneshot: epochs of stand-alone training at the top stage, supernet warm-up epochs,
+    #: population size, and the first N training images only (None: all).
+    train_epochs: int = 12
+    warmup_epochs: float = 5.0
+    population: int = 100
+    image_limit: int | None = None
 
 
 @dataclass
@@ -120,8 +134,10 @@ def _has_curve(bench, dataset: str, epoch: int, hp: int) -> bool:
 
 
 def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
-          store: Any = None) -> tuple[Searcher, Ladder]:
-    """The searcher and ladder of ``config.method``; ``bench`` None = no lookup (proxy only)."""
+          store: Any = None, workdir: Any = None) -> tuple[Searcher, Ladder]:
+    """The searcher and ladder of ``config.method``; ``bench`` None = no lookup (proxy only,
+    or the training fidelities of ``oneshot``). ``workdir``: where training methods keep
+    their supernet and training checkpoints (so a resumed run continues them)."""
     from zcnas.fidelity import LookupEvaluator, ProxyEvaluator
     from zcnas.search.searchers import (
         LocalSearch,
@@ -137,17 +153,20 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
         raise UserError(f"unknown selection rule {config.select!r}; valid: auto, "
                         f"{', '.join(SELECT_RULES)}")
     sp, seed = config.space, config.seed
+
+    def proxy() -> ProxyEvaluator:
+        return ProxyEvaluator(config.fitness, space=sp,
+                              dataset=config.proxy_dataset or config.dataset, root=root,
+                              seed=0, device=config.device, store=store)
+
+    if m == "oneshot":
+        return _oneshot(config, proxy(), root, workdir, config.select)
     searcher = {"mfea": lambda: MultiFidelityEvolution(sp, seed),
                 "rea": lambda: RegularizedEvolution(sp, seed, population_size=10,
                                                     sample_size=3),
                 "random": lambda: RandomSearch(sp, seed),
                 "ls": lambda: LocalSearch(sp, seed),
                 "mfnas": lambda: RandomSearch(sp, seed)}[m]()
-
-    def proxy() -> ProxyEvaluator:
-        return ProxyEvaluator(config.fitness, space=sp,
-                              dataset=config.proxy_dataset or config.dataset, root=root,
-                              seed=0, device=config.device, store=store)
 
     select = config.select
     if bench is None:
@@ -186,6 +205,44 @@ def build(config: SearchConfig, bench: Any = None, *, root: Any = None,
         if split == "valid":
             stages[-1].promote = Promotion(fraction=0.5, sync=True)
             stages.append(Stage(lookup(full, split="valid")))
+    return searcher, Ladder(stages, select="top" if select == "auto" else select)
+
+
+def _oneshot(config: SearchConfig, proxy, root: Any, workdir: Any,
+             select: str) -> tuple[Searcher, Ladder]:
+    """Zero-cost ensemble -> supernet -> stand-alone training, on the dataset's own images.
+
+    The population's best quarter by zero-cost score is scored by the supernet, which
+    fine-tunes on the population every quarter-population of cells, prunes its edges to the
+    ops of its 10 best cells every two populations and proposes gradient-found cells every
+    half population; the best tenth of the supernet stage is trained from scratch.
+    """
+    from pathlib import Path
+
+    from zcnas.data.training import TrainingData
+    from zcnas.fidelity.supernet import SupernetEvaluator
+    from zcnas.fidelity.train import TrainEvaluator
+    from zcnas.search.searchers import MultiFidelityEvolution
+
+    if config.space != "nats-tss":
+        raise UserError("the oneshot method needs the topology space (nats-tss): the "
+                        "supernet covers NB201 cells")
+    pop = config.population
+    searcher = MultiFidelityEvolution(config.space, config.seed, population_size=pop,
+                                      tournament_size=max(2, pop // 4))
+    data = TrainingData.load(config.dataset, root, valid=0.1, limit=config.image_limit)
+    wd = Path(workdir) if workdir is not None else None
+    supernet = SupernetEvaluator(
+        dataset=config.dataset, data=data, seed=config.seed, device=config.device,
+        warmup_epochs=config.warmup_epochs, finetune_every=max(1, pop // 4),
+        prune_every=2 * pop, elites=10, suggest_every=max(1, pop // 2),
+        checkpoint=wd / "supernet.pt" if wd is not None else None)
+    train = TrainEvaluator(config.train_epochs, dataset=config.dataset, data=data,
+                           seed=config.seed, device=config.device,
+                           checkpoint_dir=wd / "train" if wd is not None else None)
+    stages = [Stage(proxy, Promotion(fraction=0.25, min_results=pop)),
+              Stage(supernet, Promotion(fraction=0.1, min_results=10)),
+              Stage(train)]
     return searcher, Ladder(stages, select="top" if select == "auto" else select)
 
 
@@ -251,6 +308,11 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     """
     budget = Budget(config.budget)
     size_ok = _size_check(config)
+    gates = [g for g in (getattr(s.evaluator, "admits", None) for s in ladder.stages) if g]
+
+    def admitted(arch: str) -> bool:  # e.g. inside a pruned supernet
+        return all(g(arch) for g in gates)
+
     ckpt = Path(checkpoint) if checkpoint is not None else None
     trajectory: list[tuple[float, int | None, float | None]] = []
     steps, wall0, rejected = 0, 0.0, set()
@@ -306,7 +368,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
             if not archs:  # the space is exhausted: only escalations remain
                 exhausted = ladder.input_closed = True
                 continue
-            ok = [a for a in archs if size_ok(a)]
+            ok = [a for a in archs if size_ok(a) and admitted(a)]
             bad = [a for a in archs if a not in ok]
             rejected.update(searcher.key(a) for a in bad)
             done = ladder.submit(ok, budget)
@@ -318,6 +380,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         told = [(a, -math.inf) for a in bad] + [(e.arch, fits[e.canonical]) for e in done]
         told += [(a, fits.get(searcher.key(a), -math.inf)) for a in searcher.members()]
         searcher.tell(told)
+        _exchange(ladder, searcher)
         idx, rep, arch = current()
         if arch is not None and (idx, rep) != last_choice:
             trajectory.append((budget.spent, idx, rep))
@@ -342,6 +405,22 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         trajectory=trajectory, steps=steps, rejected=len(rejected))
     save(result)
     return result
+
+
+def _exchange(ladder: Ladder, searcher: Searcher) -> None:
+    """What evaluators and the searcher tell each other between steps: the population (a
+    supernet fine-tunes on it) and candidates an evaluator found (a supernet's
+    gradient-guided search), which join the searcher's next proposals."""
+    for st in ladder.stages:
+        ev = st.evaluator
+        observe = getattr(ev, "observe_population", None)
+        if observe is not None:
+            observe(searcher.members())
+        take = getattr(ev, "take_suggestions", None)
+        if take is not None:
+            found = take()
+            if found and searcher.accepts_injection:
+                searcher.inject(found)
 
 
 def _chosen_values(ladder: Ladder, ch) -> dict[str, float]:

@@ -8,7 +8,7 @@ entry-point group.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from zcnas.registry import Registry
@@ -125,6 +125,15 @@ class MultiFidelityEvolution(_Population):
         self.crossovers = crossovers
         self.age_out = age_out
         self.queue: list[str] = []
+
+    accepts_injection = True
+
+    def inject(self, archs: Iterable[str]) -> list[str]:
+        """Put fresh ``archs`` at the front of the queue: they are proposed next and join the
+        population like any child of this generation."""
+        fresh = [a for a in archs if self._fresh(a)]
+        self.queue = fresh + self.queue
+        return fresh
 
     def _generation(self) -> list[str]:
         pool = self._sample(self.tournament_size)

@@ -25,6 +25,8 @@ from zcnas.search.run import (
     DEFAULT_FITNESS,
     METHODS,
     NATS_BUDGETS,
+    TRAINING_BUDGET,
+    TRAINING_METHODS,
     SearchConfig,
     build,
 )
@@ -36,7 +38,7 @@ TEST_SPLIT_NOTE = (
 
 
 #: Methods whose ladder starts with a zero-cost stage (with a lookup table).
-PROXY_METHODS = ("mfea", "mfnas")
+PROXY_METHODS = ("mfea", "mfnas", "oneshot")
 #: Default budget (seconds of proxy compute) of a search without a lookup table.
 PROXY_ONLY_BUDGET = 60.0
 
@@ -64,7 +66,8 @@ class SearchSession:
                select: str = "auto", split: str = "auto", max_params: float | None = None,
                max_flops: float | None = None, data: Any = None, lookup: str = "auto",
                store: str | None = None, device: str = "cpu", out: Any = None,
-               workers: int = 1) -> SearchSession:
+               workers: int = 1, train_epochs: int = 12, warmup_epochs: float = 5.0,
+               population: int = 100, image_limit: int | None = None) -> SearchSession:
         from zcnas.datasets import canonical_dataset
         from zcnas.ensemble import expand
         from zcnas.registry import create_proxy
@@ -73,7 +76,8 @@ class SearchSession:
 
         space = canonical_space(space)
         dss = [canonical_dataset(d) for d in _split_list(datasets)]
-        ms = list(METHODS) if methods == "all" else _split_list(methods)
+        ms = ([m for m in METHODS if m not in TRAINING_METHODS] if methods == "all"
+              else _split_list(methods))
         for m in ms:
             if m not in METHODS:
                 raise UserError(f"unknown search method {m!r}; valid: {', '.join(METHODS)}")
@@ -101,6 +105,7 @@ class SearchSession:
             lookup_kind = "table" if type(bench).__name__ == "CompactTable" else "archive"
         else:
             lookup_kind = "none"
+        auto_budget = budget == "auto"
         if budget == "auto":
             budget = "nats" if bench is not None else PROXY_ONLY_BUDGET
         if budget == "nats":
@@ -136,13 +141,18 @@ class SearchSession:
                 notes.append(f"no {d} images found: the zero-cost fidelity is {fit} "
                              "(its components read no data)")
         base = SearchConfig(space=space, fitness=fit, select=select, split=split,
-                            max_params=max_params, max_flops=max_flops, device=device)
+                            max_params=max_params, max_flops=max_flops, device=device,
+                            train_epochs=train_epochs, warmup_epochs=warmup_epochs,
+                            population=population, image_limit=image_limit)
         configs = []
         for c in config_grid(base, ms, dss, range(seeds), budgets):
             configs.append(replace(c, proxy_dataset=pds[dss.index(c.dataset)]
                                    if pds[dss.index(c.dataset)] != c.dataset else None))
         if bench is None:
             configs = [replace(c, budget=budgets[c.dataset]) for c in configs]
+        if auto_budget:  # a training method spends real seconds of this machine
+            configs = [replace(c, budget=TRAINING_BUDGET) if c.method in TRAINING_METHODS
+                       else c for c in configs]
         session = cls(configs, bench, data, lookup_kind, store,
                       Path(out) if out is not None else None, workers, notes)
         session.check()

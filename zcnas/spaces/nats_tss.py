@@ -14,6 +14,7 @@ This module is pure Python (no torch) so that searchers can use it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -225,3 +226,17 @@ def neighbours(arch: Cell | str) -> list[Cell]:
                 ops[e] = op
                 out.append(Cell(tuple(ops)))
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def isomorphism_classes() -> tuple[tuple[Cell, ...], ...]:
+    """The 6,466 classes of isomorphic cells (equal :func:`canonical_key`), each a tuple of its
+    member cells in :func:`all_cells` order; classes ordered by their first member.
+
+    De-isomorphic sampling draws a class uniformly, then a member: every distinct function is
+    equally likely, instead of the 1,000-odd cells that compute zero outweighing the rest.
+    """
+    groups: dict[str, list[Cell]] = {}
+    for cell in all_cells():
+        groups.setdefault(canonical_key(cell), []).append(cell)
+    return tuple(tuple(members) for members in groups.values())

@@ -1,0 +1,50 @@
+"""`zcnas train` and `zcnas supernet train|score|prune`: outputs, resume, one-line errors."""
+
+import json
+
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|" \
+    "nor_conv_3x3~2|"
+ZERO = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+SMALL = ("--limit", 96, "--valid", 32)
+
+
+def test_train_writes_history_and_resumes(run_isolated, data_root, tmp_path):
+    ck, out = tmp_path / "t.pt", tmp_path / "t.json"
+    r = run_isolated("train", 11, "--epochs", 1, "--data", data_root, *SMALL,
+                     "--batch-size", 32, "--checkpoint", ck, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "held-out accuracy" in r.output and "s/epoch" in r.output
+    res = json.loads(out.read_text())
+    assert res["epochs"] == 1 and len(res["history"]) == 1 and res["seconds_per_epoch"] > 0
+    again = run_isolated("train", 11, "--epochs", 1, "--data", data_root, *SMALL,
+                         "--batch-size", 32, "--checkpoint", ck)
+    assert "resumed from epoch 1" in again.output
+    assert json.loads(out.read_text())["valid_acc"] == res["valid_acc"]
+
+
+def test_train_errors_are_one_line(run_isolated, data_root, tmp_path):
+    r = run_isolated("train", A, "--data", data_root, *SMALL, "--checkpoint",
+                     tmp_path / "none.pt", "--resume")
+    assert r.exit_code == 2 and "no checkpoint at" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("zcnas: error: no checkpoint")
+    r = run_isolated("train", "|nor_conv_3x3~0|", "--data", data_root)
+    assert r.exit_code == 2 and "malformed arch string" in r.output
+
+
+def test_supernet_train_score_prune(run_isolated, data_root, tmp_path):
+    sn, pruned = tmp_path / "sn.pt", tmp_path / "p.pt"
+    r = run_isolated("supernet", "train", "--epochs", 1, "--out", sn, "--data", data_root,
+                     *SMALL)
+    assert r.exit_code == 0, r.output
+    assert "supernet at epoch 1" in r.output and sn.is_file()
+    r = run_isolated("supernet", "score", A, 11, "--supernet", sn, "--data", data_root)
+    assert r.exit_code == 0, r.output
+    assert A in r.output and "held-out acc" in r.output
+    r = run_isolated("supernet", "prune", A, "--supernet", sn, "--out", pruned, "--data",
+                     data_root)
+    assert r.exit_code == 0 and "1 cells remain" in r.output
+    r = run_isolated("supernet", "score", ZERO, "--supernet", pruned, "--data", data_root)
+    assert r.exit_code == 2 and "pruned from the supernet" in r.output
+    r = run_isolated("supernet", "score", A, "--supernet", tmp_path / "x.pt", "--data",
+                     data_root)
+    assert r.exit_code == 2 and "no supernet checkpoint" in r.output

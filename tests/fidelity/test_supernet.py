@@ -1,0 +1,155 @@
+"""The supernet fidelity: training, inherited-weight scores, pruning, gradient-guided search,
+checkpoints, and its schedule behind the evaluator contract."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zcnas.data.training import TrainingData
+from zcnas.errors import CheckpointError, OutsideSupernetError
+from zcnas.fidelity.supernet import (
+    SupernetEvaluator,
+    SupernetRecipe,
+    SupernetTrainer,
+    _best_combinations,
+)
+from zcnas.spaces import nats_tss
+
+A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|" \
+    "nor_conv_1x1~2|"
+B = "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|" \
+    "nor_conv_3x3~2|"
+C = "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+TINY = SupernetRecipe(batch_size=16, recalib_batches=2)
+
+
+@pytest.fixture(scope="module")
+def data(data_root) -> TrainingData:
+    return TrainingData.load("cifar10", data_root, valid=32, limit=96)
+
+
+@pytest.fixture()
+def trainer(data) -> SupernetTrainer:
+    return SupernetTrainer(data=data, recipe=TINY)
+
+
+def test_training_is_seeded_and_logged(data, trainer):
+    row = trainer.train(0.5)
+    assert row["steps"] == 2 and row["paths"] == 6466 and row["seconds"] > 0
+    assert trainer.epochs_done == pytest.approx(0.5)
+    other = SupernetTrainer(data=data, recipe=TINY)
+    other.train(0.5)
+    assert all(torch.equal(a, b) for a, b in zip(trainer.net.state_dict().values(),
+                                                 other.net.state_dict().values(), strict=True)
+               if isinstance(a, torch.Tensor))
+
+
+def test_accuracy_recalibrates_bn_per_path_and_is_repeatable(trainer):
+    trainer.train(0.5)
+    a1 = trainer.accuracy(A)
+    trainer.accuracy(B)
+    assert trainer.accuracy(A) == a1  # B's statistics do not leak into A's score
+    assert 0 <= a1[0] <= 100
+
+
+def test_training_on_a_pool_only_updates_the_pools_ops(trainer):
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()
+              if isinstance(v, torch.Tensor)}
+    trainer.train(0.5, pool=[A])
+    after = trainer.net.state_dict()
+    # cell 0, edge 0->1: A uses nor_conv_3x3 (op 3) there, never nor_conv_1x1 (op 2)
+    w3, w2 = "cells.0.edges.e01.3.1.weight", "cells.0.edges.e01.2.1.weight"
+    assert not torch.equal(before[w3], after[w3])
+    assert torch.equal(before[w2], after[w2])
+
+
+def test_prune_then_outside_cells_are_refused(trainer):
+    removed = trainer.prune([A, B])
+    assert removed and trainer.net.space_size() == 2 * 1 * 1 * 1 * 1 * 2
+    assert trainer.history[-1]["what"] == "prune"
+    with pytest.raises(OutsideSupernetError, match="pruned"):
+        trainer.accuracy(C)
+
+
+def test_gradient_search_stays_in_the_elites_op_table(trainer):
+    trainer.train(0.25)
+    out = trainer.gradient_search([A, B, C], steps=2, candidates=3)
+    assert 1 <= len(out) <= 3
+    keys = {nats_tss.canonical_key(a) for a in (A, B, C)}
+    for arch in out:
+        cell = nats_tss.parse_arch(arch)
+        assert nats_tss.canonical_key(cell) not in keys
+        for e, op in enumerate(cell.ops):  # every op is used by some elite on that edge
+            assert op in {nats_tss.parse_arch(x).ops[e] for x in (A, B, C)}
+    assert trainer.net.space_size() == 5 ** 6  # the relaxation does not prune
+
+
+def test_best_combinations_match_brute_force():
+    rng = np.random.default_rng(0)
+    logp = rng.normal(size=(6, 5))
+    logp[1, 2] = logp[4, 0] = -math.inf
+    best = _best_combinations(logp, 7)
+    every = [c for c in itertools.product(range(5), repeat=6)
+             if math.isfinite(sum(logp[e, k] for e, k in enumerate(c)))]
+    every.sort(key=lambda c: -sum(logp[e, k] for e, k in enumerate(c)))
+    assert best == every[:7]
+
+
+def test_save_load_round_trip_and_mismatches(trainer, data, tmp_path):
+    trainer.train(0.25)
+    trainer.prune([A, B, C])
+    path = tmp_path / "sn.pt"
+    trainer.save(path)
+    other = SupernetTrainer(data=data, recipe=TINY, seed=5)
+    other.load(path)
+    assert other.accuracy(A) == trainer.accuracy(A)
+    assert np.array_equal(other.net.allowed, trainer.net.allowed)
+    with pytest.raises(CheckpointError, match="no supernet checkpoint"):
+        other.load(tmp_path / "nothing.pt")
+    fewer = TrainingData.load("cifar10", data.source.rsplit("/cifar10", 1)[0], valid=32,
+                              limit=80)
+    with pytest.raises(CheckpointError, match="other images"):
+        SupernetTrainer(data=fewer, recipe=TINY).load(path)
+    state = torch.load(path, weights_only=True)
+    state["dataset"] = "cifar100"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="dataset mismatch"):
+        other.load(path)
+
+
+def test_evaluator_schedule(data):
+    ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, finetune_every=2,
+                           finetune_epochs=0.2, prune_every=3, elites=2, suggest_every=3,
+                           suggest_steps=1, suggestions=2)
+    out = ev.evaluate([A, B, C])
+    assert [e.arch for e in out] == [A, B, C] and all(e.cost > 0 for e in out)
+    kinds = [h["what"] for h in ev.trainer.history]
+    assert kinds == ["warm-up", "fine-tune", "prune"]
+    assert ev.trainer.net.space_size() < 5 ** 6
+    found = ev.take_suggestions()
+    assert found and ev.take_suggestions() == []
+    assert all(ev.admits(a) for a in found)
+    outside = [a for a in (A, B, C) if not ev.admits(a)]
+    if outside:
+        (e,) = ev.evaluate(outside[:1])
+        assert math.isnan(e.value) and e.meta["outside"] == 1.0
+    warm, tune = ev.trainer.history[0]["seconds"], ev.trainer.history[1]["seconds"]
+    assert out[0].cost >= warm and out[1].cost >= tune  # charged to the cell that caused it
+
+
+def test_evaluator_resumes_from_its_checkpoint(data, tmp_path):
+    kw = dict(data=data, recipe=TINY, warmup_epochs=0.25, checkpoint=tmp_path / "sn.pt")
+    ev = SupernetEvaluator(**kw)
+    (a,) = ev.evaluate([A])
+    state = ev.state_dict()
+    assert (tmp_path / "sn.pt").is_file()
+    again = SupernetEvaluator(**kw)
+    again.load_state_dict(state)
+    (b,) = again.evaluate([A])
+    assert b.value == a.value
+    assert [h["what"] for h in again.trainer.history] == ["warm-up"]  # not trained again

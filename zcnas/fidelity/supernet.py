@@ -1,0 +1,487 @@
+"""The weight-sharing fidelity: a trained topology-space supernet scores cells.
+
+:class:`SupernetTrainer` owns one :class:`~zcnas.models.supernet.Supernet`, its optimiser and
+its images, and does the four things the supernet-based searches need:
+
+* ``train``: uniform single-path training (SPOS), paths drawn de-isomorphically; with a
+  ``pool`` (the current population) only paths from the pool's classes are trained
+  (fine-tuning to the search region, one-shot NAS with supernet fine-tuning);
+* ``accuracy``: a cell's held-out accuracy with inherited weights, after re-estimating every
+  BN's statistics for that path on fixed training batches;
+* ``prune``: drop from each edge the ops no elite uses (G-EvoNAS);
+* ``gradient_search``: relax the elites' op table into continuous edge-op weights, take a few
+  gradient steps on them with the supernet's weights frozen (first-order DARTS on held-out
+  batches), and return the best genotypes of the result (GENAS's gradient-guided local
+  search).
+
+:class:`SupernetEvaluator` puts a trainer behind the :class:`~zcnas.fidelity.base.Evaluator`
+contract for the fidelity ladder: it warms the supernet up on first use, fine-tunes it on the
+cells it is asked about, prunes it by its elites and offers gradient-found candidates to the
+searcher, all on a schedule counted in evaluations; every second of that work is charged to
+the evaluation that triggered it.
+
+The supernet recipe is NAS-Bench-201's for its weight-sharing baselines (RSPS / SPOS): SGD,
+momentum 0.9, Nesterov, lr 0.025 cosine to 0.001, weight decay 5e-4, batch 64.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zcnas.errors import CheckpointError, OutsideSupernetError, UserError
+from zcnas.fidelity.base import Evaluation, Evaluator
+from zcnas.fidelity.train import Recipe, accuracy, run_epoch
+from zcnas.spaces import nats_tss
+
+SUPERNET_FORMAT = "zcnas-supernet-1"
+
+
+@dataclass(frozen=True)
+class SupernetRecipe:
+    """Supernet optimisation (NAS-Bench-201's weight-sharing config) and evaluation."""
+
+    lr: float = 0.025
+    min_lr: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    batch_size: int = 64
+    #: training batches (of ``batch_size``) used to re-estimate BN statistics per path
+    recalib_batches: int = 4
+
+    def optimizer(self, params) -> torch.optim.SGD:
+        return Recipe(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                      weight_decay=self.weight_decay).optimizer(params)
+
+
+def _cosine(lr0: float, lr1: float, t: float) -> float:
+    return lr1 + (lr0 - lr1) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
+
+
+class SupernetTrainer:
+    """A supernet with its optimiser, data and RNG (see the module docstring).
+
+    ``data`` is a :class:`~zcnas.data.training.TrainingData` (or it is loaded from ``root``
+    with ``valid`` held out and the first ``limit`` training images); ``eval_limit`` caps the
+    held-out images each accuracy reads.
+    """
+
+    def __init__(self, dataset: str = "cifar10", *, data: Any = None, root: Any = None,
+                 valid: int | float = 0.1, limit: int | None = None, seed: int = 0,
+                 device: str = "cpu", recipe: SupernetRecipe = SupernetRecipe(),
+                 eval_limit: int | None = None) -> None:
+        from zcnas.data.training import TrainingData
+        from zcnas.models.supernet import Supernet
+
+        self.data = data if data is not None else TrainingData.load(
+            dataset, root, valid=valid, limit=limit)
+        if self.data.spec.name != _dataset_name(dataset):
+            raise UserError(f"the supernet is for {_dataset_name(dataset)} but its images are "
+                            f"{self.data.spec.name}")
+        self.dataset = self.data.spec.name
+        self.seed = seed
+        self.device = device
+        self.recipe = recipe
+        self.eval_limit = eval_limit
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = Supernet(self.dataset).to(device)
+        self.opt = recipe.optimizer(self.net.parameters())
+        self.rng = np.random.default_rng(seed)
+        self.epochs_done = 0.0
+        self.history: list[dict[str, Any]] = []
+        # the same recalibration batches for every cell and every seed: a fixed protocol
+        self._recalib = self.data.fixed_train_batches(recipe.recalib_batches, recipe.batch_size,
+                                                      seed=0, device=device)
+
+    # --- training ----------------------------------------------------------------------------
+
+    def steps_per_epoch(self) -> int:
+        return self.data.steps_per_epoch(self.recipe.batch_size)
+
+    def train(self, epochs: float = 1.0, *, pool: Iterable[str] | None = None,
+              lr: tuple[float, float] | None = None, max_steps: int | None = None,
+              label: str = "train") -> dict[str, Any]:
+        """Train ``epochs`` epochs (fractions allowed) of single paths, one per batch, drawn
+        de-isomorphically from the supernet (or from ``pool``'s classes). ``lr`` = (start,
+        end) of a cosine over this call (default: the recipe's lr to its min_lr)."""
+        from zcnas.models.supernet import PathSampler
+
+        sampler = PathSampler(self.net, pool)
+        steps = max(1, round(epochs * self.steps_per_epoch()))
+        if max_steps is not None:
+            steps = min(steps, max_steps)
+        lr0, lr1 = lr if lr is not None else (self.recipe.lr, self.recipe.min_lr)
+        path: list[nats_tss.Cell] = []
+
+        def draw(_i: int) -> None:
+            path[:] = [sampler.sample(self.rng)]
+
+        t0 = time.perf_counter()
+        self.net.train()
+        done, loss, acc = 0, 0.0, 0.0
+        while done < steps:  # as many passes over the images as the steps need
+            stats = run_epoch(lambda x: self.net(x, path[0]), self.opt,
+                              self.data.epoch(self.rng, self.recipe.batch_size,
+                                              device=self.device),
+                              lr=lambda i, d=done: _cosine(lr0, lr1, (d + i) / steps),
+                              max_steps=steps - done, before_step=draw)
+            w = stats["steps"] / max(done + stats["steps"], 1)
+            loss += w * (stats["train_loss"] - loss)
+            acc += w * (stats["train_acc"] - acc)
+            done += stats["steps"]
+        self._sync()
+        row = {"what": label, "steps": done, "epochs": done / self.steps_per_epoch(),
+               "paths": len(sampler), "train_loss": loss, "train_acc": acc,
+               "seconds": time.perf_counter() - t0}
+        self.epochs_done += row["epochs"]
+        self.history.append(row)
+        return row
+
+    def train_schedule(self, total_epochs: int, *, until: float | None = None,
+                       checkpoint: str | os.PathLike | None = None, progress=None
+                       ) -> list[dict[str, Any]]:
+        """Train along one cosine schedule of ``total_epochs`` epochs (recipe lr to min_lr),
+        from :attr:`epochs_done` up to ``until`` (default: the end), one epoch at a time;
+        after each epoch the supernet is saved to ``checkpoint`` (so an interrupted schedule
+        resumes where it stopped: :meth:`load` then call again) and ``progress(row)`` runs."""
+        r = self.recipe
+        end = float(total_epochs if until is None else min(until, total_epochs))
+        rows = []
+        while self.epochs_done < end - 1e-9:
+            e0 = self.epochs_done
+            e1 = min(end, math.floor(e0 + 1e-9) + 1.0)
+            lr = (_cosine(r.lr, r.min_lr, e0 / total_epochs),
+                  _cosine(r.lr, r.min_lr, e1 / total_epochs))
+            rows.append(self.train(e1 - e0, lr=lr, label=f"epoch {e1:g}/{total_epochs}"))
+            if checkpoint is not None:
+                self.save(checkpoint)
+            if progress is not None:
+                progress(rows[-1])
+        return rows
+
+    def _sync(self) -> None:
+        if str(self.device).startswith("cuda"):
+            torch.cuda.synchronize()
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def accuracy(self, arch: Any) -> tuple[float, float]:
+        """(held-out accuracy %, loss) of ``arch`` with the supernet's weights, BN statistics
+        re-estimated for that path. Raises :class:`OutsideSupernetError` for a cell that
+        needs a pruned op (and has no isomorph inside)."""
+        from zcnas.models.supernet import recalibrate_bn
+
+        cell = self.net.resolve(arch)
+        recalibrate_bn(self.net, self._recalib, lambda x: self.net(x, cell))
+        return accuracy(lambda x: self.net(x, cell),
+                        self.data.valid_batches(device=self.device, limit=self.eval_limit))
+
+    # --- pruning and gradient-guided search ---------------------------------------------------
+
+    def prune(self, elites: Sequence[str], *, label: str = "") -> list[tuple[int, str]]:
+        removed = self.net.prune(elites, label=label)
+        self.history.append({"what": "prune", "elites": len(elites),
+                             "removed": [f"{nats_tss.EDGES[e][0]}->{nats_tss.EDGES[e][1]}:{op}"
+                                         for e, op in removed],
+                             "space": self.net.space_size()})
+        return removed
+
+    def gradient_search(self, elites: Sequence[str], *, steps: int = 5, lr: float = 0.1,
+                        candidates: int = 4) -> list[str]:
+        """GENAS-style gradient-guided local search around ``elites``.
+
+        The elites' op table (the ops some elite uses on each edge) becomes a relaxation
+        whose logits start at log(share of elites using the op); ``steps`` Adam steps on
+        held-out cross-entropy move them with the supernet frozen; the ``candidates`` best
+        genotypes of the result (highest sum of log-softmax weights, the argmax first) are
+        returned as arch strings, elites excluded.
+        """
+        from zcnas.models.supernet import NUM_OPS, OPS
+
+        cells = [self.net.resolve(a) for a in elites]
+        if not cells:
+            return []
+        table = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
+        for c in cells:
+            for e, op in enumerate(c.ops):
+                table[e, OPS.index(op)] += 1
+        mask = torch.tensor(table > 0, device=self.device)
+        init = np.where(table > 0, np.log(np.maximum(table, 1e-9) / len(cells)), 0.0)
+        alpha = torch.tensor(init, dtype=torch.float32, device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([alpha], lr=lr, betas=(0.5, 0.999))
+        frozen = [p.requires_grad for p in self.net.parameters()]
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        saved_allowed = self.net.allowed
+        self.net.allowed = saved_allowed & (table > 0)
+        self.net.train()
+        batches = list(self.data.valid_batches(self.recipe.batch_size, device=self.device,
+                                               limit=self.eval_limit))
+        try:
+            for i in range(steps):
+                x, y = batches[i % len(batches)]
+                w = torch.softmax(alpha.masked_fill(~mask, -math.inf), dim=1)
+                loss = torch.nn.functional.cross_entropy(self.net(x, weights=w), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        finally:
+            self.net.allowed = saved_allowed
+            for p, f in zip(self.net.parameters(), frozen, strict=True):
+                p.requires_grad_(f)
+        logp = torch.log_softmax(alpha.detach().masked_fill(~mask, -math.inf), dim=1).cpu().numpy()
+        seen = {nats_tss.canonical_key(c) for c in cells}
+        out: list[str] = []
+        for ops in _best_combinations(logp, candidates + len(cells)):
+            cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
+            key = nats_tss.canonical_key(cell)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(nats_tss.format_arch(cell))
+            if len(out) >= candidates:
+                break
+        return out
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        torch.save({"format": SUPERNET_FORMAT, "dataset": self.dataset,
+                    "images": self.data.fingerprint, "valid": len(self.data.y_valid),
+                    "limit": self.data.limit, "recipe": asdict(self.recipe),
+                    "seed": self.seed, "model": self.net.state_dict(),
+                    "optimizer": self.opt.state_dict(),
+                    "rng": json.dumps(self.rng.bit_generator.state),
+                    "epochs_done": self.epochs_done, "history": json.dumps(self.history)}, tmp)
+        os.replace(tmp, p)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore a saved supernet; one-line errors for a missing, unreadable or
+        mismatched (other dataset or images) checkpoint."""
+        p = Path(path)
+        state = read_supernet(p, self.device)
+        if state["dataset"] != self.dataset:
+            raise CheckpointError(f"supernet checkpoint {p} was trained on {state['dataset']}, "
+                                  f"not {self.dataset} (dataset mismatch)")
+        if state["images"] != self.data.fingerprint:
+            raise CheckpointError(f"supernet checkpoint {p} was trained on other images "
+                                  f"({state['images']}, now {self.data.fingerprint}); use the "
+                                  "same data, held-out size and limit")
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.epochs_done = float(state["epochs_done"])
+        self.history = json.loads(state["history"])
+
+
+def read_supernet(path: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
+    """A supernet checkpoint's contents; one-line :class:`CheckpointError` when it is
+    missing, unreadable or not a supernet checkpoint."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no supernet checkpoint at {p}; train one first "
+                              "(zcnas supernet train) or check the path")
+    try:
+        state = torch.load(p, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
+        raise CheckpointError(f"supernet checkpoint {p} is unreadable "
+                              f"({type(e).__name__}); delete it and train again") from None
+    if not isinstance(state, dict) or state.get("format") != SUPERNET_FORMAT:
+        raise CheckpointError(f"{p} is not a zcnas supernet checkpoint")
+    return state
+
+
+def _best_combinations(logp: np.ndarray, n: int) -> list[tuple[int, ...]]:
+    """The ``n`` op choices (one per edge) with the highest total log-probability (finite
+    entries only), best first; ties broken by op order."""
+    choices = [np.flatnonzero(np.isfinite(row)) for row in logp]
+    grids = np.meshgrid(*choices, indexing="ij")
+    combos = np.stack([g.ravel() for g in grids], axis=1)
+    score = sum(logp[e, combos[:, e]] for e in range(logp.shape[0]))
+    order = np.lexsort((*[combos[:, e] for e in range(combos.shape[1] - 1, -1, -1)], -score))
+    return [tuple(int(v) for v in combos[i]) for i in order[:n]]
+
+
+def _has_isomorph_inside(net, arch: str) -> bool:
+    try:
+        net.resolve(arch)
+        return True
+    except OutsideSupernetError:
+        return False
+
+
+def _dataset_name(dataset: str) -> str:
+    from zcnas.data.specs import get_dataset
+
+    return get_dataset(dataset).name
+
+
+class SupernetEvaluator(Evaluator):
+    """The ``supernet`` fidelity of a search ladder.
+
+    On the first evaluation the supernet is trained ``warmup_epochs`` (or loaded from
+    ``load``). Then, counted in cells evaluated:
+
+    * every ``finetune_every`` cells it trains ``finetune_epochs`` more, on paths from the
+      last ``window`` cells it evaluated (the region the search is in), lr cosine from
+      ``finetune_lr`` to the recipe's min;
+    * every ``prune_every`` cells it prunes each edge to the ops of its ``elites`` best cells;
+    * every ``suggest_every`` cells it runs the gradient-guided search around its ``elites``
+      best cells; :meth:`take_suggestions` hands the new cells to the searcher.
+
+    A cell outside the pruned supernet (no isomorph inside) gets NaN (ranks last) with
+    ``meta['outside'] = 1``. ``checkpoint``: the supernet is saved there whenever the search
+    checkpoints, and a resumed search reloads it.
+    """
+
+    def __init__(self, *, dataset: str = "cifar10", root: Any = None, seed: int = 0,
+                 device: str = "cpu", data: Any = None, valid: int | float = 0.1,
+                 limit: int | None = None, eval_limit: int | None = None,
+                 recipe: SupernetRecipe = SupernetRecipe(), warmup_epochs: float = 1.0,
+                 finetune_every: int = 0, finetune_epochs: float = 0.25,
+                 finetune_lr: float = 0.01, window: int = 50, prune_every: int = 0,
+                 elites: int = 10, suggest_every: int = 0, suggest_steps: int = 5,
+                 suggestions: int = 4, load: Any = None, checkpoint: Any = None) -> None:
+        self.trainer = SupernetTrainer(dataset, data=data, root=root, valid=valid, limit=limit,
+                                       seed=seed, device=device, recipe=recipe,
+                                       eval_limit=eval_limit)
+        self.warmup_epochs = warmup_epochs
+        self.finetune_every = finetune_every
+        self.finetune_epochs = finetune_epochs
+        self.finetune_lr = finetune_lr
+        self.window = window
+        self.prune_every = prune_every
+        self.elites = elites
+        self.suggest_every = suggest_every
+        self.suggest_steps = suggest_steps
+        self.suggestions = suggestions
+        self.load = load
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.name = "supernet"
+        self._ready = False
+        self._seen: dict[str, tuple[str, float]] = {}  # canonical -> (arch, value), in order
+        self._count = 0
+        self._pending: list[str] = []
+        self._population: list[str] = []
+
+    def describe(self) -> str:
+        t = self.trainer
+        parts = [f"weight-sharing supernet on {len(t.data.y_train)} train / "
+                 f"{len(t.data.y_valid)} held-out {t.dataset} images, warm-up "
+                 f"{self.warmup_epochs:g} epochs"]
+        if self.finetune_every:
+            parts.append(f"fine-tune {self.finetune_epochs:g} epochs every "
+                         f"{self.finetune_every} cells")
+        if self.prune_every:
+            parts.append(f"prune by the best {self.elites} every {self.prune_every} cells")
+        if self.suggest_every:
+            parts.append(f"gradient-guided search every {self.suggest_every} cells")
+        return ", ".join(parts) + f", {t.device}"
+
+    def _warm_up(self) -> None:
+        if self.load is not None:
+            self.trainer.load(self.load)
+        elif self.warmup_epochs > 0:
+            self.trainer.train(self.warmup_epochs, label="warm-up")
+        self._ready = True
+
+    def _elites(self) -> list[str]:
+        ranked = sorted(((v, i, a) for i, (a, v) in enumerate(self._seen.values())
+                         if math.isfinite(v)), key=lambda t: (-t[0], t[1]))
+        return [a for _, _, a in ranked[: self.elites]]
+
+    def _due(self, every: int, before: int) -> bool:
+        return every > 0 and self._count // every > before // every
+
+    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
+        out: list[Evaluation] = []
+        extra = 0.0
+        if not self._ready:
+            t0 = time.perf_counter()
+            self._warm_up()
+            extra += time.perf_counter() - t0
+        for arch in archs:
+            t0 = time.perf_counter()
+            canonical = nats_tss.canonical_key(arch)
+            meta: dict[str, Any] = {}
+            try:
+                value, loss = self.trainer.accuracy(arch)
+                meta["loss"] = loss
+            except OutsideSupernetError:
+                value, meta["outside"] = math.nan, 1.0
+            self._seen[canonical] = (arch, value)
+            before, self._count = self._count, self._count + 1
+            extra += self._maintain(before)
+            cost = time.perf_counter() - t0 + extra
+            extra = 0.0
+            out.append(Evaluation(arch, canonical, self.name, value, cost, meta))
+        return out
+
+    def _maintain(self, before: int) -> float:
+        """Fine-tune / prune / suggest when due; returns the seconds it took."""
+        t0 = time.perf_counter()
+        if self._due(self.finetune_every, before):
+            region = self._population or [a for a, _ in list(self._seen.values())[-self.window:]]
+            try:
+                self.trainer.train(self.finetune_epochs, pool=region,
+                                   lr=(self.finetune_lr, self.trainer.recipe.min_lr),
+                                   label="fine-tune")
+            except OutsideSupernetError:
+                pass  # nothing of the region is left inside the supernet
+        elites = self._elites()
+        if self._due(self.prune_every, before) and elites:
+            self.trainer.prune(elites, label=f"after {self._count} cells")
+        if self._due(self.suggest_every, before) and elites:
+            self._pending.extend(self.trainer.gradient_search(
+                elites, steps=self.suggest_steps, candidates=self.suggestions))
+        return time.perf_counter() - t0
+
+    def observe_population(self, members: Sequence[str]) -> None:
+        """The searcher's current population: fine-tuning trains on its paths (falls back to
+        the last ``window`` cells evaluated when the searcher holds no population)."""
+        self._population = list(members)
+
+    def admits(self, arch: str) -> bool:
+        """Whether ``arch`` (or an isomorph) is inside the pruned supernet; a search refuses
+        the others before spending anything on them."""
+        return self.trainer.net.contains(arch) or _has_isomorph_inside(self.trainer.net, arch)
+
+    def take_suggestions(self) -> list[str]:
+        """Cells found by the gradient-guided search since the last call."""
+        out, self._pending = self._pending, []
+        return out
+
+    def forget(self, canonicals: Sequence[str]) -> None:
+        for c in canonicals:
+            self._seen.pop(c, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"seen": [[c, a, v] for c, (a, v) in self._seen.items()],
+                                 "count": self._count, "pending": list(self._pending),
+                                 "ready": self._ready}
+        if self.checkpoint is not None and self._ready:
+            self.trainer.save(self.checkpoint)
+            state["checkpoint"] = str(self.checkpoint)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._seen = {c: (a, float(v)) for c, a, v in state.get("seen", [])}
+        self._count = int(state.get("count", 0))
+        self._pending = list(state.get("pending", []))
+        if state.get("ready") and state.get("checkpoint"):
+            self.trainer.load(state["checkpoint"])
+            self._ready = True
