@@ -65,15 +65,19 @@ def distinct_sample(bench, n: int, rng: np.random.Generator, inside=None) -> lis
     return out
 
 
-def score(trainer: SupernetTrainer, bench, indices: list[int]) -> np.ndarray:
-    return np.array([trainer.accuracy(bench.arch(i))[0] for i in indices])
+def score(trainer: SupernetTrainer, bench, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out accuracy and loss of each cell with the supernet's weights."""
+    out = np.array([trainer.accuracy(bench.arch(i)) for i in indices])
+    return out[:, 0], out[:, 1]
 
 
-def quality(phase: str, subset: str, values: np.ndarray, truth: np.ndarray,
-            **extra) -> dict:
-    top = np.argsort(-values, kind="stable")[: max(1, len(values) // 10)]
-    return {"phase": phase, "subset": subset, "n": len(values),
-            "kendall": kendall(values, truth), "spearman": spearman(values, truth),
+def quality(phase: str, subset: str, scored: tuple[np.ndarray, np.ndarray],
+            truth: np.ndarray, **extra) -> dict:
+    acc, loss = scored
+    top = np.argsort(-acc, kind="stable")[: max(1, len(acc) // 10)]
+    return {"phase": phase, "subset": subset, "n": len(acc),
+            "kendall": kendall(acc, truth), "spearman": spearman(acc, truth),
+            "kendall_by_loss": kendall(-loss, truth),
             "best_true_in_top10pct": float(truth[top].max()), "true_max": float(truth.max()),
             **extra}
 
@@ -111,39 +115,39 @@ def main(argv: list[str] | None = None) -> None:
         log.append(line)
 
     # --- 1-2. one-shot, with checkpoints along one cosine schedule -------------------------
+    cells: list[dict] = []
+
+    def keep(phase: str, subset: str, indices: list[int], scored, true) -> None:
+        for i, a, lo, t in zip(indices, *scored, true, strict=True):
+            cells.append({"phase": phase, "subset": subset, "index": i, "arch": bench.arch(i),
+                          "supernet_acc": a, "supernet_loss": lo, "true_200ep": t})
+
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")} | {args.epochs})
-    steps_total = args.epochs * trainer.steps_per_epoch()
-    lr0, lr1 = trainer.recipe.lr, trainer.recipe.min_lr
-    done = 0
-    train_seconds = 0.0
     oneshot = None
     for c in checkpoints:
-        steps = c * trainer.steps_per_epoch() - done
-        t0, t1 = done / steps_total, (done + steps) / steps_total
-        # one cosine over the whole schedule, cut at the checkpoints
-        a = lr1 + (lr0 - lr1) * (1 + np.cos(np.pi * t0)) / 2
-        b = lr1 + (lr0 - lr1) * (1 + np.cos(np.pi * t1)) / 2
-        row = trainer.train(c - done / trainer.steps_per_epoch(), lr=(float(a), float(b)),
-                            label=f"one-shot to epoch {c}")
-        train_seconds += row["seconds"]
-        done += row["steps"]
+        trained = trainer.train_schedule(args.epochs, until=c)
         t0 = time.perf_counter()
         oneshot = score(trainer, bench, sample)
         eval_s = (time.perf_counter() - t0) / len(sample)
-        rows.append(quality(f"one-shot, {c} epochs", "sample", oneshot, truth, epochs=c,
+        phase = f"one-shot, {c} epochs"
+        rows.append(quality(phase, "sample", oneshot, truth, epochs=c,
                             eval_seconds_per_cell=eval_s))
+        keep(phase, "sample", sample, oneshot, truth)
+        per_epoch = sum(r["seconds"] for r in trained) / max(sum(r["epochs"] for r in trained),
+                                                             1e-9)
         note(f"epoch {c}: kendall {rows[-1]['kendall']:.3f} spearman "
-             f"{rows[-1]['spearman']:.3f} ({row['seconds'] / row['epochs']:.1f} s/epoch, "
-             f"{eval_s:.2f} s/cell)")
+             f"{rows[-1]['spearman']:.3f} (by loss {rows[-1]['kendall_by_loss']:.3f}; "
+             f"{per_epoch:.1f} s/epoch, {eval_s:.2f} s/cell)")
+    train_seconds = sum(r["seconds"] for r in trainer.history)
     sec_per_epoch = train_seconds / args.epochs
     base = out.with_name(out.name + "-oneshot.pt")
     trainer.save(base)
 
     # --- 3. continuations --------------------------------------------------------------------
-    order = np.argsort(-oneshot, kind="stable")
+    order = np.argsort(-oneshot[0], kind="stable")
     region = [sample[i] for i in order[: max(2, round(args.region * len(sample)))]]
     region_truth = bench.accuracies(region, DATASET, epochs=200)
-    region_before = oneshot[order[: len(region)]]
+    region_before = (oneshot[0][order[: len(region)]], oneshot[1][order[: len(region)]])
     elites = [bench.arch(sample[i]) for i in order[: args.elites]]
 
     def fresh() -> SupernetTrainer:
@@ -151,40 +155,39 @@ def main(argv: list[str] | None = None) -> None:
         t.load(base)
         return t
 
+    def measure(phase: str, subset: str, t: SupernetTrainer | None, indices: list[int],
+                true: np.ndarray, scored=None, **extra) -> None:
+        scored = scored if scored is not None else score(t, bench, indices)
+        rows.append(quality(phase, subset, scored, true, **extra))
+        keep(phase, subset, indices, scored, true)
+
     probe = fresh()
     probe.prune(elites)
     pruned = distinct_sample(bench, args.pruned_sample, np.random.default_rng(args.seed + 1),
                              inside=probe.net.contains)
     pruned_truth = bench.accuracies(pruned, DATASET, epochs=200)
-    pruned_before = score(probe, bench, pruned)
-    rows.append(quality("one-shot (pruned, before training)", "pruned space", pruned_before,
-                        pruned_truth))
-    rows.append(quality("one-shot", "region", region_before, region_truth))
+    ft = f"{args.finetune_epochs:g}"
+    measure("one-shot", "region", None, region, region_truth, scored=region_before)
+    measure("one-shot, pruned (before training)", "pruned space", probe, pruned, pruned_truth)
     ft_lr = (0.01, trainer.recipe.min_lr)
 
     control = fresh()
     control.train(args.finetune_epochs, lr=ft_lr, label="uniform")
-    rows.append(quality(f"+{args.finetune_epochs:g} epochs uniform (control)", "region",
-                        score(control, bench, region), region_truth))
-    rows.append(quality(f"+{args.finetune_epochs:g} epochs uniform (control)", "pruned space",
-                        score(control, bench, pruned), pruned_truth))
-    rows.append(quality(f"+{args.finetune_epochs:g} epochs uniform (control)", "sample",
-                        score(control, bench, sample), truth))
+    for subset, idx, true in (("sample", sample, truth), ("region", region, region_truth),
+                              ("pruned space", pruned, pruned_truth)):
+        measure(f"+{ft} epochs uniform (control)", subset, control, idx, true)
     note("control done")
 
     tuned = fresh()
     tuned.train(args.finetune_epochs, pool=[bench.arch(i) for i in region], lr=ft_lr,
                 label="region fine-tune")
-    rows.append(quality(f"+{args.finetune_epochs:g} epochs fine-tuned on the region",
-                        "region", score(tuned, bench, region), region_truth))
-    rows.append(quality(f"+{args.finetune_epochs:g} epochs fine-tuned on the region",
-                        "sample", score(tuned, bench, sample), truth))
+    measure(f"+{ft} epochs fine-tuned on the region", "sample", tuned, sample, truth)
+    measure(f"+{ft} epochs fine-tuned on the region", "region", tuned, region, region_truth)
     note("region fine-tune done")
 
     probe.train(args.finetune_epochs, lr=ft_lr, label="pruned fine-tune")
-    rows.append(quality(f"pruned by {args.elites} elites + {args.finetune_epochs:g} epochs",
-                        "pruned space", score(probe, bench, pruned), pruned_truth,
-                        space=probe.net.space_size()))
+    measure(f"pruned by {args.elites} elites + {ft} epochs", "pruned space", probe, pruned,
+            pruned_truth, space=probe.net.space_size())
     note("pruned fine-tune done")
 
     # --- 4. gradient-guided search --------------------------------------------------------------
@@ -197,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
 
     table = pd.DataFrame(rows)
     table.to_csv(out.with_suffix(".csv"), index=False)
+    pd.DataFrame(cells).to_parquet(out.with_name(out.name + "-cells.parquet"), index=False)
     meta = {
         "command": "python -m benchmarks.supernet_ranking "
                    + " ".join(argv if argv is not None else sys.argv[1:]),

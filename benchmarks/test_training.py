@@ -67,10 +67,13 @@ def test_supernet_score(benchmark, trainer):
 
 @pytest.mark.benchmark(group="scoring one cell")
 def test_synflow_score(benchmark):
+    from zcnas.registry import create_proxy
     from zcnas.scoring.engine import make_items, score_archs
 
+    synflow = create_proxy("synflow")
+
     def one():
-        return score_archs(make_items([ARCH], "nats-tss"), ["synflow"], space="nats-tss",
+        return score_archs(make_items([ARCH], "nats-tss"), [synflow], space="nats-tss",
                            dataset="cifar10", device=DEVICE, workers=1, store=None,
                            progress=False)
 

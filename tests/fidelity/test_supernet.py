@@ -153,3 +153,47 @@ def test_evaluator_resumes_from_its_checkpoint(data, tmp_path):
     (b,) = again.evaluate([A])
     assert b.value == a.value
     assert [h["what"] for h in again.trainer.history] == ["warm-up"]  # not trained again
+
+
+def test_costs_add_up_to_the_wall_time(data):
+    import time
+
+    ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, finetune_every=1,
+                           finetune_epochs=0.2, suggest_every=2, suggest_steps=1)
+    t0 = time.perf_counter()
+    out = ev.evaluate([A, B, C])
+    wall = time.perf_counter() - t0
+    assert 0.9 * wall <= sum(e.cost for e in out) <= wall  # every second once, none twice
+
+
+def test_a_time_limit_kills_the_warm_up(data):
+    ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=50)
+    ev.time_limit = 0.05
+    (e,) = ev.evaluate([A, B])
+    assert e.meta == {"killed": 1.0} and math.isnan(e.value) and e.cost < 5
+
+
+def test_gradient_search_fills_its_quota_past_isomorphs(trainer):
+    # node 1 is zero in both elites: edges 1->2 and 1->3 do not matter, so most of the
+    # op table's 32 cells are isomorphs of a few classes
+    elites = ["|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|"
+              "nor_conv_3x3~2|",
+              "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|skip_connect~1|"
+              "nor_conv_1x1~2|"]
+    table = [sorted({nats_tss.parse_arch(a).ops[e] for a in elites}) for e in range(6)]
+    classes = {nats_tss.canonical_key(nats_tss.Cell(ops)) for ops in itertools.product(*table)}
+    new = classes - {nats_tss.canonical_key(a) for a in elites}
+    assert 3 <= len(new) < 32
+    out = trainer.gradient_search(elites, steps=1, candidates=len(new) + 5)
+    assert {nats_tss.canonical_key(a) for a in out} == new and len(out) == len(new)
+
+
+def test_the_schedule_keeps_its_length(trainer):
+    trainer.train_schedule(4, until=0.25)
+    assert trainer.schedule_done == pytest.approx(0.25)
+    trainer.train(0.25, pool=[A])  # fine-tuning does not move the schedule
+    assert trainer.schedule_done == pytest.approx(0.25)
+    from zcnas.errors import UserError
+
+    with pytest.raises(UserError, match="4-epoch schedule"):
+        trainer.train_schedule(8)

@@ -122,3 +122,20 @@ def test_train_evaluator_charges_measured_seconds_and_reuses_checkpoints(data, t
     assert (again.value, again.cost) == (e.value, e.cost)
     with pytest.raises(UserError, match="not cifar100"):
         TrainEvaluator(1, dataset="cifar100", data=data)
+
+
+def test_a_time_limit_kills_training(data, tmp_path):
+    ev = TrainEvaluator(50, dataset="cifar10", data=data, batch_size=32, checkpoint_dir=tmp_path)
+    ev.time_limit = 0.05
+    out = ev.evaluate([ARCH, ARCH.replace("skip_connect", "none")])
+    assert len(out) == 1 and out[0].meta == {"killed": 1.0} and out[0].cost < 5
+
+
+def test_checkpoint_files_are_per_training_not_per_class(data, tmp_path):
+    ev = TrainEvaluator(1, dataset="cifar10", data=data, checkpoint_dir=tmp_path)
+    iso = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    twin = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # dead 0->1
+    from zcnas.spaces import nats_tss
+
+    assert nats_tss.canonical_key(iso) == nats_tss.canonical_key(twin)
+    assert ev._path(iso) != ev._path(twin)

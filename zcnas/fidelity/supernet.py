@@ -26,11 +26,12 @@ momentum 0.9, Nesterov, lr 0.025 cosine to 0.001, weight decay 5e-4, batch 64.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import torch
 
 from zcnas.errors import CheckpointError, OutsideSupernetError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
-from zcnas.fidelity.train import Recipe, accuracy, run_epoch
+from zcnas.fidelity.train import DeadlineExceeded, Recipe, accuracy, run_epoch
 from zcnas.spaces import nats_tss
 
 SUPERNET_FORMAT = "zcnas-supernet-1"
@@ -98,7 +99,9 @@ class SupernetTrainer:
             self.net = Supernet(self.dataset).to(device)
         self.opt = recipe.optimizer(self.net.parameters())
         self.rng = np.random.default_rng(seed)
-        self.epochs_done = 0.0
+        self.epochs_done = 0.0  # every epoch trained, fine-tuning included
+        self.schedule_done = 0.0  # position on the uniform training schedule
+        self.schedule_total: int | None = None
         self.history: list[dict[str, Any]] = []
         # the same recalibration batches for every cell and every seed: a fixed protocol
         self._recalib = self.data.fixed_train_batches(recipe.recalib_batches, recipe.batch_size,
@@ -110,21 +113,32 @@ class SupernetTrainer:
         return self.data.steps_per_epoch(self.recipe.batch_size)
 
     def train(self, epochs: float = 1.0, *, pool: Iterable[str] | None = None,
-              lr: tuple[float, float] | None = None, max_steps: int | None = None,
-              label: str = "train") -> dict[str, Any]:
+              lr: tuple[float, float] | Callable[[float], float] | None = None,
+              max_steps: int | None = None, label: str = "train",
+              deadline: float | None = None) -> dict[str, Any]:
         """Train ``epochs`` epochs (fractions allowed) of single paths, one per batch, drawn
-        de-isomorphically from the supernet (or from ``pool``'s classes). ``lr`` = (start,
-        end) of a cosine over this call (default: the recipe's lr to its min_lr)."""
+        de-isomorphically from the supernet (or from ``pool``'s cells). ``lr``: (start, end)
+        of a cosine over this call (default: the recipe's lr to its min_lr), or a function of
+        the fraction of this call done. ``deadline`` (a ``time.perf_counter()`` value):
+        stop at the first step past it and raise :class:`DeadlineExceeded`."""
         from zcnas.models.supernet import PathSampler
 
         sampler = PathSampler(self.net, pool)
         steps = max(1, round(epochs * self.steps_per_epoch()))
         if max_steps is not None:
             steps = min(steps, max_steps)
-        lr0, lr1 = lr if lr is not None else (self.recipe.lr, self.recipe.min_lr)
+        if callable(lr):
+            lr_of = lr
+        else:
+            lr0, lr1 = lr if lr is not None else (self.recipe.lr, self.recipe.min_lr)
+
+            def lr_of(u: float) -> float:
+                return _cosine(lr0, lr1, u)
         path: list[nats_tss.Cell] = []
 
         def draw(_i: int) -> None:
+            if deadline is not None and time.perf_counter() > deadline:
+                raise DeadlineExceeded(label)
             path[:] = [sampler.sample(self.rng)]
 
         t0 = time.perf_counter()
@@ -134,7 +148,7 @@ class SupernetTrainer:
             stats = run_epoch(lambda x: self.net(x, path[0]), self.opt,
                               self.data.epoch(self.rng, self.recipe.batch_size,
                                               device=self.device),
-                              lr=lambda i, d=done: _cosine(lr0, lr1, (d + i) / steps),
+                              lr=lambda i, d=done: lr_of((d + i) / steps),
                               max_steps=steps - done, before_step=draw)
             w = stats["steps"] / max(done + stats["steps"], 1)
             loss += w * (stats["train_loss"] - loss)
@@ -152,18 +166,26 @@ class SupernetTrainer:
                        checkpoint: str | os.PathLike | None = None, progress=None
                        ) -> list[dict[str, Any]]:
         """Train along one cosine schedule of ``total_epochs`` epochs (recipe lr to min_lr),
-        from :attr:`epochs_done` up to ``until`` (default: the end), one epoch at a time;
+        from :attr:`schedule_done` up to ``until`` (default: the end), one epoch at a time;
         after each epoch the supernet is saved to ``checkpoint`` (so an interrupted schedule
-        resumes where it stopped: :meth:`load` then call again) and ``progress(row)`` runs."""
+        resumes where it stopped: :meth:`load` then call again) and ``progress(row)`` runs.
+        Fine-tuning calls of :meth:`train` do not move the schedule's position."""
+        if self.schedule_total not in (None, total_epochs):
+            raise UserError(f"this supernet follows a {self.schedule_total}-epoch schedule, "
+                            f"not {total_epochs}; pass --epochs {self.schedule_total}")
+        self.schedule_total = total_epochs
         r = self.recipe
         end = float(total_epochs if until is None else min(until, total_epochs))
         rows = []
-        while self.epochs_done < end - 1e-9:
-            e0 = self.epochs_done
+        while self.schedule_done < end - 1e-9:
+            e0 = self.schedule_done
             e1 = min(end, math.floor(e0 + 1e-9) + 1.0)
-            lr = (_cosine(r.lr, r.min_lr, e0 / total_epochs),
-                  _cosine(r.lr, r.min_lr, e1 / total_epochs))
+
+            def lr(u: float, e0=e0, e1=e1) -> float:  # the global cosine at this point
+                return _cosine(r.lr, r.min_lr, (e0 + u * (e1 - e0)) / total_epochs)
+
             rows.append(self.train(e1 - e0, lr=lr, label=f"epoch {e1:g}/{total_epochs}"))
+            self.schedule_done = e1
             if checkpoint is not None:
                 self.save(checkpoint)
             if progress is not None:
@@ -226,8 +248,8 @@ class SupernetTrainer:
         saved_allowed = self.net.allowed
         self.net.allowed = saved_allowed & (table > 0)
         self.net.train()
-        batches = list(self.data.valid_batches(self.recipe.batch_size, device=self.device,
-                                               limit=self.eval_limit))
+        batches = list(itertools.islice(self.data.valid_batches(
+            self.recipe.batch_size, device=self.device, limit=self.eval_limit), steps))
         try:
             for i in range(steps):
                 x, y = batches[i % len(batches)]
@@ -243,7 +265,7 @@ class SupernetTrainer:
         logp = torch.log_softmax(alpha.detach().masked_fill(~mask, -math.inf), dim=1).cpu().numpy()
         seen = {nats_tss.canonical_key(c) for c in cells}
         out: list[str] = []
-        for ops in _best_combinations(logp, candidates + len(cells)):
+        for ops in _best_combinations(logp, 5 ** nats_tss.NUM_EDGES):
             cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
             key = nats_tss.canonical_key(cell)
             if key in seen:
@@ -266,7 +288,9 @@ class SupernetTrainer:
                     "seed": self.seed, "model": self.net.state_dict(),
                     "optimizer": self.opt.state_dict(),
                     "rng": json.dumps(self.rng.bit_generator.state),
-                    "epochs_done": self.epochs_done, "history": json.dumps(self.history)}, tmp)
+                    "epochs_done": self.epochs_done, "schedule_done": self.schedule_done,
+                    "schedule_total": self.schedule_total,
+                    "history": json.dumps(self.history)}, tmp)
         os.replace(tmp, p)
 
     def load(self, path: str | os.PathLike) -> None:
@@ -285,6 +309,8 @@ class SupernetTrainer:
         self.opt.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.epochs_done = float(state["epochs_done"])
+        self.schedule_done = float(state.get("schedule_done", 0.0))
+        self.schedule_total = state.get("schedule_total")
         self.history = json.loads(state["history"])
 
 
@@ -372,6 +398,8 @@ class SupernetEvaluator(Evaluator):
         self.load = load
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.name = "supernet"
+        #: Seconds the next :meth:`evaluate` call may take (set by the ladder); None: no limit.
+        self.time_limit: float | None = None
         self._ready = False
         self._seen: dict[str, tuple[str, float]] = {}  # canonical -> (arch, value), in order
         self._count = 0
@@ -392,11 +420,11 @@ class SupernetEvaluator(Evaluator):
             parts.append(f"gradient-guided search every {self.suggest_every} cells")
         return ", ".join(parts) + f", {t.device}"
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, deadline: float | None = None) -> None:
         if self.load is not None:
             self.trainer.load(self.load)
         elif self.warmup_epochs > 0:
-            self.trainer.train(self.warmup_epochs, label="warm-up")
+            self.trainer.train(self.warmup_epochs, label="warm-up", deadline=deadline)
         self._ready = True
 
     def _elites(self) -> list[str]:
@@ -408,38 +436,45 @@ class SupernetEvaluator(Evaluator):
         return every > 0 and self._count // every > before // every
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
+        """Score ``archs``; each is charged the wall time from the end of the previous one
+        (so the warm-up goes to the first cell and upkeep to the cell that triggered it).
+        With :attr:`time_limit` set (the ladder sets it to what is left), work that runs past
+        it stops at the next training step and the cell being scored comes back killed, its
+        cost the time it took."""
+        start = mark = time.perf_counter()
+        deadline = None if self.time_limit is None else start + self.time_limit
         out: list[Evaluation] = []
-        extra = 0.0
-        if not self._ready:
-            t0 = time.perf_counter()
-            self._warm_up()
-            extra += time.perf_counter() - t0
-        for arch in archs:
-            t0 = time.perf_counter()
-            canonical = nats_tss.canonical_key(arch)
-            meta: dict[str, Any] = {}
-            try:
-                value, loss = self.trainer.accuracy(arch)
-                meta["loss"] = loss
-            except OutsideSupernetError:
-                value, meta["outside"] = math.nan, 1.0
-            self._seen[canonical] = (arch, value)
-            before, self._count = self._count, self._count + 1
-            extra += self._maintain(before)
-            cost = time.perf_counter() - t0 + extra
-            extra = 0.0
-            out.append(Evaluation(arch, canonical, self.name, value, cost, meta))
+        try:
+            if not self._ready:
+                self._warm_up(deadline)
+            for arch in archs:
+                canonical = nats_tss.canonical_key(arch)
+                meta: dict[str, Any] = {}
+                try:
+                    value, loss = self.trainer.accuracy(arch)
+                    meta["loss"] = loss
+                except OutsideSupernetError:
+                    value, meta["outside"] = math.nan, 1.0
+                self._seen[canonical] = (arch, value)
+                before, self._count = self._count, self._count + 1
+                self._maintain(before, deadline)
+                now = time.perf_counter()
+                out.append(Evaluation(arch, canonical, self.name, value, now - mark, meta))
+                mark = now
+        except DeadlineExceeded:
+            arch = archs[len(out)]
+            out.append(Evaluation(arch, nats_tss.canonical_key(arch), self.name, math.nan,
+                                  time.perf_counter() - mark, {"killed": 1.0}))
         return out
 
-    def _maintain(self, before: int) -> float:
-        """Fine-tune / prune / suggest when due; returns the seconds it took."""
-        t0 = time.perf_counter()
+    def _maintain(self, before: int, deadline: float | None) -> None:
+        """Fine-tune / prune / suggest when due."""
         if self._due(self.finetune_every, before):
             region = self._population or [a for a, _ in list(self._seen.values())[-self.window:]]
             try:
                 self.trainer.train(self.finetune_epochs, pool=region,
                                    lr=(self.finetune_lr, self.trainer.recipe.min_lr),
-                                   label="fine-tune")
+                                   label="fine-tune", deadline=deadline)
             except OutsideSupernetError:
                 pass  # nothing of the region is left inside the supernet
         elites = self._elites()
@@ -448,7 +483,6 @@ class SupernetEvaluator(Evaluator):
         if self._due(self.suggest_every, before) and elites:
             self._pending.extend(self.trainer.gradient_search(
                 elites, steps=self.suggest_steps, candidates=self.suggestions))
-        return time.perf_counter() - t0
 
     def observe_population(self, members: Sequence[str]) -> None:
         """The searcher's current population: fine-tuning trains on its paths (falls back to

@@ -35,6 +35,11 @@ from zcnas.fidelity.base import Evaluation, Evaluator
 CHECKPOINT_FORMAT = "zcnas-train-1"
 
 
+class DeadlineExceeded(Exception):  # noqa: N818 (a signal, not a failure)
+    """Raised inside training when an evaluation's time limit passes: the fidelity ladder
+    kills an evaluation that would run past the budget, as a real job would be."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Optimisation hyper-parameters; the defaults are NATS-Bench's."""
@@ -106,6 +111,16 @@ def accuracy(forward: Callable[[torch.Tensor], torch.Tensor],
     return 100.0 * correct / seen, loss_sum / seen
 
 
+def _stop_at(deadline: float | None) -> Callable[[int], None] | None:
+    if deadline is None:
+        return None
+
+    def check(_i: int) -> None:
+        if time.perf_counter() > deadline:
+            raise DeadlineExceeded("training")
+    return check
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """The outcome of training one genotype."""
@@ -159,14 +174,17 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
                seed: int = 0, device: str = "cpu", checkpoint: str | os.PathLike | None = None,
                resume: bool | str = "auto", max_steps: int | None = None,
                eval_limit: int | None = None, space: str = "nats-tss",
-               progress: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+               progress: Callable[[dict[str, float]], None] | None = None,
+               deadline: float | None = None) -> TrainResult:
     """Train ``arch`` from scratch on ``data`` (:class:`~zcnas.data.training.TrainingData`).
 
     ``epochs`` overrides ``recipe.epochs`` (the cosine spans the full schedule). ``checkpoint``:
     a file updated after every epoch; ``resume`` = ``"auto"`` continues from it when it exists,
     ``True`` requires it (a missing one is an error), ``False`` starts over. A checkpoint made
     for another arch, dataset, recipe or images is refused. ``max_steps`` caps the steps per
-    epoch (quick checks); ``eval_limit`` the held-out images scored.
+    epoch (quick checks); ``eval_limit`` the held-out images scored. ``deadline`` (a
+    ``time.perf_counter()`` value): raise :class:`DeadlineExceeded` at the first step past
+    it (the epochs already checkpointed stay).
     """
     from zcnas.models import build_network
     from zcnas.spaces import get_space
@@ -202,7 +220,7 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
         net.train()
         stats = run_epoch(net, opt, data.epoch(rng, recipe.batch_size, device=device),
                           lr=lambda i, e=epoch: recipe.lr_at(e + i / steps),
-                          max_steps=max_steps)
+                          max_steps=max_steps, before_step=_stop_at(deadline))
         net.eval()
         acc, loss = accuracy(net, data.valid_batches(device=device, limit=eval_limit))
         if device.startswith("cuda"):
@@ -253,18 +271,23 @@ class TrainEvaluator(Evaluator):
             raise UserError(f"training data is {self.data.spec.name}, not {dataset}")
         self.name = f"train@{self.epochs}"
         self.seconds_per_epoch: list[float] = []
+        #: Seconds the next :meth:`evaluate` call may take (set by the ladder); None: no limit.
+        self.time_limit: float | None = None
 
     def describe(self) -> str:
         return (f"stand-alone training, {self.epochs} epochs, NATS recipe, "
                 f"{len(self.data.y_train)} train / {len(self.data.y_valid)} held-out "
                 f"{self.dataset} images, {self.device}")
 
-    def _path(self, canonical: str) -> Path | None:
+    def _path(self, arch: str) -> Path | None:
+        """One file per training: everything the resume check compares is in its name."""
         if self.checkpoint_dir is None:
             return None
         import hashlib
 
-        h = hashlib.sha1(canonical.encode()).hexdigest()[:16]
+        ident = json.dumps([arch, self.data.fingerprint, asdict(self.recipe), self.seed,
+                            self.max_steps])
+        h = hashlib.sha1(ident.encode()).hexdigest()[:16]
         return self.checkpoint_dir / f"{self.dataset}-e{self.epochs}-s{self.seed}-{h}.pt"
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
@@ -272,11 +295,21 @@ class TrainEvaluator(Evaluator):
 
         sp = get_space(self.space)
         out = []
+        start = time.perf_counter()
+        deadline = None if self.time_limit is None else start + self.time_limit
         for arch in archs:
             canonical = sp.canonical_key(arch)
-            res = train_arch(arch, data=self.data, recipe=self.recipe, seed=self.seed,
-                             device=self.device, checkpoint=self._path(canonical),
-                             max_steps=self.max_steps, space=self.space)
+            arch = sp.format_arch(sp.parse_arch(arch))
+            t0 = time.perf_counter()
+            try:
+                res = train_arch(arch, data=self.data, recipe=self.recipe, seed=self.seed,
+                                 device=self.device, checkpoint=self._path(arch),
+                                 max_steps=self.max_steps, space=self.space,
+                                 deadline=deadline)
+            except DeadlineExceeded:  # killed: the ladder discards it
+                out.append(Evaluation(arch, canonical, self.name, math.nan,
+                                      time.perf_counter() - t0, {"killed": 1.0}))
+                break
             self.seconds_per_epoch.append(res.seconds_per_epoch)
             meta = {"valid_loss": res.valid_loss, "seconds_per_epoch": res.seconds_per_epoch,
                     "resumed_from": float(res.resumed_from)}

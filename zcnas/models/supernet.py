@@ -99,10 +99,9 @@ class Supernet(nn.Module):
     (6 x 5, rows = edges, columns = :data:`OPS`; masked ops are skipped).
     """
 
-    def __init__(self, dataset: str = "cifar10", *, num_classes: int | None = None,
-                 C: int = 16, N: int = 5) -> None:
+    def __init__(self, dataset: str = "cifar10", *, num_classes: int | None = None) -> None:
         super().__init__()
-        plan = tss_plan(("skip_connect",) * nats_tss.NUM_EDGES, dataset, C=C, N=N)
+        plan = tss_plan(("skip_connect",) * nats_tss.NUM_EDGES, dataset)
         self.dataset = dataset
         self.num_classes = num_classes or plan.num_classes
         self.stem = nn.Sequential(nn.Conv2d(3, plan.stem, 3, padding=1, bias=False),
@@ -132,8 +131,9 @@ class Supernet(nn.Module):
         return all(self.allowed[e, OPS.index(op)] for e, op in enumerate(cell.ops))
 
     def resolve(self, arch: Any) -> nats_tss.Cell:
-        """``arch`` as a cell inside the supernet: itself, else an isomorphic cell (same
-        function) whose ops are all still candidates; otherwise :class:`OutsideSupernetError`.
+        """``arch`` as a cell inside the supernet: itself, else an isomorphic cell whose ops
+        are all still candidates (the same function of the input, computed by that cell's own
+        shared weights); otherwise :class:`OutsideSupernetError`.
         """
         cell = nats_tss.as_cell(arch)
         if self.contains(cell):
@@ -241,20 +241,25 @@ class PathSampler:
     """De-isomorphic path sampling for a supernet (its current op table).
 
     ``sample(rng)`` draws one genotype: a class uniformly, then a member inside the supernet
-    uniformly. ``pool`` (arch strings, e.g. the current population) restricts the classes to
-    those of the pool (fine-tuning on the search region); members are still drawn from the
-    whole class, so every weight a pool function can use is trained.
+    uniformly. With ``pool`` (arch strings, e.g. the current population) it draws one of the
+    pool's distinct cells uniformly (fine-tuning on the search region): exactly the cells
+    that get scored, each resolved into the supernet.
     """
 
     def __init__(self, supernet: Supernet, pool: Iterable[Any] | None = None) -> None:
         self.supernet = supernet
         self._mask = supernet.allowed.copy()
         if pool is None:
-            classes = nats_tss.isomorphism_classes()
+            inside = [tuple(c for c in cls if supernet.contains(c))
+                      for cls in nats_tss.isomorphism_classes()]
         else:
-            keys = dict.fromkeys(nats_tss.canonical_key(a) for a in pool)
-            classes = tuple(_class_of(k) for k in keys)
-        inside = [tuple(c for c in cls if supernet.contains(c)) for cls in classes]
+            cells: dict[str, nats_tss.Cell] = {}
+            for a in pool:
+                try:
+                    cells.setdefault(nats_tss.canonical_key(a), supernet.resolve(a))
+                except OutsideSupernetError:
+                    continue
+            inside = [(c,) for c in cells.values()]
         self.classes = [c for c in inside if c]
         if not self.classes:
             raise OutsideSupernetError("no cell of the pool is inside the pruned supernet")

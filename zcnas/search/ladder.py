@@ -251,6 +251,8 @@ class Ladder:
                 mean, worst = sum(costs) / len(costs), max(costs)
                 n = len(archs) - i if mean <= 0 else int((room() - worst) // mean)
                 n = max(1, min(len(archs) - i, n))
+            if hasattr(ev, "time_limit"):  # a long evaluation stops itself at the deadline
+                ev.time_limit = max(0.0, room())
             batch = ev.evaluate(archs[i:i + n])
             for j, e in enumerate(batch):
                 left = room()
