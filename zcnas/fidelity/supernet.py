@@ -48,21 +48,15 @@ SUPERNET_FORMAT = "zcnas-supernet-1"
 
 
 @dataclass(frozen=True)
-class SupernetRecipe:
-    """Supernet optimisation (NAS-Bench-201's weight-sharing config) and evaluation."""
+class SupernetRecipe(Recipe):
+    """Supernet optimisation (NAS-Bench-201's weight-sharing config: the NATS recipe with lr
+    0.025 to 0.001 and batch 64; ``epochs`` is unused, schedules are given per call) and
+    evaluation: ``recalib_batches`` training batches re-estimate BN statistics per path."""
 
     lr: float = 0.025
     min_lr: float = 0.001
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
     batch_size: int = 64
-    #: training batches (of ``batch_size``) used to re-estimate BN statistics per path
     recalib_batches: int = 4
-
-    def optimizer(self, params) -> torch.optim.SGD:
-        return Recipe(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                      weight_decay=self.weight_decay).optimizer(params)
 
 
 def _cosine(lr0: float, lr1: float, t: float) -> float:
