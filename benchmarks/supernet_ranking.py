@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--oneshot-only", action="store_true",
+                    help="Stop after the one-shot checkpoints (longer schedules).")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     sec_per_epoch = train_seconds / args.epochs
     base = out.with_name(out.name + "-oneshot.pt")
     trainer.save(base)
+    if args.oneshot_only:
+        write(out, args, argv, rows, cells, {
+            "machine": _machine(args.device), "train_images": len(data.y_train),
+            "held_out_images": len(data.y_valid), "seconds_per_epoch": sec_per_epoch,
+            "sample": sample, "total_seconds": time.perf_counter() - t_start, "log": log}, [])
+        base.unlink(missing_ok=True)
+        return
 
     # --- 3. continuations --------------------------------------------------------------------
     order = np.argsort(-oneshot[0], kind="stable")
@@ -198,34 +207,45 @@ def main(argv: list[str] | None = None) -> None:
     elite_truth = bench.accuracies([bench.index(a) for a in elites], DATASET, epochs=200)
     cand_truth = bench.accuracies([bench.index(a) for a in cands], DATASET, epochs=200)
 
-    table = pd.DataFrame(rows)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    pd.DataFrame(cells).to_parquet(out.with_name(out.name + "-cells.parquet"), index=False)
     meta = {
-        "command": "python -m benchmarks.supernet_ranking "
-                   + " ".join(argv if argv is not None else sys.argv[1:]),
-        "args": vars(args), "machine": f"{platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads, device {args.device}",
-        "train_images": len(data.y_train), "held_out_images": len(data.y_valid),
-        "seconds_per_epoch": sec_per_epoch, "sample": sample, "region": region,
-        "pruned_sample": pruned, "elites": elites,
+        "machine": _machine(args.device), "train_images": len(data.y_train),
+        "held_out_images": len(data.y_valid), "seconds_per_epoch": sec_per_epoch,
+        "sample": sample, "region": region, "pruned_sample": pruned, "elites": elites,
         "pruned_space_size": probe.net.space_size(),
         "gradient_search": {"candidates": cands, "true": cand_truth.tolist(),
                             "elites_true": elite_truth.tolist(), "seconds": genas_s},
         "total_seconds": time.perf_counter() - t_start, "log": log,
     }
+    extra = [f"Gradient-guided search around the {len(elites)} elites ({genas_s:.1f} s): "
+             f"candidates' true accuracy {', '.join(f'{v:.2f}' for v in cand_truth)}; elites "
+             f"mean {elite_truth.mean():.2f}, best {elite_truth.max():.2f}.", ""]
+    write(out, args, argv, rows, cells, meta, extra)
+    base.unlink(missing_ok=True)
+
+
+def _machine(device: str) -> str:
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+            f"threads, device {device}")
+
+
+def write(out: Path, args, argv, rows: list[dict], cells: list[dict], meta: dict,
+          extra: list[str]) -> None:
+    """``OUT.csv`` (one row per phase x subset), ``OUT-cells.parquet`` (every cell scored),
+    ``OUT.json`` (the command, settings, samples, log) and ``OUT.md``."""
+    table = pd.DataFrame(rows)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    pd.DataFrame(cells).to_parquet(out.with_name(out.name + "-cells.parquet"), index=False)
+    meta = {"command": "python -m benchmarks.supernet_ranking "
+                       + " ".join(argv if argv is not None else sys.argv[1:]),
+            "args": vars(args), **meta}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     lines = [f"# Supernet ranking quality, {DATASET} ({meta['machine']})", "",
-             f"{len(data.y_train)} training / {len(data.y_valid)} held-out images; ground "
-             "truth: NATS-Bench 200-epoch test accuracy. "
-             f"Supernet training: {sec_per_epoch:.1f} s per epoch.", "",
+             f"{meta['train_images']} training / {meta['held_out_images']} held-out images; "
+             "ground truth: NATS-Bench 200-epoch test accuracy. Supernet training: "
+             f"{meta['seconds_per_epoch']:.1f} s per epoch.", "",
              markdown_table(table.round(3).values.tolist(), list(table.columns)), "",
-             f"Gradient-guided search around the {len(elites)} elites ({genas_s:.1f} s): "
-             f"candidates' true accuracy {', '.join(f'{v:.2f}' for v in cand_truth)}; elites "
-             f"mean {elite_truth.mean():.2f}, best {elite_truth.max():.2f}.", "",
-             f"Total {meta['total_seconds'] / 60:.1f} min."]
+             *extra, f"Total {meta['total_seconds'] / 60:.1f} min."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    base.unlink(missing_ok=True)
     print("\n".join(lines))
 
 
