@@ -48,3 +48,13 @@ def test_supernet_train_score_prune(run_isolated, data_root, tmp_path):
     r = run_isolated("supernet", "score", A, "--supernet", tmp_path / "x.pt", "--data",
                      data_root)
     assert r.exit_code == 2 and "no supernet checkpoint" in r.output
+
+
+def test_oneshot_from_the_command_line_without_a_lookup(run_isolated, data_root):
+    r = run_isolated("search", "--method", "oneshot", "--lookup", "none", "--data", data_root,
+                     "--budget", 15, "--population", 8, "--warmup-epochs", 0.1,
+                     "--train-epochs", 1, "--image-limit", 120, "--fitness", "synflow",
+                     "--no-store", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "stage 1: weight-sharing supernet" in r.output
+    assert "cells at synflow" in r.output and "s of compute" in r.output

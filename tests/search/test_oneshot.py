@@ -95,3 +95,4 @@ def test_oneshot_searches_on_real_images_within_its_budget(data_root, tmp_path):
     assert (tmp_path / "run" / "supernet.pt").is_file()
     assert res.arch is not None and np.isfinite(res.chosen_values["supernet"])
     assert math.isnan(res.reported or math.nan)  # no lookup given: nothing reported
+

@@ -215,9 +215,16 @@ class SearchSession:
                 lines.append(f"{c.method} on {c.dataset}, seed {c.seed}: chosen {r.arch}")
                 if c.space == "nats-tss" and r.arch is not None:
                     size = count_costs(tss_plan(r.arch, c.dataset))
-                    lines.append(f"  params {size.params_m:.3f} M, FLOPs {size.flops_m:.1f} M; "
-                                 f"{r.evals_by_stage[0]} cells scored, {r.cost:.1f} s of proxy "
+                    if len(r.stages) == 1:
+                        spent = (f"{r.evals_by_stage[0]} cells scored, {r.cost:.1f} s of proxy "
                                  "compute (a cached score counts its recorded time)")
+                    else:
+                        spent = ", ".join(f"{n} cells at {st.removeprefix('proxy:')}"
+                                          for n, st in zip(r.evals_by_stage, r.stages,
+                                                           strict=True))
+                        spent += f"; {r.cost:.1f} s of compute"
+                    lines.append(f"  params {size.params_m:.3f} M, FLOPs {size.flops_m:.1f} M; "
+                                 + spent)
                 lines.extend(f"  {k.removeprefix('proxy:')} = {v:.6g}"
                              for k, v in r.chosen_values.items())
             return lines
