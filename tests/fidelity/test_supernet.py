@@ -197,3 +197,15 @@ def test_the_schedule_keeps_its_length(trainer):
 
     with pytest.raises(UserError, match="4-epoch schedule"):
         trainer.train_schedule(8)
+
+
+def test_the_value_is_accuracy_or_negative_loss(data):
+    acc = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.1)
+    loss = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.1, metric="loss")
+    (a,), (b,) = acc.evaluate([A]), loss.evaluate([A])
+    assert a.value == a.meta["accuracy"] and b.value == -b.meta["loss"]
+    assert a.meta["loss"] == b.meta["loss"]  # same seed, same supernet
+    from zcnas.errors import UserError
+
+    with pytest.raises(UserError, match="metric"):
+        SupernetEvaluator(data=data, metric="top1")
