@@ -58,3 +58,12 @@ def test_oneshot_from_the_command_line_without_a_lookup(run_isolated, data_root)
     assert r.exit_code == 0, r.output
     assert "stage 1: weight-sharing supernet" in r.output
     assert "cells at synflow" in r.output and "s of compute" in r.output
+
+
+def test_oneshot_settings_are_checked_before_any_run(run_isolated, data_root):
+    for flag, value, msg in (("--population", 2, "at least 4"),
+                             ("--warmup-epochs", -1, ">= 0"),
+                             ("--train-epochs", 0, "epochs must be >= 1")):
+        r = run_isolated("search", "--method", "oneshot", "--lookup", "none", "--data",
+                         data_root, "--fitness", "synflow", flag, value)
+        assert r.exit_code == 2 and msg in r.output, r.output

@@ -228,6 +228,10 @@ def _oneshot(config: SearchConfig, proxy, root: Any, workdir: Any,
         raise UserError("the oneshot method needs the topology space (nats-tss): the "
                         "supernet covers NB201 cells")
     pop = config.population
+    if pop < 4:
+        raise UserError(f"--population must be at least 4, got {pop}")
+    if config.warmup_epochs < 0:
+        raise UserError(f"--warmup-epochs must be >= 0, got {config.warmup_epochs:g}")
     searcher = MultiFidelityEvolution(config.space, config.seed, population_size=pop,
                                       tournament_size=max(2, pop // 4))
     data = TrainingData.load(config.dataset, root, valid=0.1, limit=config.image_limit)
