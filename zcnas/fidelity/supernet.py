@@ -39,9 +39,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from zcnas.data.specs import get_dataset
 from zcnas.errors import CheckpointError, OutsideSupernetError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
-from zcnas.fidelity.train import DeadlineExceeded, Recipe, accuracy, run_epoch
+from zcnas.fidelity.train import (
+    DeadlineExceeded,
+    Recipe,
+    accuracy,
+    read_state,
+    run_epoch,
+    save_state,
+)
 from zcnas.spaces import nats_tss
 
 SUPERNET_FORMAT = "zcnas-supernet-1"
@@ -80,8 +88,8 @@ class SupernetTrainer:
 
         self.data = data if data is not None else TrainingData.load(
             dataset, root, valid=valid, limit=limit)
-        if self.data.spec.name != _dataset_name(dataset):
-            raise UserError(f"the supernet is for {_dataset_name(dataset)} but its images are "
+        if self.data.spec.name != get_dataset(dataset).name:
+            raise UserError(f"the supernet is for {get_dataset(dataset).name} but its images are "
                             f"{self.data.spec.name}")
         self.dataset = self.data.spec.name
         self.seed = seed
@@ -273,19 +281,14 @@ class SupernetTrainer:
     # --- persistence -------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        torch.save({"format": SUPERNET_FORMAT, "dataset": self.dataset,
-                    "images": self.data.fingerprint, "valid": len(self.data.y_valid),
-                    "limit": self.data.limit, "recipe": asdict(self.recipe),
-                    "seed": self.seed, "model": self.net.state_dict(),
-                    "optimizer": self.opt.state_dict(),
-                    "rng": json.dumps(self.rng.bit_generator.state),
-                    "epochs_done": self.epochs_done, "schedule_done": self.schedule_done,
-                    "schedule_total": self.schedule_total,
-                    "history": json.dumps(self.history)}, tmp)
-        os.replace(tmp, p)
+        save_state(path, {
+            "format": SUPERNET_FORMAT, "dataset": self.dataset,
+            "images": self.data.fingerprint, "valid": len(self.data.y_valid),
+            "limit": self.data.limit, "recipe": asdict(self.recipe), "seed": self.seed,
+            "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "epochs_done": self.epochs_done, "schedule_done": self.schedule_done,
+            "schedule_total": self.schedule_total, "history": json.dumps(self.history)})
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore a saved supernet; one-line errors for a missing, unreadable or
@@ -311,18 +314,9 @@ class SupernetTrainer:
 def read_supernet(path: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
     """A supernet checkpoint's contents; one-line :class:`CheckpointError` when it is
     missing, unreadable or not a supernet checkpoint."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"no supernet checkpoint at {p}; train one first "
-                              "(zcnas supernet train) or check the path")
-    try:
-        state = torch.load(p, map_location=device, weights_only=True)
-    except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
-        raise CheckpointError(f"supernet checkpoint {p} is unreadable "
-                              f"({type(e).__name__}); delete it and train again") from None
-    if not isinstance(state, dict) or state.get("format") != SUPERNET_FORMAT:
-        raise CheckpointError(f"{p} is not a zcnas supernet checkpoint")
-    return state
+    return read_state(path, SUPERNET_FORMAT, kind="supernet", device=device,
+                      missing="train one first (zcnas supernet train) or check the path",
+                      unreadable="delete it and train again")
 
 
 def _best_combinations(logp: np.ndarray, n: int) -> list[tuple[int, ...]]:
@@ -334,20 +328,6 @@ def _best_combinations(logp: np.ndarray, n: int) -> list[tuple[int, ...]]:
     score = sum(logp[e, combos[:, e]] for e in range(logp.shape[0]))
     order = np.lexsort((*[combos[:, e] for e in range(combos.shape[1] - 1, -1, -1)], -score))
     return [tuple(int(v) for v in combos[i]) for i in order[:n]]
-
-
-def _has_isomorph_inside(net, arch: str) -> bool:
-    try:
-        net.resolve(arch)
-        return True
-    except OutsideSupernetError:
-        return False
-
-
-def _dataset_name(dataset: str) -> str:
-    from zcnas.data.specs import get_dataset
-
-    return get_dataset(dataset).name
 
 
 class SupernetEvaluator(Evaluator):
@@ -494,7 +474,7 @@ class SupernetEvaluator(Evaluator):
     def admits(self, arch: str) -> bool:
         """Whether ``arch`` (or an isomorph) is inside the pruned supernet; a search refuses
         the others before spending anything on them."""
-        return self.trainer.net.contains(arch) or _has_isomorph_inside(self.trainer.net, arch)
+        return self.trainer.net.holds(arch)
 
     def take_suggestions(self) -> list[str]:
         """Cells found by the gradient-guided search since the last call."""

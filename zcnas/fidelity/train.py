@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zcnas.data.specs import get_dataset
 from zcnas.errors import CheckpointError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
 
@@ -139,27 +140,41 @@ class TrainResult:
         return self.seconds / max(self.epochs, 1)
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """``torch.save`` atomically (a temporary file, then a rename): a crash never leaves a
+    half-written checkpoint."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
     torch.save(state, tmp)
-    os.replace(tmp, path)
+    os.replace(tmp, p)
+
+
+def read_state(path: str | os.PathLike, fmt: str, *, kind: str, missing: str,
+               unreadable: str, device: str = "cpu") -> dict[str, Any]:
+    """A checkpoint written by :func:`save_state` whose ``format`` is ``fmt``; one-line
+    :class:`CheckpointError` when it is missing (``missing`` says what to do), unreadable
+    (``unreadable``) or of another kind."""
+    p = Path(path)
+    label = f"{kind} checkpoint" if kind else "checkpoint"
+    if not p.is_file():
+        raise CheckpointError(f"no {label} at {p}; {missing}")
+    try:
+        state = torch.load(p, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
+        raise CheckpointError(f"{label} {p} is unreadable ({type(e).__name__}); "
+                              f"{unreadable}") from None
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise CheckpointError(f"{p} is not a zcnas {kind or 'training'} checkpoint")
+    return state
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A training checkpoint's state; one-line :class:`CheckpointError` when it is missing
     or unreadable."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"no checkpoint at {p}; train without resuming to create one")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
-        raise CheckpointError(f"checkpoint {p} is unreadable ({type(e).__name__}); delete it "
-                              "to train from scratch") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p} is not a zcnas training checkpoint")
-    return state
+    return read_state(path, CHECKPOINT_FORMAT, kind="",
+                      missing="train without resuming to create one",
+                      unreadable="delete it to train from scratch")
 
 
 def _check_matches(path: Path, state: Mapping[str, Any], want: Mapping[str, Any]) -> None:
@@ -229,7 +244,7 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
                "seconds": time.perf_counter() - t0}
         history.append(row)
         if ckpt is not None:
-            _save(ckpt, {"format": CHECKPOINT_FORMAT, **ident, "epoch": epoch + 1,
+            save_state(ckpt, {"format": CHECKPOINT_FORMAT, **ident, "epoch": epoch + 1,
                          "model": net.state_dict(), "optimizer": opt.state_dict(),
                          "rng": json.dumps(rng.bit_generator.state),
                          "history": json.dumps(history)})
@@ -267,7 +282,7 @@ class TrainEvaluator(Evaluator):
         self.space = space
         self.data = data if data is not None else TrainingData.load(
             dataset, root, valid=valid, limit=limit)
-        if self.data.spec.name != get_dataset_name(dataset):
+        if self.data.spec.name != get_dataset(dataset).name:
             raise UserError(f"training data is {self.data.spec.name}, not {dataset}")
         self.name = f"train@{self.epochs}"
         self.seconds_per_epoch: list[float] = []
@@ -316,8 +331,3 @@ class TrainEvaluator(Evaluator):
             out.append(Evaluation(arch, canonical, self.name, res.valid_acc, res.seconds, meta))
         return out
 
-
-def get_dataset_name(dataset: str) -> str:
-    from zcnas.data.specs import get_dataset
-
-    return get_dataset(dataset).name

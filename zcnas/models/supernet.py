@@ -150,6 +150,14 @@ class Supernet(nn.Module):
             f"pruned from the supernet (that edge keeps: {kept}); evaluate cells inside the "
             "pruned space or use an unpruned supernet")
 
+    def holds(self, arch: Any) -> bool:
+        """Whether :meth:`resolve` succeeds: ``arch`` or an isomorph is inside."""
+        try:
+            self.resolve(arch)
+            return True
+        except OutsideSupernetError:
+            return False
+
     def prune(self, elites: Iterable[Any], *, label: str = "") -> list[tuple[int, str]]:
         """Keep on each edge only the ops some elite uses there (G-EvoNAS); returns the
         ``(edge, op)`` pairs removed. Elites are resolved into the supernet first."""
