@@ -36,7 +36,7 @@ from zcnas.analysis.correlate import prepare, read_scores
 from zcnas.analysis.metrics import evaluate, spearman
 from zcnas.ensemble import METHODS, PRESETS
 from zcnas.lookup import open_benchmark
-from zcnas.registry import create_proxy
+from zcnas.registry import create_scorer
 
 
 def _matrix(prepared):
@@ -166,7 +166,7 @@ def main() -> None:
         rows.append(report(spec, _ens(method, test, chosen, higher),
                            _ens(method, df, chosen, higher), "selected on dev"))
     for preset in PRESETS:
-        e = create_proxy(f"ensemble:{preset}")
+        e = create_scorer(f"ensemble:{preset}")
         comps = [c.spec() for c in e.components]
         if all(c in every.columns for c in comps):
             vt = e.aggregate(every.loc[test.index, comps].to_numpy())

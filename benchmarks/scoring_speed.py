@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from zcnas.models.network import count_flops
-from zcnas.registry import create_proxies
+from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import make_items, score_archs
 from zcnas.spaces import nats_tss
@@ -75,7 +75,7 @@ def matmul_rate(threads: int, size: int = 2048, reps: int = 8) -> float:
 
 def baseline(archs: list[str], suite: str, bank: InputBank) -> float:
     """Seconds for one-proxy-at-a-time scoring of every arch (fresh context per proxy)."""
-    proxies = create_proxies(suite)
+    proxies = create_scorers(suite)
     start = time.perf_counter()
     for arch in archs:
         for p in proxies:
@@ -87,7 +87,7 @@ def baseline(archs: list[str], suite: str, bank: InputBank) -> float:
 def engine(archs: list[str], suite: str, root, workers: int) -> float:
     items = make_items(archs, "nats-tss")
     start = time.perf_counter()
-    score_archs(items, create_proxies(suite), root=root, workers=workers, progress=False)
+    score_archs(items, create_scorers(suite), root=root, workers=workers, progress=False)
     return time.perf_counter() - start
 
 

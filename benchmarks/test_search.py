@@ -31,7 +31,8 @@ def table():
 
 def one_run(table, method: str) -> float:
     cfg = SearchConfig(method=method, budget=20_000, seed=0, fitness="ensemble:az(flops,params)")
-    searcher, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    searcher, ladder = plan.searcher, plan.ladder
     # mfea: the data-free proxy costs ~0 s, so bound the number of generations instead
     r = run_search(cfg, searcher, ladder, max_steps=200 if method == "mfea" else None,
                    reporter=lambda a: table.accuracy(a, "cifar10").value,

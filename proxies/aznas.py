@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from zcnas.models import body
 from zcnas.proxy import Proxy, ProxyInfo
-from zcnas_proxies.cost import costs
 
 REFERENCE = ("Lee & Ham, AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search, "
              "CVPR 2024")
@@ -60,13 +60,9 @@ SEED_OFFSET = 0xA2  # the +-1 gradients' generator: derived from ctx.seed, apart
 
 
 def cell_features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """The stem output and the output of every layer of ``net.cells`` (with autograd graph)."""
-    feature = net.stem(x)
-    out = [feature]
-    for cell in net.cells:
-        feature = cell(feature)
-        out.append(feature)
-    return out
+    """The stem output and the output of every layer of ``net.cells`` (with autograd graph);
+    for another space's model, of every block of its body (:func:`zcnas.models.body`)."""
+    return body(net, proxy="AZ-NAS").block_outputs(x)
 
 
 def expressivity_of(feature: torch.Tensor) -> float:
@@ -144,7 +140,7 @@ def _info(name: str, what: str) -> ProxyInfo:
     return ProxyInfo(
         name=name, version="1", reference=f"{REFERENCE} ({what})", code=CODE,
         needs_labels=False, needs_images=False, input="gaussian", bn="train", init=INIT,
-        batch_size=64, spaces=("nats-tss", "nats-sss"), deviations=DEVIATIONS,
+        batch_size=64, deviations=DEVIATIONS,
     )
 
 
@@ -179,4 +175,4 @@ class Complexity(Proxy):
     )
 
     def score(self, ctx) -> float:
-        return float(costs(ctx).flops_m)
+        return float(ctx.costs().flops_m)

@@ -1,22 +1,18 @@
 """#params and FLOPs: analytic counts of the network, as the NATS-Bench API reports them.
 
-No network is built: :func:`zcnas.spaces.plan.count_costs` reproduces the official
-``get_cost_info`` values exactly (the BN affine pair counted, pooling FLOPs not counted).
+On the NATS-Bench spaces no network is built: :func:`zcnas.spaces.plan.count_costs`
+reproduces the official ``get_cost_info`` values exactly (the BN affine pair counted, pooling
+FLOPs not counted). A space without an analytic count is counted on its built network
+(:meth:`zcnas.scoring.ScoringContext.costs`).
 AZ-NAS uses these FLOPs as its "complexity" term (see :mod:`zcnas_proxies.aznas`).
 """
 
 from __future__ import annotations
 
 from zcnas.proxy import Proxy, ProxyInfo
-from zcnas.spaces.plan import count_costs, sss_plan, tss_plan
 
 NATS = "Dong et al., NATS-Bench, TPAMI 2021"
 NATS_CODE = "https://github.com/D-X-Y/NATS-Bench (get_cost_info)"
-
-
-def costs(ctx):
-    plan = (tss_plan if ctx.space == "nats-tss" else sss_plan)(ctx.arch, ctx.dataset)
-    return count_costs(plan)
 
 
 class Params(Proxy):
@@ -28,7 +24,7 @@ class Params(Proxy):
     )
 
     def score(self, ctx) -> float:
-        return float(costs(ctx).params_m)
+        return float(ctx.costs().params_m)
 
 
 class Flops(Proxy):
@@ -40,4 +36,4 @@ class Flops(Proxy):
     )
 
     def score(self, ctx) -> float:
-        return float(costs(ctx).flops_m)
+        return float(ctx.costs().flops_m)

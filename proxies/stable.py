@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from zcnas.models import block_indices
 from zcnas.proxy import Proxy, ProxyError, ProxyInfo
 from zcnas.scoring.passes import CESpec, ce_request
 
@@ -41,13 +42,18 @@ DEVIATIONS = ("layers zero on some batches keep all batches; bin ties go to the 
               "no augmentation")
 
 
-def _cell_index(name: str) -> int:
-    return int(name.split(".")[1])
+def _nats_cells(names) -> dict[str, int]:
+    """Layer name -> cell position for NATS-Bench names ``cells.i...``."""
+    return {n: int(n.split(".")[1]) for n in names if n.startswith("cells.")}
 
 
-def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum") -> float:
-    """The stable proxy from per-batch weight gradients (name -> tensor, names ``cells.i...``)."""
-    names = [n for n in grads[0] if n.startswith("cells.")]
+def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
+                 cells: dict[str, int] | None = None) -> float:
+    """The stable proxy from per-batch weight gradients (layer name -> tensor). ``cells``
+    maps the layers inside the network's blocks to their block (default: NATS-Bench names
+    ``cells.i...``); other layers (stem, classifier) are not counted."""
+    cells = cells if cells is not None else _nats_cells(grads[0])
+    names = [n for n in grads[0] if n in cells]
     stacked = {}
     for name in names:
         g = torch.stack([b[name].reshape(-1) for b in grads]).float()
@@ -61,7 +67,7 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum") -> f
     per_cell: dict[int, torch.Tensor] = {}
     sizes: dict[int, int] = {}
     for name, g in stacked.items():
-        cell = _cell_index(name)
+        cell = cells[name]
         bins = torch.bucketize(g.abs().reshape(-1), edges, right=True) - 1  # [lo, hi) bins
         counts = torch.bincount(bins, minlength=len(EDGES))[: len(EDGES) - 1]  # >= 5: no bin
         per_cell[cell] = per_cell.get(cell, 0) + counts
@@ -107,8 +113,9 @@ class Stable(Proxy):
         return (self._request(),)
 
     def score(self, ctx) -> float:
-        grads = ctx.run_pass(self._request()).grads[: self.n_batches]
-        return stable_score(grads, self.reduce)
+        result = ctx.run_pass(self._request())
+        cells = block_indices(result.model, proxy=self.name)
+        return stable_score(result.grads[: self.n_batches], self.reduce, cells)
 
 
 class StableMean(Stable):

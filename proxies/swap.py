@@ -40,7 +40,6 @@ import torch
 from torch import nn
 
 from zcnas.proxy import Proxy, ProxyError, ProxyInfo
-from zcnas_proxies.cost import costs
 from zcnas_proxies.zen import redraw_normal
 
 _WORD = 62  # samples packed per int64 word
@@ -119,7 +118,7 @@ class Swap(Proxy):
     def regular_factor(self, ctx) -> float:
         if self.mu is None:
             return 1.0
-        params_k = costs(ctx).params / 1e3
+        params_k = ctx.costs().params / 1e3
         return math.exp(-((params_k - float(self.mu)) ** 2) / float(self.sigma))
 
     def score(self, ctx) -> float:

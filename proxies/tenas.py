@@ -224,8 +224,6 @@ class TeNasLr(Proxy):
                              "kaiming_normal_fan_in, kaiming_normal_fan_out")
 
     def score(self, ctx) -> float:
-        if ctx.space != "nats-tss":
-            raise ProxyError("proxy 'te_nas_lr' is defined for the topology space only")
         with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG
             master = ThinNetwork(ctx.arch)  # re-initialised on the CPU, then copied over
             net = copy.deepcopy(master).to(ctx.device).train()

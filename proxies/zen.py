@@ -38,6 +38,7 @@ import math
 import torch
 from torch import nn
 
+from zcnas.models import body
 from zcnas.proxy import Proxy, ProxyInfo
 
 MIXUP_GAMMA = 1e-2
@@ -67,10 +68,7 @@ def redraw_normal(net: nn.Module, generator: torch.Generator) -> None:
 
 def pre_gap_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``forward_pre_GAP``: stem, every cell, then the head's BN + ReLU (before pooling)."""
-    x = net.stem(x)
-    for cell in net.cells:
-        x = cell(x)
-    return net.lastact(x)
+    return body(net, proxy="zen").features(x)
 
 
 def bn_log_scale(net: nn.Module) -> float:

@@ -6,8 +6,8 @@ from scipy.stats import rankdata
 
 from zcnas.ensemble import PRESETS, Ensemble, az, expand, maxnorm, mean_rank
 from zcnas.errors import UnknownNameError
-from zcnas.proxy import ProxyError
-from zcnas.registry import create_proxies, create_proxy
+from zcnas.proxy import Proxy, ProxyError
+from zcnas.registry import create_proxy, create_scorer, create_scorers
 
 
 def test_mean_rank_by_hand_with_lower_is_better_and_nan():
@@ -43,19 +43,20 @@ def test_maxnorm_is_the_mfnas_fitness():
 
 
 def test_specs_presets_and_round_trip():
-    e = create_proxy("ensemble:az(synflow,naswot,stable(n_batches=4))")
+    e = create_scorer("ensemble:az(synflow,naswot,stable(n_batches=4))")
     assert isinstance(e, Ensemble)
     assert e.spec() == "ensemble:az(synflow,naswot,stable(n_batches=4))"
     assert [c.spec() for c in e.components] == ["synflow", "naswot", "stable(n_batches=4)"]
-    assert create_proxy(e.spec()).config() == e.config()
-    assert e.info.needs_labels and e.info.needs_images and e.info.input == "real"
+    assert create_scorer(e.spec()).config() == e.config()
+    assert e.needs_labels and e.needs_images and e.higher_is_better
     for name, body in PRESETS.items():
-        p = create_proxy(f"ensemble:{name}")
+        p = create_scorer(f"ensemble:{name}")
         assert p.spec() == f"ensemble:{name}"
-        assert p.config() == create_proxy(f"ensemble:{body}").config()
-    free = create_proxy("ensemble:mean_rank(params,flops)")
-    assert not free.info.needs_images and free.info.input == "none"
-    listed = create_proxies("synflow,ensemble:maxnorm(naswot,synflow),flops")
+        assert p.config() == create_scorer(f"ensemble:{body}").config()
+    free = create_scorer("ensemble:mean_rank(params,flops)")
+    assert not free.needs_images and free.spaces is None
+    assert create_scorer("ensemble:az(meco,synflow)").spaces == ("nats-tss",)
+    listed = create_scorers("synflow,ensemble:maxnorm(naswot,synflow),flops")
     assert [p.spec() for p in listed] == ["synflow", "ensemble:maxnorm(naswot,synflow)", "flops"]
 
 
@@ -71,23 +72,32 @@ def test_specs_presets_and_round_trip():
 ])
 def test_bad_specs_are_one_clear_error(spec, err, fragment):
     with pytest.raises(err, match=fragment):
-        create_proxies(spec)
+        create_scorers(spec)
 
 
-def test_aggregate_checks_its_input_and_score_refuses_one_arch():
-    e = create_proxy("ensemble:mean_rank(params,flops)")
+def test_an_ensemble_is_a_population_scorer_not_a_proxy():
+    e = create_scorer("ensemble:mean_rank(params,flops)")
+    assert not isinstance(e, Proxy) and not hasattr(e, "score")
+    with pytest.raises(ProxyError, match="ranks a population"):
+        create_proxy("ensemble:mean_rank(params,flops)")
+    from zcnas.registry import create_proxies
+
+    with pytest.raises(ProxyError, match="create_scorers"):
+        create_proxies("flops,ensemble:mean_rank(params,flops)")
+
+
+def test_aggregate_checks_its_input():
+    e = create_scorer("ensemble:mean_rank(params,flops)")
     assert e.aggregate({"params": [1, 2], "flops": [2, 1]}) == pytest.approx([1.5, 1.5])
     assert e.aggregate(np.zeros((0, 2))).shape == (0,)
     with pytest.raises(ProxyError, match="flops"):
         e.aggregate({"params": [1, 2]})
     with pytest.raises(ProxyError, match="matrix"):
         e.aggregate(np.zeros((3, 3)))
-    with pytest.raises(ProxyError, match="population"):
-        e.score(None)
 
 
 def test_expand_runs_each_component_once():
-    ps = create_proxies("flops,ensemble:mean_rank(params,flops),ensemble:az(params,synflow)")
+    ps = create_scorers("flops,ensemble:mean_rank(params,flops),ensemble:az(params,synflow)")
     plain, ens = expand(ps)
     assert [p.spec() for p in plain] == ["flops", "params", "synflow"]
     assert [e.spec() for e in ens] == ["ensemble:mean_rank(params,flops)",
@@ -102,7 +112,7 @@ def test_engine_scores_components_and_aggregates_over_the_items():
              "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|nor_conv_3x3~1|none~2|",
              "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]
     items = make_items(archs, "nats-tss")
-    e = create_proxy("ensemble:az(params,synflow)")
+    e = create_scorer("ensemble:az(params,synflow)")
     rows = score_archs(items, [e, create_proxy("flops")], workers=1, progress=False)
     by = {(r.arch, r.proxy): r for r in rows}
     assert {r.proxy for r in rows} == {"params", "synflow", "flops", e.spec()}

@@ -221,7 +221,8 @@ def test_two_distributions_claiming_one_name_conflict(site):
             R.get("tp_dup")
             err = None
         except registry.PluginConflictError as e:
-            err = [str(e), isinstance(e, registry.UserError)]
+            from zcnas.errors import UserError
+            err = [str(e), isinstance(e, UserError)]
         loaded, broken = R.load_all("tp_dup")
         print(json.dumps({"err": err, "loaded": sorted(loaded),
                           "broken": sorted(b.dist for b in broken)}))
@@ -324,6 +325,9 @@ def test_unknown_name_names_close_matches_and_listing(proxies):
     ("fake_alpha(alpha)", "malformed parameter"),
     ("fake_alpha(gamma=1)", "has no parameter 'gamma'"),
     ("fake_alpha(alpha=x)", "is not a float"),
+    ("fake_alpha(alpha=nan)", "is not a finite float"),
+    ("fake_alpha(alpha=inf)", "is not a finite float"),
+    ("fake_alpha(alpha=true)", "is not a float"),
     ("fake_alpha,,fake_beta", "empty proxy name"),
     ("fake_alpha),fake_beta", "unbalanced"),
     ("fake_alpha,fake_alpha(alpha=1.0)", "given twice"),
@@ -331,6 +335,21 @@ def test_unknown_name_names_close_matches_and_listing(proxies):
 def test_spec_errors(proxies, text, fragment):
     with pytest.raises(ProxyError, match=fragment.replace("(", r"\(")):
         registry.create_proxies(text)
+
+
+@pytest.mark.parametrize("value", [2.5, True, "2", float("nan")])
+def test_int_parameters_refuse_what_is_not_an_integer(value):
+    from zcnas_proxies.stable import Stable
+
+    with pytest.raises(ProxyError, match=f"n_batches={value!r} is not an integer"):
+        Stable(n_batches=value)
+
+
+def test_integral_floats_are_ints_and_ints_are_floats(proxies):
+    from zcnas_proxies.stable import Stable
+
+    assert Stable(n_batches=4.0).n_batches == 4 and type(Stable(n_batches=4.0).n_batches) is int
+    assert registry.create_proxy("fake_alpha(alpha=2)").alpha == 2.0
 
 
 def test_create_proxies_keeps_order_and_distinct_configs(proxies):

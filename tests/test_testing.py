@@ -232,7 +232,7 @@ def test_needs_images_proxy_that_never_asks_for_them(images):
 
 def test_nan_policy_catches_a_broken_goodness(monkeypatch):
     assert check_proxy(plugins.MeanLogit, checks=["nan_policy"])[0].passed
-    monkeypatch.setattr(kit, "goodness", lambda values, hib=True: np.asarray(values, float))
+    monkeypatch.setattr(kit.checks_degenerate, "goodness", lambda values, hib=True: np.asarray(values, float))
     result, = check_proxy(plugins.MeanLogit, checks=["nan_policy"])
     assert result.failed and "goodness maps score nan" in result.reason
 

@@ -8,14 +8,19 @@ traceback instead.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
-from zcnas import __version__
 from zcnas._text import format_table
+from zcnas._version import __version__
 from zcnas.errors import UserError
 
 DATA_HELP = "Data folder (default: $ZCNAS_DATA, then $TORCH_HOME)."
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"zcnas: warning: {message}", err=True)
 
 
 class _Group(click.Group):
@@ -39,6 +44,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     """zcnas: zero-cost and multi-fidelity neural architecture search on NATS-Bench."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if not debug:
+        warnings.showwarning = _one_line_warning
 
 
 @main.command()
@@ -47,13 +54,17 @@ def info(data: str | None) -> None:
     """Show the spaces, the datasets, and which data files were found where."""
     from zcnas.inventory import inventory
     from zcnas.paths import data_roots
-    from zcnas.spaces import SPACES
+    from zcnas.spaces import SPACES, list_spaces
 
     click.echo("Search spaces")
+    spaces, broken = SPACES.load_all()
     click.echo(format_table(
-        [(name, f"{mod.SIZE:,}", mod.ARCH_FORMAT) for name, mod in SPACES.items()],
+        [(name, f"{sp.size:,}" if sp.size is not None else "-", sp.arch_format)
+         for name in list_spaces() if (sp := spaces.get(name)) is not None],
         ("name", "size", "arch format"),
     ))
+    for b in broken:
+        click.echo(f"  broken: {b.name} from {b.source}: {b.error}")
     roots = data_roots(data)
     click.echo("\nData folders searched: " + (", ".join(map(str, roots)) or
                                               "none (pass --data or set ZCNAS_DATA)"))
@@ -63,7 +74,8 @@ def info(data: str | None) -> None:
 
 @main.command()
 @click.argument("arch")
-@click.option("--space", default="nats-tss", show_default=True, help="nats-tss or nats-sss.")
+@click.option("--space", default="nats-tss", show_default=True,
+              help="Search space (`zcnas info` lists them).")
 @click.option("--dataset", "datasets", multiple=True,
               help="Only this dataset (repeatable; default: cifar10, cifar100, ImageNet16-120).")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
@@ -160,20 +172,51 @@ def proxies_list(filter: str | None, fmt: str) -> None:
 
 
 
+@main.group()
+def methods() -> None:
+    """Installed search methods and ladder stages (built-in and third-party)."""
+
+
+@methods.command("list")
+def methods_list() -> None:
+    """List every search method with its parameters and every ladder stage (evaluator), with
+    the distribution each comes from; broken plugins and name clashes are listed with why."""
+    import dataclasses
+
+    from zcnas.fidelity import EVALUATORS
+    from zcnas.search.method import METHODS, list_methods
+
+    sources = {e.name: e.source for e in METHODS.entries()}
+    loaded, broken = METHODS.load_all()
+    rows = []
+    for name in list_methods():
+        if name not in loaded:
+            continue
+        m = loaded[name]
+        ps = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(m.params)) or "-"
+        flags = ", ".join(x for x, on in (("trains", m.trains), ("needs lookup",
+                                          m.needs_lookup)) if on) or "-"
+        rows.append((name, sources.get(name, "?"), flags, _clip(ps, 60)))
+    click.echo(format_table(rows, ("method", "from", "kind", "parameters")))
+    stages, broken_stages = EVALUATORS.load_all()
+    evs = {e.name: e for e in EVALUATORS.entries()}
+    click.echo("\nLadder stages (--ladder):")
+    click.echo(format_table([(n, evs[n].source if n in evs else "?") for n in stages],
+                            ("stage", "from")))
+    bad = broken + broken_stages
+    if bad:
+        click.echo(f"\nBroken or ignored ({len(bad)}):")
+        click.echo(format_table([(b.name, b.source, b.error) for b in bad],
+                                ("name", "from", "why")))
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
-def _default_store() -> str:
-    import os
-    from pathlib import Path
-
-    cache = os.environ.get("ZCNAS_CACHE") or Path.home() / ".cache" / "zcnas"
-    return str(Path(cache) / "scores.sqlite")
-
-
 @main.command()
-@click.option("--space", default="nats-tss", show_default=True, help="nats-tss or nats-sss.")
+@click.option("--space", default="nats-tss", show_default=True,
+              help="Search space (`zcnas info` lists them).")
 @click.option("--proxies", "proxy_list", default="synflow,naswot,stable", show_default=True,
               help="Comma-separated proxy specs, e.g. 'synflow,stable(n_batches=4)'; "
                    "see `zcnas proxies list`.")
@@ -185,7 +228,7 @@ def _default_store() -> str:
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
 @click.option("--workers", type=int, default=None,
-              help="Worker processes (default: the CPU count on cpu, 1 on cuda).")
+              help="Worker processes (default: the CPUs this process may use, 1 on cuda).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the network initialisation, the fixed batches and --archs N.")
 @click.option("--store", "store_path", default=None,
@@ -197,8 +240,22 @@ def _default_store() -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with rate and ETA on stderr (default: on; every 30 s when "
                    "stderr is not a terminal).")
+@click.option("--executor", default="process", show_default=True,
+              type=click.Choice(["process", "inprocess", "ray"]),
+              help="Where the work runs: a local process pool, this process, or Ray "
+                   "(pip install \"zcnas[ray]\").")
+@click.option("--address", default=None,
+              help="With --executor ray: an existing cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT); default: start a local Ray instance.")
+@click.option("--per-gpu", type=int, default=None,
+              help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
+@click.option("--oversubscribe", is_flag=True,
+              help="Allow more --workers than the CPUs this process may use.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Score only the I-th of N deterministic slices (SLURM job arrays); merge "
+                   "the stores with `zcnas store merge`.")
 def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_path, no_store,
-          out, progress) -> None:
+          out, progress, executor, address, per_gpu, oversubscribe, shard) -> None:
     """Score architectures with zero-cost proxies.
 
     Isomorphic architectures are scored once; the proxies of one architecture share network
@@ -207,57 +264,30 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
     proxy, value, seconds (compute time of the score), device, version, dataset, seed, origin
     (computed in this run, isomorph = copied from an isomorphic architecture, or store).
     """
-    import os
     import time
 
-    from zcnas.registry import create_proxies
-    from zcnas.scoring.engine import (
-        check_inputs,
-        image_source,
-        rows_to_frame,
-        score_archs,
-        select_archs,
-        summarize,
-        write_table,
-    )
+    from zcnas.experiments.scoring import ScoreRequest, default_store, parse_shard, run_score
 
     start = time.perf_counter()
-    proxies_ = create_proxies(proxy_list)
-    check_inputs(proxies_, dataset, image_source(dataset, data))  # fail before any work
-    items = select_archs(archs, space, root=data, seed=seed)
-    if workers is None:
-        workers = 1 if device.startswith("cuda") else (os.cpu_count() or 1)
-    if workers < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--workers")
-    store = None
-    if not no_store:
-        from zcnas.runtime import ScoreStore
+    req = ScoreRequest(out=out, space=space, proxies=proxy_list, archs=archs, dataset=dataset,
+                       data=data, device=device, workers=workers, seed=seed,
+                       store=None if no_store else (store_path or default_store()),
+                       progress=progress, executor=executor, address=address,
+                       per_gpu=per_gpu, oversubscribe=oversubscribe,
+                       shard=parse_shard(shard) if shard is not None else None)
+    res = run_score(req, log=lambda line: click.echo(line, err=True))
+    click.echo(format_table(res.summary, ("proxy", "archs", "computed", "from store",
+                                          "degenerate", "s/arch")))
+    click.echo(f"wrote {res.paths[0]} and {res.paths[1]} in {time.perf_counter() - start:.1f} s")
 
-        store = ScoreStore(store_path or _default_store())
-    distinct = len({i.canonical for i in items})
-    click.echo(f"scoring {len(items):,} architectures ({distinct:,} distinct) of {space} with "
-               f"{', '.join(p.spec() for p in proxies_)} on {dataset}, {device}, "
-               f"{workers} worker{'s' if workers > 1 else ''}", err=True)
-    try:
-        rows = score_archs(items, proxies_, space=space, dataset=dataset, seed=seed,
-                           device=device, root=data, workers=workers, store=store,
-                           progress=progress)
-    except KeyboardInterrupt:
-        where = f"; scores computed so far are in {store.path}" if store is not None else ""
-        raise click.ClickException(f"interrupted{where}") from None
-    finally:
-        if store is not None:
-            store.close()
-    paths = write_table(rows_to_frame(rows), out)
-    click.echo(format_table(summarize(rows), ("proxy", "archs", "computed", "from store",
-                                              "degenerate", "s/arch")))
-    click.echo(f"wrote {paths[0]} and {paths[1]} in {time.perf_counter() - start:.1f} s")
 
 @main.command()
 @click.argument("tables", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--proxies", "proxy_list", default="all", show_default=True,
               help="'all' (every proxy in the tables) and/or proxy names and ensemble specs, "
                    "e.g. 'all,ensemble:az_nas,ensemble:mean_rank(naswot,synflow)'.")
+@click.option("--space", default="nats-tss", show_default=True,
+              help="The space the tables were scored in.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 @click.option("--lookup", "lookup_kind", default="auto", show_default=True,
               type=click.Choice(["auto", "table", "archive"]),
@@ -273,15 +303,15 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of --archs N and of the bootstrap.")
 @click.option("--bootstrap", type=int, default=200, show_default=True,
-              help="Bootstrap resamples for the 95% intervals (0: none).")
+              help="Bootstrap resamples for the 95% intervals (0: none; at most 100,000).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: correlations.{parquet,csv,md}, heatmap.png, scatter.png.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figures.")
 @click.option("--published/--no-published", default=True, show_default=True,
               help="Print published correlations (with sources) beside ours.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
-def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, archs, seed,
-              bootstrap, out, plots, published, progress) -> None:
+def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, split, archs,
+              seed, bootstrap, out, plots, published, progress) -> None:
     """Rank correlations of proxy scores (TABLES from `zcnas score`) against NATS-Bench.
 
     For each proxy (and each ensemble asked for) and dataset: Spearman rho, Kendall tau,
@@ -290,65 +320,22 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
     Degenerate scores (NaN, inf) are ranked last, never dropped.
     """
     import time
-    from pathlib import Path
 
-    from zcnas.analysis.correlate import correlate as run
-    from zcnas.analysis.correlate import prepare, read_scores, to_markdown, wide
-    from zcnas.lookup import open_benchmark
-    from zcnas.scoring.engine import write_table
+    from zcnas.experiments.correlation import CorrelateRequest, run_correlate
 
     start = time.perf_counter()
     try:
         eps = tuple(int(e) for e in epochs.split(","))
     except ValueError:
-        raise click.BadParameter(f"{epochs!r} is not a comma list of integers",
-                                 param_hint="--epochs") from None
-    if bootstrap < 0:
-        raise click.BadParameter("must be >= 0", param_hint="--bootstrap")
-    if archs != "all" and not archs.isdigit():
-        raise click.BadParameter("'all' or a number", param_hint="--archs")
-    scores = read_scores(tables)
-    bench = open_benchmark("nats-tss", root=data, kind=lookup_kind)
-    ds = None if datasets == "all" else [d.strip() for d in datasets.split(",") if d.strip()]
-    prepared = prepare(scores, bench, proxies=proxy_list, archs=archs, seed=seed)
-    table = run(prepared, bench, datasets=ds, epochs=eps, split=split, seed=seed,
-                bootstrap=bootstrap, progress=progress)
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = list(write_table(table, outdir / "correlations"))
-    on = ", ".join(sorted(table.scores_on.unique()))
-    notes = [f"Scores: {', '.join(map(str, tables))} (computed on {on} inputs). Accuracies: "
-             f"{bench.source}, split {split}. Sample: {table['sample'].iloc[0]} architectures; "
-             f"{bootstrap} bootstrap resamples for the 95% intervals."]
-    other = [d for d in table.dataset.unique() if d not in on.split(", ")]
-    if other:
-        notes.append(f"The {', '.join(other)} columns correlate the same {on} scores against "
-                     "those datasets' accuracies; the proxies did not see their images.")
-    md = outdir / "correlations.md"
-    md.write_text(to_markdown(table, published=published, notes=notes))
-    paths.append(md)
-    if plots:
-        from zcnas.analysis.plots import heatmap, scatter_grid
-
-        for ep in eps:
-            fig = heatmap(wide(table, "spearman", ep),
-                          title=f"Spearman rho vs {ep}-epoch {split} accuracy")
-            paths.append(outdir / f"heatmap-{ep}ep.png")
-            fig.savefig(paths[-1], dpi=130)
-        d0 = wide(table, "spearman", eps[0]).columns[0]
-        import pandas as pd
-
-        pop = prepared.population  # one lookup for every panel
-        acc = pd.Series(bench.accuracies(pop, d0, epochs=eps[0], split=split), index=pop)
-        panels = {name: (values.to_numpy(), acc.loc[values.index].to_numpy(), hib)
-                  for name, values, hib in prepared.scored}
-        fig = scatter_grid(panels, ylabel=f"{d0} {eps[0]}-ep {split} acc. (%)")
-        paths.append(outdir / "scatter.png")
-        fig.savefig(paths[-1], dpi=110)
-    w = wide(table, "spearman", eps[0])
+        raise UserError(f"--epochs {epochs!r} is not a comma list of integers") from None
+    res = run_correlate(CorrelateRequest(
+        tables=tuple(tables), out=out, space=space, proxies=proxy_list, data=data,
+        lookup=lookup_kind, datasets=datasets, epochs=eps, split=split, archs=archs,
+        seed=seed, bootstrap=bootstrap, plots=plots, published=published, progress=progress))
+    w = res.spearman
     click.echo(format_table([[p, *[f"{x:.3f}" for x in w.loc[p]]] for p in w.index],
                             ["Spearman rho", *w.columns]))
-    click.echo(f"wrote {', '.join(str(p) for p in paths)} in "
+    click.echo(f"wrote {', '.join(str(p) for p in res.paths)} in "
                f"{time.perf_counter() - start:.1f} s")
 
 
@@ -357,8 +344,8 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
 @click.option("--dataset", "datasets", default="cifar10", show_default=True,
               help="Dataset(s) to search, comma-separated: cifar10, cifar100, ImageNet16-120.")
 @click.option("--method", "methods", default="mfea", show_default=True,
-              help="Method(s), comma-separated, or 'all' (the lookup methods): mfea, rea, "
-                   "random, ls, mfnas; oneshot trains (supernet + stand-alone training).")
+              help="Method(s), comma-separated, or 'all' (the methods that do not train); "
+                   "`zcnas methods list` shows every installed one.")
 @click.option("--budget", default="auto", show_default=True,
               help="Simulated seconds per run; 'nats' = the NATS-Bench budgets (20,000 / "
                    "40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120); auto = nats "
@@ -366,7 +353,7 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
                    "machine for oneshot.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs 0..SEEDS-1.")
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Runs in parallel (processes).")
+              help="Runs in parallel; a single run scores its population on them.")
 @click.option("--fitness", default=None,
               help="Zero-cost fidelity: a proxy or ensemble spec (default: ensemble:zcnas; "
                    "ensemble:az_nas when no images are found).")
@@ -393,17 +380,35 @@ def correlate(tables, proxy_list, data, lookup_kind, datasets, epochs, split, ar
               help="Output folder: runs (checkpointed; a re-run resumes), tables, plots.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figure.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
-@click.option("--train-epochs", type=int, default=12, show_default=True,
-              help="oneshot: epochs of stand-alone training at the top fidelity.")
-@click.option("--warmup-epochs", type=float, default=5.0, show_default=True,
-              help="oneshot: supernet training before it scores its first cell.")
-@click.option("--population", type=int, default=100, show_default=True,
-              help="oneshot: population size.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A method parameter (repeatable), given to every selected method that has "
+                   "it; `zcnas methods list` shows them.")
+@click.option("--ladder", default=None,
+              help="Replace the methods' ladders, e.g. 'proxy(promote_fraction=0.05),"
+                   "lookup(epochs=12)' (stages: `zcnas methods list`).")
+@click.option("--train-epochs", type=int, default=None,
+              help="= --param train_epochs=N (oneshot: stand-alone training epochs, 12).")
+@click.option("--warmup-epochs", type=float, default=None,
+              help="= --param warmup_epochs=E (oneshot: supernet warm-up epochs, 5).")
+@click.option("--population", type=int, default=None,
+              help="= --param population=N (oneshot: population size, 100).")
 @click.option("--image-limit", type=int, default=None,
-              help="oneshot: train on the first N training images only.")
+              help="= --param image_limit=N (oneshot: first N training images only).")
+@click.option("--executor", default="process", show_default=True,
+              type=click.Choice(["process", "inprocess", "ray"]),
+              help="Where the work runs: a local process pool, this process, or Ray "
+                   "(pip install \"zcnas[ray]\").")
+@click.option("--address", default=None,
+              help="With --executor ray: an existing cluster (auto, HOST:PORT or "
+                   "ray://HOST:PORT); default: start a local Ray instance.")
+@click.option("--per-gpu", type=int, default=None,
+              help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
+@click.option("--oversubscribe", is_flag=True,
+              help="Allow more --workers than the CPUs this process may use.")
 def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_dataset, select,
            split, max_params, max_flops, data, lookup_kind, store_path, no_store, device, out,
-           plots, progress, train_epochs, warmup_epochs, population, image_limit) -> None:
+           plots, progress, params, ladder, train_epochs, warmup_epochs, population,
+           image_limit, executor, address, per_gpu, oversubscribe) -> None:
     """Search for the best architecture under a budget of simulated seconds.
 
     Every run reports the 200-epoch test accuracy of the cell it chose (never used to choose),
@@ -414,16 +419,20 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
     """
     import time
 
-    from zcnas.search.session import SearchSession
+    from zcnas.experiments.scoring import default_store
+    from zcnas.experiments.session import SearchRequest, SearchSession
 
     start = time.perf_counter()
-    session = SearchSession.create(
-        space=space, datasets=datasets, methods=methods, budget=budget, seeds=seeds,
-        fitness=fitness, proxy_dataset=proxy_dataset, select=select, split=split,
-        max_params=max_params, max_flops=max_flops, data=data, lookup=lookup_kind,
-        store=None if no_store else (store_path or _default_store()), device=device,
-        out=out, workers=workers, train_epochs=train_epochs, warmup_epochs=warmup_epochs,
-        population=population, image_limit=image_limit)
+    named = {"train_epochs": train_epochs, "warmup_epochs": warmup_epochs,
+             "population": population, "image_limit": image_limit}
+    given = [_param(p) for p in params] + [(k, v) for k, v in named.items() if v is not None]
+    session = SearchSession.create(SearchRequest(
+        space=space, datasets=tuple(_comma_list(datasets)), methods=tuple(_comma_list(methods)),
+        budget=budget, seeds=seeds, fitness=fitness, proxy_dataset=proxy_dataset,
+        select=select, split=split, max_params=max_params, max_flops=max_flops, data=data,
+        lookup=lookup_kind, store=None if no_store else (store_path or default_store()),
+        device=device, out=out, workers=workers, params=tuple(given), ladder=ladder,
+        executor=executor, address=address, per_gpu=per_gpu, oversubscribe=oversubscribe))
     for line in session.describe():
         click.echo(line, err=True)
     results = session.run(progress=progress)
@@ -436,6 +445,17 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
                f"{time.perf_counter() - start:.1f} s")
 
 
+def _comma_list(text: str) -> list[str]:
+    return [x.strip() for x in str(text).split(",") if x.strip()]
+
+
+def _param(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise UserError(f"--param {text!r}: expected NAME=VALUE")
+    return key.strip(), value.strip()
+
+
 def _training_data(dataset: str, data: str | None, valid: float, limit: int | None):
     from zcnas.data.training import TrainingData
 
@@ -444,13 +464,15 @@ def _training_data(dataset: str, data: str | None, valid: float, limit: int | No
 
 
 def _arch_arg(text: str, data: str | None) -> str:
+    """A topology-space cell (the supernet's and the training commands' space) from an arch
+    string or a benchmark index."""
     from zcnas.lookup import load_order
-    from zcnas.spaces import nats_tss, resolve_arch
+    from zcnas.spaces import get_space, resolve_arch
 
-    order = None
-    if str(text).strip().isdigit():
-        order = load_order("nats-tss", data)
-    return nats_tss.format_arch(resolve_arch(text, "nats-tss", order)[0])
+    tss = get_space("nats-tss")
+    s = str(text).strip()
+    order = load_order(tss, data) if s.isascii() and s.isdigit() else None
+    return tss.format_arch(resolve_arch(s, tss, order)[0])
 
 
 _VALID_HELP = "Held-out training images: a count, or a fraction of the training split."

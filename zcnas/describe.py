@@ -8,16 +8,15 @@ from collections.abc import Sequence
 from zcnas._text import format_table
 from zcnas.datasets import canonical_dataset
 from zcnas.errors import DataNotFoundError, UserError
-from zcnas.spaces import canonical_space, get_space, nats_tss, resolve_arch
-from zcnas.spaces.plan import count_costs, sss_plan, tss_plan
+from zcnas.spaces import SearchSpace, get_space, resolve_arch
 
 REPORT_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 
 
-def _try_order(space: str, root: str | os.PathLike | None):
+def _try_order(space: SearchSpace, root: str | os.PathLike | None):
     from zcnas.lookup import load_order
 
-    if space != "nats-tss":
+    if not space.indexed:
         return None
     try:
         return load_order(space, root)
@@ -25,7 +24,7 @@ def _try_order(space: str, root: str | os.PathLike | None):
         return None
 
 
-def _try_benchmark(space: str, root: str | os.PathLike | None):
+def _try_benchmark(space: SearchSpace, root: str | os.PathLike | None):
     from zcnas.lookup import open_benchmark
 
     try:
@@ -34,59 +33,68 @@ def _try_benchmark(space: str, root: str | os.PathLike | None):
         return None
 
 
-def _iso_members(key: str, order) -> str:
-    if order is None:
-        n = sum(nats_tss.canonical_key(c) == key for c in nats_tss.all_cells())
-        return f"{n} cell(s) share it"
-    members = [i for i, a in enumerate(order.archs) if nats_tss.canonical_key(a) == key]
-    shown = ", ".join(map(str, members[:8])) + (", ..." if len(members) > 8 else "")
-    return f"{len(members)} cell(s) share it: indices {shown}"
+def _iso_members(space: SearchSpace, key: str, order) -> str | None:
+    """How many genotypes share ``key`` (with their indices when the order is known); None
+    when the space cannot be enumerated or is too large to count here."""
+    if order is not None:
+        members = [i for i, a in enumerate(order.archs) if space.canonical_key(a) == key]
+        shown = ", ".join(map(str, members[:8])) + (", ..." if len(members) > 8 else "")
+        return f"{len(members)} cell(s) share it: indices {shown}"
+    if space.size is None or space.size > 100_000:
+        return None
+    try:
+        n = sum(space.canonical_key(g) == key for g in space.all_archs())
+    except UserError:
+        return None
+    return f"{n} cell(s) share it"
 
 
 def describe_arch(
     text: str, *, space: str = "nats-tss", root=None, datasets: Sequence[str] | None = None
 ) -> str:
     """Validate ``text`` (arch string or index) and describe it in a few aligned lines."""
-    space = canonical_space(space)
+    sp = get_space(space)
     datasets = [canonical_dataset(d) for d in (datasets or REPORT_DATASETS)]
-    mod = get_space(space)
-    order = _try_order(space, root)
-    genotype, index = resolve_arch(text, space, order)
-    lines = [("arch", mod.format_arch(genotype)), ("space", space)]
+    order = _try_order(sp, root)
+    genotype, index = resolve_arch(text, sp, order)
+    lines = [("arch", sp.format_arch(genotype)), ("space", sp.name)]
     if index is not None:
         lines.append(("index", str(index)))
-    else:
+    elif sp.indexed:
         lines.append(("index", "unknown (no benchmark order found; set ZCNAS_DATA)"))
-    if space == "nats-tss":
-        key = nats_tss.canonical_key(genotype)
-        lines.append(("iso key", key))
-        lines.append(("iso class", _iso_members(key, order)))
-        live = nats_tss.live_edges(genotype)
-        lines.append(("live edges", f"{sum(live)} of {len(live)}"))
+    extra = sp.describe(genotype)
+    lines.extend(extra[:1])
+    key = sp.canonical_key(genotype)
+    if key != sp.format_arch(genotype):  # a space with isomorphs: who shares the function
+        members = _iso_members(sp, key, order)
+        if members is not None:
+            lines.append(("iso class", members))
+    lines.extend(extra[1:])
     out = [f"{k:<11} {v}" for k, v in lines]
 
-    bench = _try_benchmark(space, root)
+    bench = _try_benchmark(sp, root) if sp.indexed else None
     header = ["dataset", "params (M)", "FLOPs (M)"]
-    epochs = (12, 200) if space == "nats-tss" else (12, 90)
-    if bench is not None:
-        header += [f"test acc @{e}ep" for e in epochs]
+    epochs = (12, bench.full_epochs) if bench is not None else ()
+    header += [f"test acc @{e}ep" for e in epochs]
     rows = []
     for ds in datasets:
-        plan = tss_plan(genotype, ds) if space == "nats-tss" else sss_plan(genotype, ds)
-        costs = count_costs(plan)
+        costs = sp.costs(genotype, ds)
+        if costs is None:
+            from zcnas.scoring.context import ScoringContext
+
+            costs = ScoringContext(genotype, space=sp, dataset=ds).costs()
         row = [ds, f"{costs.params_m:.6f}", f"{costs.flops_m:.5f}"]
-        if bench is not None:
-            for e in epochs:
-                try:
-                    acc = bench.accuracy(genotype, ds, epochs=e, split="test")
-                    row.append(f"{acc.value:.4f}")
-                except UserError:
-                    row.append("n/a")
+        for e in epochs:
+            try:
+                acc = bench.accuracy(genotype, ds, epochs=e, split="test")
+                row.append(f"{acc.value:.4f}")
+            except UserError:
+                row.append("n/a")
         rows.append(row)
     out.append("")
     out.append(format_table(rows, header))
     if bench is not None:
         out.append(f"\naccuracies from {bench.source}")
-    else:
+    elif sp.indexed:
         out.append("\nno lookup table found: set ZCNAS_DATA to see benchmark accuracies")
     return "\n".join(out)

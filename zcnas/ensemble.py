@@ -1,9 +1,10 @@
 """Training-free ensembles: rank aggregations of several proxies over a population.
 
 An ensemble score is *relative*: where an architecture stands among the others scored with
-it. So an ensemble is a proxy whose per-architecture work is its components' work, plus an
-:meth:`Ensemble.aggregate` step over the population (the scored table, or a searcher's
-population). The engine (``zcnas score``), ``zcnas correlate`` and the searchers call it.
+it. So an ensemble is not a proxy but a population scorer: its per-architecture work is its
+components' work, plus an :meth:`Ensemble.aggregate` step over the population (the scored
+table, or a searcher's population). The engine (``zcnas score``), ``zcnas correlate`` and the
+searchers call it; :func:`zcnas.registry.create_scorer` builds either kind from a spec.
 
 Spec strings (anywhere a proxy name is accepted)::
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from zcnas.proxy import INPUTS, Proxy, ProxyError, ProxyInfo, goodness, split_specs
+from zcnas.proxy import Proxy, ProxyError, goodness, split_specs
 
 PREFIX = "ensemble"
 MAXNORM_EPS = 1e-9
@@ -81,57 +82,52 @@ PRESETS: dict[str, str] = {
 }
 
 
-class Ensemble(Proxy):
-    """A rank aggregation of component proxies; see the module docstring.
+_REFERENCES = {
+    "az": ("Lee & Ham, AZ-NAS, CVPR 2024 (non-linear rank aggregation)",
+           "cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb"),
+    "maxnorm": ("MFNAS (PRICAI 2024), max-normalised sum", "mine7777/MFNAS nas_utils.py "
+                "(return_top_k)"),
+    "mean_rank": ("mean rank (TE-NAS-style rank sum)", "zcnas.ensemble"),
+}
 
-    ``score`` is not defined for one architecture alone: score the components (the engine
-    does) and call :meth:`aggregate` over the population.
+
+class Ensemble:
+    """A population scorer: a rank aggregation of component proxies (see the module
+    docstring). It scores no architecture alone: the engine scores the components and calls
+    :meth:`aggregate` over the population. Higher is better.
     """
 
-    population = True
-    info = ProxyInfo(name="ensemble", version="1", reference="see zcnas.ensemble", code="",
-                     needs_labels=False, needs_images=False, input="none", bn="n/a",
-                     init="n/a", batch_size=1)
+    version = "1"
+    higher_is_better = True
 
     def __init__(self, method: str, components: Sequence[Proxy], *, preset: str | None = None):
         if method not in METHODS:
             raise ProxyError(f"unknown ensemble method {method!r}; valid: {', '.join(METHODS)}")
         comps = list(components)
+        if any(isinstance(c, Ensemble) for c in comps):
+            raise ProxyError("an ensemble cannot contain another ensemble")
         if len(comps) < 2:
             raise ProxyError("an ensemble needs at least two component proxies")
         specs = [c.spec() for c in comps]
         if len(set(specs)) != len(specs):
             raise ProxyError(f"an ensemble component is given twice: {', '.join(specs)}")
-        if any(getattr(c, "population", False) for c in comps):
-            raise ProxyError("an ensemble cannot contain another ensemble")
         self.method = method
         self.components = comps
         self.preset = preset
-        self.batch_size = max(c.batch_size for c in comps)
-        self.n_batches = max(c.n_batches for c in comps)
-        inputs = {c.info.input for c in comps}
-        spaces = set.intersection(*(set(c.info.spaces) for c in comps))
-        self.info = ProxyInfo(
-            name="ensemble",
-            version="1",
-            reference={"az": "Lee & Ham, AZ-NAS, CVPR 2024 (non-linear rank aggregation)",
-                       "maxnorm": "MFNAS (PRICAI 2024), max-normalised sum",
-                       "mean_rank": "mean rank (TE-NAS-style rank sum)"}[method],
-            code={"az": "cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb",
-                  "maxnorm": "mine7777/MFNAS nas_utils.py (return_top_k)",
-                  "mean_rank": "zcnas.ensemble"}[method],
-            needs_labels=any(c.info.needs_labels for c in comps),
-            needs_images=any(c.info.needs_images for c in comps),
-            input=next(i for i in INPUTS if i in inputs or i == "none"),
-            bn="n/a", init="n/a", batch_size=self.batch_size, n_batches=self.n_batches,
-            spaces=tuple(s for s in comps[0].info.spaces if s in spaces),
-            deviations="population-relative: the score of an architecture depends on the "
-                       "others it is ranked with",
-        )
+        self.reference, self.code = _REFERENCES[method]
+        self.needs_images = any(c.info.needs_images for c in comps)
+        self.needs_labels = any(c.info.needs_labels for c in comps)
+        declared = [set(c.info.spaces) for c in comps if c.info.spaces is not None]
+        #: The spaces every component supports (None: any).
+        self.spaces: tuple[str, ...] | None = (
+            None if not declared else tuple(sorted(set.intersection(*declared))))
 
     @property
     def name(self) -> str:
         return self.spec()
+
+    def supports(self, space: str) -> bool:
+        return all(c.info.supports(space) for c in self.components)
 
     def config(self) -> dict[str, Any]:
         return {"method": self.method, "components": [c.spec() for c in self.components]}
@@ -140,10 +136,6 @@ class Ensemble(Proxy):
         if self.preset is not None:
             return f"{PREFIX}:{self.preset}"
         return f"{PREFIX}:{self.method}(" + ",".join(c.spec() for c in self.components) + ")"
-
-    def score(self, ctx) -> float:
-        raise ProxyError(f"{self.spec()} ranks a population: score its components and call "
-                         "aggregate() (zcnas score and the searchers do this)")
 
     def aggregate(self, values: Mapping[str, Sequence[float]] | np.ndarray) -> np.ndarray:
         """Ensemble scores (higher is better) of a population.
@@ -169,12 +161,16 @@ class Ensemble(Proxy):
         return METHODS[self.method](matrix, higher)
 
     def __repr__(self) -> str:
-        return f"<proxy {self.spec()}>"
+        return f"<ensemble {self.spec()}>"
+
+
+#: What a score can come from: a proxy (one architecture) or an ensemble (a population).
+Scorer = Proxy | Ensemble
 
 
 def parse_ensemble(rest: str) -> Ensemble:
     """``'az(naswot,synflow)'`` or a preset name ``'az_nas'`` -> :class:`Ensemble`."""
-    from zcnas.registry import create_proxy
+    from zcnas.registry import create_scorer
 
     text = rest.strip()
     preset = None
@@ -192,19 +188,19 @@ def parse_ensemble(rest: str) -> Ensemble:
     if method not in METHODS:
         raise ProxyError(f"unknown ensemble method {method!r} in {PREFIX + ':' + rest!r}; "
                          f"valid: {', '.join(METHODS)}")
-    comps = [create_proxy(s) for s in split_specs(body)] if body.strip() else []
+    comps = [create_scorer(s) for s in split_specs(body)] if body.strip() else []
     return Ensemble(method, comps, preset=preset)
 
 
-def expand(proxies: Sequence[Proxy]) -> tuple[list[Proxy], list[Ensemble]]:
-    """Split a proxy list into the per-architecture proxies to run (the plain ones plus every
+def expand(scorers: Sequence[Scorer]) -> tuple[list[Proxy], list[Ensemble]]:
+    """Split a scorer list into the per-architecture proxies to run (the plain ones plus every
     ensemble's components, each once, in order) and the ensembles."""
     plain: list[Proxy] = []
     seen: set[str] = set()
     ensembles: list[Ensemble] = []
-    for p in proxies:
-        parts = p.components if getattr(p, "population", False) else [p]
-        if getattr(p, "population", False):
+    for p in scorers:
+        parts = p.components if isinstance(p, Ensemble) else [p]
+        if isinstance(p, Ensemble):
             ensembles.append(p)
         for c in parts:
             if c.spec() not in seen:
@@ -213,5 +209,5 @@ def expand(proxies: Sequence[Proxy]) -> tuple[list[Proxy], list[Ensemble]]:
     return plain, ensembles
 
 
-__all__ = ["METHODS", "PREFIX", "PRESETS", "Ensemble", "az", "expand", "maxnorm", "mean_rank",
-           "parse_ensemble"]
+__all__ = ["METHODS", "PREFIX", "PRESETS", "Ensemble", "Scorer", "az", "expand", "maxnorm",
+           "mean_rank", "parse_ensemble"]

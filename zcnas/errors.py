@@ -37,3 +37,12 @@ class OutsideSupernetError(ArchError):
 
 class CheckpointError(UserError):
     """A training checkpoint that is missing, unreadable or made for another run."""
+
+
+def one_line(err: BaseException, *, with_type: bool = True) -> str:
+    """``err`` as one line: its type and its message with every run of whitespace (newlines
+    included) collapsed, for messages that quote an underlying error."""
+    text = " ".join(str(err).split())
+    if not with_type:
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -19,7 +19,9 @@ class Item:
 def inventory(root: str | os.PathLike | None = None) -> list[Item]:
     """One row per dataset and per lookup source, found or missing."""
     from zcnas.data import DATASETS, locate
+    from zcnas.lookup.locate import covers
     from zcnas.lookup.locate import locate as locate_lookup
+    from zcnas.spaces import list_spaces
 
     items = []
     for name in DATASETS:
@@ -30,7 +32,7 @@ def inventory(root: str | os.PathLike | None = None) -> list[Item]:
             continue
         status = "subset (.npz)" if path.suffix == ".npz" else "official"
         items.append(Item("images", name, status, str(path)))
-    for space in ("nats-tss", "nats-sss"):
+    for space in filter(covers, list_spaces()):
         loc = locate_lookup(space, root)
         found = (
             [("full archive", p) for p in loc.full_archives]

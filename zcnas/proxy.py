@@ -48,7 +48,8 @@ class ProxyInfo:
     removed (``none``); ``transform``: applied to the raw quantity before it is reported
     (``log`` for synflow); ``batch_size`` x ``n_batches``: the default batch configuration;
     ``reference``/``code``: the paper and official code whose recipe this follows;
-    ``deviations``: every known difference from that recipe.
+    ``spaces``: the search spaces the recipe is defined for (None: any space whose models
+    follow :mod:`zcnas.spaces.base`); ``deviations``: every known difference from that recipe.
     """
 
     name: str
@@ -64,7 +65,7 @@ class ProxyInfo:
     init: str = "default"
     batch_size: int = 64
     n_batches: int = 1
-    spaces: tuple[str, ...] = ("nats-tss", "nats-sss")
+    spaces: tuple[str, ...] | None = None
     deviations: str = ""
 
     def __post_init__(self) -> None:
@@ -81,11 +82,19 @@ class ProxyInfo:
             problems.append("needs_images=True requires input='real'")
         if not self.version:
             problems.append("version must not be empty")
+        if self.spaces is not None and (not isinstance(self.spaces, tuple) or not self.spaces
+                                        or not all(isinstance(x, str) for x in self.spaces)):
+            problems.append(f"spaces={self.spaces!r} must be None (any) or a non-empty tuple "
+                            "of space names")
         if problems:
             raise ValueError(f"invalid ProxyInfo for {self.name!r}: " + "; ".join(problems))
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def supports(self, space: str) -> bool:
+        """Whether the recipe is defined for the search space named ``space``."""
+        return self.spaces is None or space in self.spaces
 
 
 @dataclass(frozen=True)
@@ -124,12 +133,8 @@ class Proxy(abc.ABC):
             )
         for key, default in allowed.items():
             value = kwargs.get(key, default)
-            if key in kwargs and default is not None and not isinstance(value, type(default)):
-                try:
-                    value = type(default)(value)
-                except (TypeError, ValueError):
-                    raise ProxyError(f"proxy {self.info.name!r}: {key}={value!r} is not a "
-                                     f"{type(default).__name__}") from None
+            if key in kwargs and default is not None:
+                value = _coerce(self.info.name, key, value, type(default))
             setattr(self, key, value)
         if self.batch_size < 1 or self.n_batches < 1:
             raise ProxyError(f"proxy {self.info.name!r}: batch_size and n_batches must be >= 1")
@@ -141,6 +146,14 @@ class Proxy(abc.ABC):
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
+
+    @property
+    def needs_images(self) -> bool:
+        return self.info.needs_images
 
     def config(self) -> dict[str, Any]:
         """Every setting that changes the score (part of the score-store key)."""
@@ -165,6 +178,39 @@ class Proxy(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<proxy {self.spec()} v{self.info.version}>"
+
+
+def _coerce(proxy: str, key: str, value: Any, kind: type) -> Any:
+    """``value`` as the type of the parameter's default: an int parameter takes an integral
+    number only (``2.0`` -> 2; ``2.5``, ``True`` and non-numbers are refused, never
+    truncated), a float parameter any finite number, other types only themselves."""
+    def bad(what: str) -> ProxyError:
+        return ProxyError(f"proxy {proxy!r}: {key}={value!r} is not {what}")
+
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad("a bool (true or false)")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("an integer")
+        if isinstance(value, float):
+            if not (math.isfinite(value) and value.is_integer()):
+                raise bad("an integer")
+            value = int(value)
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a float")
+        if not math.isfinite(value):
+            raise bad("a finite float")
+        return float(value)
+    if not isinstance(value, kind):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise bad(f"a {kind.__name__}") from None
+    return value
 
 
 def _default(proxy: Proxy, key: str) -> Any:
@@ -250,11 +296,12 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
             key, raw = key.strip(), raw.strip()
             if not sep or not key.isidentifier():
                 raise ProxyError(f"malformed parameter {part.strip()!r} in proxy spec {text!r}")
-            kwargs[key] = _literal(raw)
+            kwargs[key] = literal(raw)
     return name, kwargs
 
 
-def _literal(raw: str) -> Any:
+def literal(raw: str) -> Any:
+    """A spec value: an int, a float, ``true``/``false``, else the text (quotes stripped)."""
     for conv in (int, float):
         try:
             return conv(raw)

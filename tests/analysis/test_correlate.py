@@ -158,3 +158,21 @@ def test_cli_bad_input_is_one_line(run, fake_scores, tmp_path, args, fragment):
 def test_cli_missing_table_is_one_line(run, tmp_path):
     one_line_error(run("correlate", tmp_path / "none.parquet", "--out", tmp_path / "o"),
                    "not found")
+
+
+def test_a_table_records_orientation_so_the_plugin_need_not_be_installed(fake_scores, bench,
+                                                                          tmp_path):
+    path, rows = fake_scores
+    acc = rows["cifar10_test_200ep"].to_numpy()
+    table = pd.DataFrame({"arch": rows["arch"], "proxy": "gone_plugin", "value": -acc,
+                          "dataset": "cifar10", "origin": "computed",
+                          "higher_is_better": False})
+    p = tmp_path / "gone.csv"
+    table.to_csv(p, index=False)
+    t = correlate(prepare(read_scores([p]), bench), bench, bootstrap=0, datasets=["cifar10"])
+    rho = t[(t.epochs == 200) & (t.metric == "spearman")]["value"].item()
+    assert rho == pytest.approx(1.0)  # lower is better, as the table says
+    old = tmp_path / "old.csv"  # a table from before the column: the plugin must say
+    table.drop(columns="higher_is_better").to_csv(old, index=False)
+    with pytest.raises(UserError, match="cannot tell whether higher 'gone_plugin'"):
+        prepare(read_scores([old]), bench)

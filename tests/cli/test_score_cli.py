@@ -24,7 +24,7 @@ def test_score_writes_parquet_and_csv_and_reuses_the_store(run, tmp_path):
     assert first.exit_code == 0, first.output
     df = pd.read_parquet(out.with_suffix(".parquet"))
     assert list(df.columns) == ["arch", "index", "canonical", "proxy", "value", "seconds",
-                                "device", "version", "dataset", "seed", "origin"]
+                                "device", "version", "dataset", "seed", "origin", "higher_is_better"]
     assert len(df) == 4 and set(df.origin) == {"computed"}
     csv = pd.read_csv(out.with_suffix(".csv"))
     assert csv.value.tolist()[:2] == pytest.approx(df.value.tolist()[:2])

@@ -66,7 +66,7 @@ def test_explicit_fitness_needing_images_without_data_is_one_line(run):
 @pytest.mark.parametrize("args, fragment", [
     (["--method", "bogus"], "unknown search method 'bogus'"),
     (["--budget", "lots"], "--budget 'lots'"),
-    (["--budget", "-5"], "must be > 0"),
+    (["--budget", "-5"], "must be a positive, finite number"),
     (["--dataset", "mnist"], "mnist"),
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--select", "best"], "unknown selection rule"),

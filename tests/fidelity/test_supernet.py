@@ -123,17 +123,26 @@ def test_save_load_round_trip_and_mismatches(trainer, data, tmp_path):
 
 
 def test_evaluator_schedule(data):
+    from zcnas.methods.oneshot import GradientProposer
+    from zcnas.search import Ladder, Stage
+
     ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, finetune_every=2,
-                           finetune_epochs=0.2, prune_every=3, elites=2, suggest_every=3,
-                           suggest_steps=1, suggestions=2)
+                           finetune_epochs=0.2, prune_every=3, elites=2)
     out = ev.evaluate([A, B, C])
     assert [e.arch for e in out] == [A, B, C] and all(e.cost > 0 for e in out)
     kinds = [h["what"] for h in ev.trainer.history]
     assert kinds == ["warm-up", "fine-tune", "prune"]
     assert ev.trainer.net.space_size() < 5 ** 6
-    found = ev.take_suggestions()
-    assert found and ev.take_suggestions() == []
+    # the gradient-guided search is a proposer on the searcher's side, every 3 cells
+    ladder = Ladder([Stage(ev)])
+    ladder.records[0].update({e.canonical: e for e in out})
+    proposer = GradientProposer(ev, stage=0, every=3, steps=1, candidates=2)
+    assert proposer.due(ladder, None)
+    found = proposer.propose(ladder, None)
+    assert len(found) == 2 and not proposer.due(ladder, None)  # not again before 6 cells
+    assert proposer.state_dict() == {"last": 3}
     assert all(ev.admits(a) for a in found)
+    assert proposer.propose(ladder, None, time_limit=0.0) == []  # past its deadline
     outside = [a for a in (A, B, C) if not ev.admits(a)]
     if outside:
         (e,) = ev.evaluate(outside[:1])
@@ -159,7 +168,7 @@ def test_costs_add_up_to_the_wall_time(data):
     import time
 
     ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, finetune_every=1,
-                           finetune_epochs=0.2, suggest_every=2, suggest_steps=1)
+                           finetune_epochs=0.2, prune_every=2, elites=2)
     t0 = time.perf_counter()
     out = ev.evaluate([A, B, C])
     wall = time.perf_counter() - t0

@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas_proxies.cost import costs
 from zcnas_proxies.swap import Swap, pack_signs, swap_count
 from zcnas_proxies.zen import redraw_normal
 
@@ -91,7 +90,7 @@ def test_single_relu_closed_form():
 
 def test_regularised_factor():
     ctx = _ctx(MID)
-    params_k = costs(ctx).params / 1e3
+    params_k = ctx.costs().params / 1e3
     proxy = Swap(mu=params_k - 10.0, sigma=50.0)
     assert proxy.regular_factor(ctx) == pytest.approx(math.exp(-100 / 50))
     assert Swap().regular_factor(ctx) == 1.0

@@ -151,4 +151,4 @@ def test_frame_columns():
     rows = score_archs(make_items([A], "nats-tss"), [Params()], progress=False)
     df = rows_to_frame(rows)
     assert list(df.columns) == ["arch", "index", "canonical", "proxy", "value", "seconds",
-                                "device", "version", "dataset", "seed", "origin"]
+                                "device", "version", "dataset", "seed", "origin", "higher_is_better"]

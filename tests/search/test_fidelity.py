@@ -37,5 +37,9 @@ def test_scores_from_the_store_cost_what_they_cost_when_computed(tmp_path):
 
 
 def test_evaluators_are_registered_by_name():
-    assert {"proxy", "lookup"} <= set(EVALUATORS.names())
-    assert EVALUATORS.get("proxy") is ProxyEvaluator
+    from zcnas.search import BuildContext, SearchConfig
+
+    assert {"proxy", "lookup", "supernet", "train"} <= set(EVALUATORS.names())
+    assert {e.dist for e in EVALUATORS.entries()} == {"zcnas"}  # through the entry points
+    ctx = BuildContext(SearchConfig(fitness="synflow"), None)
+    assert isinstance(EVALUATORS.get("proxy")(ctx), ProxyEvaluator)

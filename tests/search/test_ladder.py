@@ -156,7 +156,7 @@ class FakeBench:
     full_epochs = 200
     space = "nats-tss"
 
-    def _epochs(self, e):
+    def schedule(self, e):
         return e
 
 
@@ -175,7 +175,8 @@ def table(data_root):
 
 
 def _run(table, cfg, **kw):
-    s, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    s, ladder = plan.searcher, plan.ladder
     return run_search(cfg, s, ladder, reporter=lambda a: table.accuracy(a, cfg.dataset).value,
                       index_of=table.index, **kw)
 
@@ -197,7 +198,8 @@ def test_lookup_baselines_respect_the_budget_and_report_200_epoch_test(table, me
 
 def test_rea_12_epoch_cost_is_the_benchmarks_training_time(table):
     cfg = SearchConfig(method="rea", budget=20_000, seed=1)
-    s, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    s, ladder = plan.searcher, plan.ladder
     r = run_search(cfg, s, ladder)
     spent = sum(12 * table.cost(e.arch, "cifar10", epochs=12).train_seconds_per_epoch
                 for e in ladder.records[0].values())
@@ -234,7 +236,8 @@ def test_selection_never_reads_the_reported_accuracy(table, method):
 
 def test_mfea_escalates_during_the_run_and_feeds_back(table):
     cfg = SearchConfig(method="mfea", budget=8_000, seed=0, fitness="ensemble:az(flops,params)")
-    s, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    s, ladder = plan.searcher, plan.ladder
     r = run_search(cfg, s, ladder, reporter=lambda a: table.accuracy(a, "cifar10").value,
                    index_of=table.index, max_steps=60)
     assert r.stages == ["proxy:ensemble:az(flops,params)", "lookup:12ep:test"]
@@ -263,7 +266,8 @@ def test_checkpoint_resumes_where_it_stopped(table, tmp_path):
             raise Killed
         return table.accuracy(arch, "cifar10").value
 
-    s, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    s, ladder = plan.searcher, plan.ladder
     with pytest.raises(Killed):
         run_search(cfg, s, ladder, reporter=dies_at_step_8, index_of=table.index,
                    checkpoint=ck, checkpoint_seconds=0, max_steps=40)
@@ -284,7 +288,8 @@ def test_checkpoint_resumes_where_it_stopped(table, tmp_path):
 
 def test_size_constraints_reject_cells_before_evaluation(table):
     cfg = SearchConfig(method="rea", budget=10_000, seed=0, max_params=0.5)
-    s, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    s, ladder = plan.searcher, plan.ladder
     r = run_search(cfg, s, ladder, index_of=table.index)
     assert r.evals_by_stage[0] > 5 and r.rejected > 5
     for e in ladder.records[0].values():
@@ -294,7 +299,8 @@ def test_size_constraints_reject_cells_before_evaluation(table):
 
 def test_proxy_only_ladder_without_lookup():
     cfg = SearchConfig(method="mfea", budget=3.0, seed=0, fitness="ensemble:az(flops,params)")
-    s, ladder = build(cfg, None)
+    plan = build(cfg, None)
+    s, ladder = plan.searcher, plan.ladder
     r = run_search(cfg, s, ladder, max_steps=20)
     assert r.reported is None and r.index is None and r.arch is not None
     assert r.stages == ["proxy:ensemble:az(flops,params)"] and r.cost <= 3.0
@@ -308,22 +314,22 @@ def test_ladders_on_the_official_archive_select_on_validation(sample_archive):
 
     bench = open_benchmark(root=sample_archive.parent, kind="archive")
     arch11 = bench.arch(11)
-    _, ladder = build(SearchConfig(method="mfea"), bench)
+    ladder = build(SearchConfig(method="mfea"), bench).ladder
     assert [s.evaluator.name for s in ladder.stages] == [
         "proxy:ensemble:zcnas", "lookup:12ep:valid", "lookup:200ep:valid"]
     assert not ladder.uses_test_split and ladder.select == "top"  # 200-epoch valid at the top
     # NATS-Bench's simulate_train_eval(hp='12') charges 153.7 / 299.9 / 907.9 s for arch 11
     for ds, secs in (("cifar10", 153.7), ("cifar100", 299.9), ("ImageNet16-120", 907.9)):
-        _, ladder = build(SearchConfig(method="rea", dataset=ds), bench)
+        ladder = build(SearchConfig(method="rea", dataset=ds), bench).ladder
         assert ladder.stages[0].evaluator.evaluate([arch11])[0].cost == pytest.approx(secs,
                                                                                       abs=0.1)
-    _, ladder = build(SearchConfig(method="mfnas"), bench)  # CIFAR-10 has x-valid curves
+    ladder = build(SearchConfig(method="mfnas"), bench).ladder  # CIFAR-10 has x-valid curves
     assert [s.evaluator.name for s in ladder.stages][1:] == [
         f"lookup:{e}ep/200:valid" for e in (12, 25, 50, 100, 200)]
-    _, ladder = build(SearchConfig(method="mfnas", dataset="cifar100"), bench)  # no curve
+    ladder = build(SearchConfig(method="mfnas", dataset="cifar100"), bench).ladder  # no curve
     assert [s.evaluator.name for s in ladder.stages][1:] == ["lookup:12ep:valid",
                                                              "lookup:200ep:valid"]
-    rung = build(SearchConfig(method="mfnas"), bench)[1].stages[2].evaluator
+    rung = build(SearchConfig(method="mfnas"), bench).ladder.stages[2].evaluator
     first = rung.evaluate([arch11])[0].cost
     assert rung.evaluate([arch11])[0].cost < first  # warm start: the 25 epochs are paid
 
@@ -365,7 +371,8 @@ def test_no_point_of_the_reported_schedule_on_the_test_split():
 
 def test_local_search_through_the_driver_only_moves_uphill(table):
     cfg = SearchConfig(method="ls", budget=20_000, seed=0)
-    searcher, ladder = build(cfg, table)
+    plan = build(cfg, table)
+    searcher, ladder = plan.searcher, plan.ladder
     currents = []
 
     class Spy:
@@ -396,7 +403,7 @@ def test_size_space_ladders_use_its_90_epoch_schedule(sample_archive):
 
     bench = open_benchmark("nats-sss", root=sample_archive.parent, kind="archive")
     cfg = SearchConfig(space="nats-sss", method="mfnas", fitness="ensemble:az(flops,params)")
-    names = [s.evaluator.name for s in build(cfg, bench)[1].stages]
+    names = [s.evaluator.name for s in build(cfg, bench).ladder.stages]
     assert names[1:] == [f"lookup:{e}ep/90:valid" for e in (12, 25, 50, 90)]  # MF-NAS's sss rungs
     cfg = SearchConfig(space="nats-sss", method="mfea", fitness="ensemble:az(flops,params)")
-    assert build(cfg, bench)[1].stages[-1].evaluator.name == "lookup:90ep:valid"
+    assert build(cfg, bench).ladder.stages[-1].evaluator.name == "lookup:90ep:valid"

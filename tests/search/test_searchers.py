@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from zcnas.search import (
-    SEARCHERS,
+    METHODS,
     LocalSearch,
     MultiFidelityEvolution,
     RandomSearch,
@@ -67,9 +67,15 @@ def test_loading_another_searchers_state_is_refused():
         RandomSearch().load_state_dict(LocalSearch().state_dict())
 
 
-def test_registry_lists_the_searchers():
-    assert {"random", "rea", "mfea", "ls"} <= set(SEARCHERS.names())
-    assert SEARCHERS.get("rea") is RegularizedEvolution
+def test_method_registry_lists_the_built_ins_in_order():
+    from zcnas.search import SearchConfig, build, list_methods
+
+    assert list_methods()[:6] == ["mfea", "rea", "random", "ls", "mfnas", "oneshot"]
+    assert list_methods(lookup_only=True)[:5] == ["mfea", "rea", "random", "ls", "mfnas"]
+    assert METHODS.get("rea").batch == 1 and METHODS.get("oneshot").trains
+    plan = build(SearchConfig(method="rea", fitness="synflow", params={"population_size": 5}))
+    assert isinstance(plan.searcher, RegularizedEvolution)
+    assert plan.searcher.population_size == 5
 
 
 def test_rea_keeps_a_population_of_ten_and_ages_out_the_oldest():

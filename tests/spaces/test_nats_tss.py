@@ -190,7 +190,8 @@ def test_arch_order_uses_benchmark_order(tss_table):
 
 
 def test_get_space_aliases_and_unknown():
-    assert get_space("tss") is nats_tss and get_space("NATS-TSS") is nats_tss
+    assert get_space("tss") is nats_tss.SPACE and get_space("NATS-TSS") is nats_tss.SPACE
+    assert get_space("nats-tss") is get_space(nats_tss.SPACE)
     from zcnas.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="valid spaces"):

@@ -75,11 +75,17 @@ def read_scores(paths: Sequence[str | os.PathLike]):
     return df.drop(columns=["_file"])
 
 
-def _orientation(spec: str) -> bool:
-    from zcnas.registry import create_proxy
+def _orientation(spec: str, scores=None) -> bool:
+    """Whether higher ``spec`` scores are better: as the score table records it, else as the
+    installed plugin declares."""
+    if scores is not None and "higher_is_better" in scores.columns:
+        recorded = scores.loc[scores["proxy"] == spec, "higher_is_better"].dropna().unique()
+        if len(recorded) == 1:
+            return bool(recorded[0])
+    from zcnas.registry import create_scorer
 
     try:
-        return bool(create_proxy(spec).info.higher_is_better)
+        return bool(create_scorer(spec).higher_is_better)
     except UserError as err:
         raise UserError(f"cannot tell whether higher {spec!r} scores are better ({err}); "
                         "install its plugin or leave it out with --proxies") from None
@@ -96,8 +102,9 @@ class Selection:
 def select_proxies(text: str, available: Iterable[str]) -> Selection:
     """``all`` (every proxy in the tables), or a comma list that may include ``all`` and
     ``ensemble:...`` specs; each plain name must be in the tables."""
+    from zcnas.ensemble import Ensemble
     from zcnas.proxy import split_specs
-    from zcnas.registry import create_proxy
+    from zcnas.registry import create_scorer
 
     available = list(dict.fromkeys(available))
     plain: list[str] = []
@@ -110,8 +117,8 @@ def select_proxies(text: str, available: Iterable[str]) -> Selection:
             if spec not in plain:
                 plain.append(spec)
             continue
-        e = create_proxy(spec)  # one line for an unknown name or prefix
-        if getattr(e, "population", False):  # any population proxy, e.g. ensemble:...
+        e = create_scorer(spec)  # one line for an unknown name or prefix
+        if isinstance(e, Ensemble):
             missing = [c.spec() for c in e.components if c.spec() not in available]
             if missing:
                 raise UserError(f"{e.spec()} needs {', '.join(missing)}, which the score "
@@ -168,7 +175,8 @@ def prepare(scores, bench, *, proxies: str = "all", archs: str | int = "all",
     names = sel.plain + [c.spec() for e in sel.ensembles for c in e.components]
     series = {p: scores[scores.proxy == p].set_index("_index")["value"].sort_index()
               for p in dict.fromkeys(names)}
-    scored: list[tuple[str, Any, bool]] = [(p, series[p], _orientation(p)) for p in sel.plain]
+    scored: list[tuple[str, Any, bool]] = [(p, series[p], _orientation(p, scores))
+                                           for p in sel.plain]
     for e in sel.ensembles:
         comps = [c.spec() for c in e.components]
         common = series[comps[0]].index

@@ -13,7 +13,7 @@ Errors a user can cause are :class:`zcnas.errors.UserError` subclasses with one-
 
 from zcnas.data.batches import fixed_batches, normalize, synthetic_batch
 from zcnas.data.loaders import ImageArrays, clear_cache, load_arrays, locate
-from zcnas.data.specs import DATASETS, DatasetSpec, get_dataset
+from zcnas.datasets import DATASETS, DatasetSpec, get_dataset
 
 __all__ = [
     "DATASETS",

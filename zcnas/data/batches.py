@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from zcnas.data.loaders import load_arrays
-from zcnas.data.specs import DatasetSpec, get_dataset
+from zcnas.datasets import DatasetSpec, get_dataset
 from zcnas.errors import UnknownNameError, UserError
 
 SOURCES = ("real", "synthetic")

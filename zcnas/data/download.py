@@ -29,7 +29,7 @@ from types import MappingProxyType
 from tqdm.auto import tqdm
 
 from zcnas.data import formats
-from zcnas.data.specs import DatasetSpec, get_dataset
+from zcnas.datasets import DatasetSpec, get_dataset
 from zcnas.errors import CorruptDataError, UnknownNameError, UserError
 from zcnas.paths import ENV_DATA, data_roots
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zcnas.errors import CorruptDataError, DataNotFoundError, UnknownNameError
+from zcnas.errors import CorruptDataError, DataNotFoundError, UnknownNameError, one_line
 
 SPLITS = ("train", "test")
 
@@ -68,11 +68,6 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
 def load_pickle(path: Path) -> dict[str, object]:
     """Read one pickled batch into a dict with str keys."""
     if not path.is_file():
@@ -87,7 +82,7 @@ def load_pickle(path: Path) -> dict[str, object]:
         raise
     except Exception as e:  # a bad pickle can fail in many ways; all mean the same to the user
         raise CorruptDataError(
-            f"{path} is not a readable batch pickle ({_one_line(e)}); re-download it"
+            f"{path} is not a readable batch pickle ({one_line(e)}); re-download it"
         ) from e
     if not isinstance(obj, dict):
         raise CorruptDataError(
@@ -230,7 +225,7 @@ def read_npz_subset(path: Path, split: str, num_classes: int) -> tuple[np.ndarra
     except CorruptDataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise CorruptDataError(f"{path} is not a readable .npz archive ({_one_line(e)})") from e
+        raise CorruptDataError(f"{path} is not a readable .npz archive ({one_line(e)})") from e
     if not (x.dtype == np.uint8 and x.ndim == 4 and x.shape[3] == 3 and x.shape[1] == x.shape[2]):
         raise CorruptDataError(
             f"{path}: {x_key} should be (N, H, W, 3) uint8, got {x.dtype} {x.shape}"

@@ -31,7 +31,7 @@ from types import MappingProxyType
 import numpy as np
 
 from zcnas.data import formats
-from zcnas.data.specs import DatasetSpec, get_dataset
+from zcnas.datasets import DatasetSpec, get_dataset
 from zcnas.errors import CorruptDataError, DataNotFoundError, UnknownNameError
 from zcnas.paths import find_data
 

@@ -21,7 +21,7 @@ import torch
 
 from zcnas.data.batches import normalize
 from zcnas.data.loaders import load_arrays
-from zcnas.data.specs import DatasetSpec, get_dataset
+from zcnas.datasets import DatasetSpec, get_dataset
 from zcnas.errors import UserError
 
 

@@ -1,11 +1,12 @@
 """Evaluators, one per fidelity; each returns (value, cost in seconds, metadata) per arch.
 
-Built-ins in :data:`EVALUATORS`: ``proxy`` (:class:`ProxyEvaluator`, zero-cost proxies and
-ensembles), ``lookup`` (:class:`LookupEvaluator`, NATS-Bench lookups charged their training
-time), ``supernet`` (:class:`~zcnas.fidelity.supernet.SupernetEvaluator`, a weight-sharing
-supernet) and ``train`` (:class:`~zcnas.fidelity.train.TrainEvaluator`, stand-alone training).
-The training fidelities import torch, so they load on first use (the searchers stay
-torch-free).
+Built-in ladder stages (:mod:`zcnas.fidelity.stages`, registered in :data:`EVALUATORS`
+through the ``zcnas.evaluators`` entry points): ``proxy`` (:class:`ProxyEvaluator`,
+zero-cost proxies and ensembles), ``lookup`` (:class:`LookupEvaluator`, NATS-Bench lookups
+charged their training time), ``supernet`` (:class:`~zcnas.fidelity.supernet.SupernetEvaluator`,
+a weight-sharing supernet) and ``train`` (:class:`~zcnas.fidelity.train.TrainEvaluator`,
+stand-alone training). The training fidelities import torch, so they load on first use (the
+searchers stay torch-free).
 """
 
 from typing import Any
@@ -26,23 +27,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zcnas.fidelity' has no attribute {name!r}")
 
-
-def _supernet(**options: Any) -> Evaluator:
-    from zcnas.fidelity.supernet import SupernetEvaluator
-
-    return SupernetEvaluator(**options)
-
-
-def _train(epochs: int = 12, **options: Any) -> Evaluator:
-    from zcnas.fidelity.train import TrainEvaluator
-
-    return TrainEvaluator(epochs, **options)
-
-
-EVALUATORS.register("proxy", ProxyEvaluator)
-EVALUATORS.register("lookup", LookupEvaluator)
-EVALUATORS.register("supernet", _supernet)
-EVALUATORS.register("train", _train)
 
 __all__ = ["EVALUATORS", "Evaluation", "Evaluator", "LookupEvaluator", "ProxyEvaluator",
            "Recipe", "SupernetEvaluator", "SupernetTrainer", "TrainEvaluator", "train_arch"]

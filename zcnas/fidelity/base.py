@@ -6,9 +6,15 @@ would take for real: measured wall time for proxies (or the wall time recorded w
 score was computed), the benchmark's own training time for a lookup. The searcher's budget is
 spent in these seconds.
 
-Evaluators are registered in :data:`EVALUATORS` (entry-point group ``zcnas.evaluators``), so a
-fidelity added later (a supernet, stand-alone training, a third-party one) plugs into the
-fidelity ladder by name, the same way proxies do.
+Every hook the search driver and the ladder call is declared here with a default
+(:meth:`Evaluator.set_deadline`, :meth:`Evaluator.admits`, :meth:`Evaluator.observe_population`,
+:meth:`Evaluator.forget`, the relative values of a rank ensemble, state for checkpoints).
+
+Ladder stages are plugins (:data:`EVALUATORS`, entry-point group ``zcnas.evaluators``): a
+factory ``factory(ctx, **options) -> Evaluator`` where ``ctx`` is the run's
+:class:`zcnas.search.BuildContext`; the built-ins (``proxy``, ``lookup``, ``supernet``,
+``train``, :mod:`zcnas.fidelity.stages`) register through the group exactly as a third-party
+fidelity does, and ``zcnas search --ladder`` names them.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from zcnas.registry import Registry
+from zcnas.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class Evaluator(abc.ABC):
     name: str
     relative: ClassVar[bool] = False
     uses_test_split: bool = False
+    #: Seconds the next :meth:`evaluate` call may take (set by the ladder through
+    #: :meth:`set_deadline`; None: no limit).
+    time_limit: float | None = None
 
     @abc.abstractmethod
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
@@ -61,6 +70,22 @@ class Evaluator(abc.ABC):
     def forget(self, canonicals: Sequence[str]) -> None:
         """Drop evaluations that were discarded (killed at the budget's deadline) from any
         state the evaluator keeps, so they never influence later values."""
+        return None
+
+    def set_deadline(self, seconds: float | None) -> None:
+        """What is left of the budget for the next :meth:`evaluate` call. An evaluator that
+        trains stops at its first step past it and returns the cell being evaluated with the
+        seconds it took (the ladder discards it); others may ignore it."""
+        self.time_limit = seconds
+
+    def admits(self, arch: str) -> bool:
+        """Whether ``arch`` can be evaluated at all (e.g. it is inside a pruned supernet); a
+        search refuses the others before spending anything on them. Default: every arch."""
+        return True
+
+    def observe_population(self, members: Sequence[str]) -> None:
+        """The searcher's current population, shown after every step (a supernet fine-tunes
+        on its paths). Default: ignored."""
         return None
 
     def relative_values(self, canonicals: Sequence[str]) -> list[float]:
@@ -82,6 +107,6 @@ def _validate(name: str, obj: Any) -> None:
         raise TypeError(f"evaluator plugin {name!r} is not callable (a class or factory)")
 
 
-#: Fidelity plugins: ``name -> factory(**options) -> Evaluator``. Built-ins: ``proxy`` and
-#: ``lookup``; the training fidelities register under their own names.
-EVALUATORS = Registry("zcnas.evaluators", kind="evaluator", validate=_validate)
+#: Ladder-stage plugins: ``name -> factory(ctx, **options) -> Evaluator``.
+EVALUATORS = Registry("zcnas.evaluators", kind="evaluator", validate=_validate,
+                      list_command="zcnas methods list")

@@ -35,7 +35,7 @@ class LookupEvaluator(Evaluator):
                 "schedule")
         if hp is not None and not 0 < epochs <= hp:
             raise UserError(f"epoch {epochs} is outside the {hp}-epoch schedule")
-        bench._epochs(schedule)  # one clear error for a schedule the benchmark lacks
+        bench.schedule(schedule)  # one clear error for a schedule the benchmark lacks
         self.bench = bench
         self.dataset = dataset
         self.epochs = int(epochs)

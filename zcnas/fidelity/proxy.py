@@ -26,22 +26,25 @@ class ProxyEvaluator(Evaluator):
 
     ``dataset`` picks the network head and the images (``proxy_dataset`` of a search: the
     images the proxies read, which may differ from the dataset searched when its images are
-    absent); ``root`` the data folder; ``store`` a :class:`~zcnas.runtime.ScoreStore` or None.
+    absent); ``root`` the data folder; ``store`` a :class:`~zcnas.runtime.ScoreStore` or None;
+    ``executor`` (:mod:`zcnas.runtime.executors`) scores a batch of cells in parallel (default:
+    this process). Costs are each cell's own compute seconds, whatever runs them.
     """
 
     def __init__(self, proxy: str = "ensemble:zcnas", *, space: str = "nats-tss",
                  dataset: str = "cifar10", root: Any = None, seed: int = 0,
-                 device: str = "cpu", store: Any = None) -> None:
+                 device: str = "cpu", store: Any = None, executor: Any = None) -> None:
         from zcnas.ensemble import expand
-        from zcnas.registry import create_proxy
+        from zcnas.registry import create_scorer
 
-        self.proxy = create_proxy(proxy)
+        self.proxy = create_scorer(proxy)
         self.space = space
         self.dataset = dataset
         self.root = root
         self.seed = seed
         self.device = device
         self.store = store
+        self.executor = executor
         plain, ensembles = expand([self.proxy])
         self.components = plain
         self.ensemble = ensembles[0] if ensembles else None
@@ -52,7 +55,7 @@ class ProxyEvaluator(Evaluator):
         self._agg: tuple[int, dict[str, float]] | None = None  # (history size, values)
 
     def describe(self) -> str:
-        on = (f"{self.dataset} images" if self.proxy.info.needs_images
+        on = (f"{self.dataset} images" if self.proxy.needs_images
               else "synthetic inputs (data-free)")
         return f"{self.proxy.spec()} on {on}, seed {self.seed}, {self.device}"
 
@@ -62,7 +65,7 @@ class ProxyEvaluator(Evaluator):
         items = make_items(archs, self.space)
         rows = score_archs(items, self.components, space=self.space, dataset=self.dataset,
                            seed=self.seed, device=self.device, root=self.root, workers=1,
-                           store=self.store, progress=False)
+                           store=self.store, progress=False, executor=self.executor)
         by = {(r.canonical, r.proxy): r for r in rows}
         out = []
         for item in items:

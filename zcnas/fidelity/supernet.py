@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zcnas.data.specs import get_dataset
+from zcnas.datasets import get_dataset
 from zcnas.errors import CheckpointError, OutsideSupernetError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
 from zcnas.fidelity.train import (
@@ -49,6 +49,7 @@ from zcnas.fidelity.train import (
     read_state,
     run_epoch,
     save_state,
+    stop_at,
 )
 from zcnas.spaces import nats_tss
 
@@ -222,14 +223,15 @@ class SupernetTrainer:
         return removed
 
     def gradient_search(self, elites: Sequence[str], *, steps: int = 5, lr: float = 0.1,
-                        candidates: int = 4) -> list[str]:
+                        candidates: int = 4, deadline: float | None = None) -> list[str]:
         """GENAS-style gradient-guided local search around ``elites``.
 
         The elites' op table (the ops some elite uses on each edge) becomes a relaxation
         whose logits start at log(share of elites using the op); ``steps`` Adam steps on
         held-out cross-entropy move them with the supernet frozen; the ``candidates`` best
         genotypes of the result (highest sum of log-softmax weights, the argmax first) are
-        returned as arch strings, elites excluded.
+        returned as arch strings, elites excluded. ``deadline`` (a ``time.perf_counter()``
+        value): stop at the first step past it and raise :class:`DeadlineExceeded`.
         """
         from zcnas.models.supernet import NUM_OPS, OPS
 
@@ -252,8 +254,11 @@ class SupernetTrainer:
         self.net.train()
         batches = list(itertools.islice(self.data.valid_batches(
             self.recipe.batch_size, device=self.device, limit=self.eval_limit), steps))
+        stop = stop_at(deadline)
         try:
             for i in range(steps):
+                if stop is not None:
+                    stop(i)
                 x, y = batches[i % len(batches)]
                 w = torch.softmax(alpha.masked_fill(~mask, -math.inf), dim=1)
                 loss = torch.nn.functional.cross_entropy(self.net(x, weights=w), y)
@@ -339,9 +344,9 @@ class SupernetEvaluator(Evaluator):
     * every ``finetune_every`` cells it trains ``finetune_epochs`` more, on paths from the
       last ``window`` cells it evaluated (the region the search is in), lr cosine from
       ``finetune_lr`` to the recipe's min;
-    * every ``prune_every`` cells it prunes each edge to the ops of its ``elites`` best cells;
-    * every ``suggest_every`` cells it runs the gradient-guided search around its ``elites``
-      best cells; :meth:`take_suggestions` hands the new cells to the searcher.
+    * every ``prune_every`` cells it prunes each edge to the ops of its ``elites`` best cells
+      (:meth:`elites`; the gradient-guided search around them is a proposer on the
+      searcher's side, :class:`zcnas.methods.oneshot.GradientProposer`).
 
     The value is the held-out accuracy (``metric="accuracy"``, the published choice) or the
     negative held-out loss (``metric="loss"``: smoother on small held-out sets; on the
@@ -357,8 +362,7 @@ class SupernetEvaluator(Evaluator):
                  recipe: SupernetRecipe = SupernetRecipe(), warmup_epochs: float = 1.0,
                  finetune_every: int = 0, finetune_epochs: float = 0.25,
                  finetune_lr: float = 0.01, window: int = 50, prune_every: int = 0,
-                 elites: int = 10, suggest_every: int = 0, suggest_steps: int = 5,
-                 suggestions: int = 4, load: Any = None, checkpoint: Any = None,
+                 elites: int = 10, load: Any = None, checkpoint: Any = None,
                  metric: str = "accuracy") -> None:
         if metric not in ("accuracy", "loss"):
             raise UserError(f"unknown supernet metric {metric!r}; use accuracy or loss")
@@ -372,19 +376,13 @@ class SupernetEvaluator(Evaluator):
         self.finetune_lr = finetune_lr
         self.window = window
         self.prune_every = prune_every
-        self.elites = elites
-        self.suggest_every = suggest_every
-        self.suggest_steps = suggest_steps
-        self.suggestions = suggestions
+        self.n_elites = elites
         self.load = load
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.name = "supernet"
-        #: Seconds the next :meth:`evaluate` call may take (set by the ladder); None: no limit.
-        self.time_limit: float | None = None
         self._ready = False
         self._seen: dict[str, tuple[str, float]] = {}  # canonical -> (arch, value), in order
         self._count = 0
-        self._pending: list[str] = []
         self._population: list[str] = []
 
     def describe(self) -> str:
@@ -396,9 +394,7 @@ class SupernetEvaluator(Evaluator):
             parts.append(f"fine-tune {self.finetune_epochs:g} epochs every "
                          f"{self.finetune_every} cells")
         if self.prune_every:
-            parts.append(f"prune by the best {self.elites} every {self.prune_every} cells")
-        if self.suggest_every:
-            parts.append(f"gradient-guided search every {self.suggest_every} cells")
+            parts.append(f"prune by the best {self.n_elites} every {self.prune_every} cells")
         return ", ".join(parts) + f", {t.device}"
 
     def _warm_up(self, deadline: float | None = None) -> None:
@@ -408,10 +404,11 @@ class SupernetEvaluator(Evaluator):
             self.trainer.train(self.warmup_epochs, label="warm-up", deadline=deadline)
         self._ready = True
 
-    def _elites(self) -> list[str]:
+    def elites(self) -> list[str]:
+        """The ``elites`` best cells scored so far (finite values; ties: the earlier)."""
         ranked = sorted(((v, i, a) for i, (a, v) in enumerate(self._seen.values())
                          if math.isfinite(v)), key=lambda t: (-t[0], t[1]))
-        return [a for _, _, a in ranked[: self.elites]]
+        return [a for _, _, a in ranked[: self.n_elites]]
 
     def _due(self, every: int, before: int) -> bool:
         return every > 0 and self._count // every > before // every
@@ -450,7 +447,7 @@ class SupernetEvaluator(Evaluator):
         return out
 
     def _maintain(self, before: int, deadline: float | None) -> None:
-        """Fine-tune / prune / suggest when due."""
+        """Fine-tune / prune when due."""
         if self._due(self.finetune_every, before):
             region = self._population or [a for a, _ in list(self._seen.values())[-self.window:]]
             try:
@@ -459,12 +456,10 @@ class SupernetEvaluator(Evaluator):
                                    label="fine-tune", deadline=deadline)
             except OutsideSupernetError:
                 pass  # nothing of the region is left inside the supernet
-        elites = self._elites()
-        if self._due(self.prune_every, before) and elites:
-            self.trainer.prune(elites, label=f"after {self._count} cells")
-        if self._due(self.suggest_every, before) and elites:
-            self._pending.extend(self.trainer.gradient_search(
-                elites, steps=self.suggest_steps, candidates=self.suggestions))
+        if self._due(self.prune_every, before):
+            elites = self.elites()
+            if elites:
+                self.trainer.prune(elites, label=f"after {self._count} cells")
 
     def observe_population(self, members: Sequence[str]) -> None:
         """The searcher's current population: fine-tuning trains on its paths (falls back to
@@ -476,19 +471,13 @@ class SupernetEvaluator(Evaluator):
         the others before spending anything on them."""
         return self.trainer.net.holds(arch)
 
-    def take_suggestions(self) -> list[str]:
-        """Cells found by the gradient-guided search since the last call."""
-        out, self._pending = self._pending, []
-        return out
-
     def forget(self, canonicals: Sequence[str]) -> None:
         for c in canonicals:
             self._seen.pop(c, None)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"seen": [[c, a, v] for c, (a, v) in self._seen.items()],
-                                 "count": self._count, "pending": list(self._pending),
-                                 "ready": self._ready}
+                                 "count": self._count, "ready": self._ready}
         if self.checkpoint is not None and self._ready:
             self.trainer.save(self.checkpoint)
             state["checkpoint"] = str(self.checkpoint)
@@ -497,7 +486,6 @@ class SupernetEvaluator(Evaluator):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._seen = {c: (a, float(v)) for c, a, v in state.get("seen", [])}
         self._count = int(state.get("count", 0))
-        self._pending = list(state.get("pending", []))
         if state.get("ready") and state.get("checkpoint"):
             self.trainer.load(state["checkpoint"])
             self._ready = True

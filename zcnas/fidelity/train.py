@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zcnas.data.specs import get_dataset
+from zcnas.datasets import get_dataset
 from zcnas.errors import CheckpointError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
 
@@ -112,7 +112,9 @@ def accuracy(forward: Callable[[torch.Tensor], torch.Tensor],
     return 100.0 * correct / seen, loss_sum / seen
 
 
-def _stop_at(deadline: float | None) -> Callable[[int], None] | None:
+def stop_at(deadline: float | None) -> Callable[[int], None] | None:
+    """A per-step check that raises :class:`DeadlineExceeded` past ``deadline`` (a
+    ``time.perf_counter()`` value); None without a deadline."""
     if deadline is None:
         return None
 
@@ -235,7 +237,7 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
         net.train()
         stats = run_epoch(net, opt, data.epoch(rng, recipe.batch_size, device=device),
                           lr=lambda i, e=epoch: recipe.lr_at(e + i / steps),
-                          max_steps=max_steps, before_step=_stop_at(deadline))
+                          max_steps=max_steps, before_step=stop_at(deadline))
         net.eval()
         acc, loss = accuracy(net, data.valid_batches(device=device, limit=eval_limit))
         if device.startswith("cuda"):
@@ -286,8 +288,7 @@ class TrainEvaluator(Evaluator):
             raise UserError(f"training data is {self.data.spec.name}, not {dataset}")
         self.name = f"train@{self.epochs}"
         self.seconds_per_epoch: list[float] = []
-        #: Seconds the next :meth:`evaluate` call may take (set by the ladder); None: no limit.
-        self.time_limit: float | None = None
+        self.time_limit: float | None = None  # see Evaluator.set_deadline
 
     def describe(self) -> str:
         return (f"stand-alone training, {self.epochs} epochs, NATS recipe, "

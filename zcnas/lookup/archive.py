@@ -24,7 +24,6 @@ Records are unpickled (``bz2`` + ``pickle``): open only archives you trust.
 from __future__ import annotations
 
 import bz2
-import functools
 import numbers
 import os
 import pickle
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
 from zcnas.lookup.base import Accuracy, Benchmark, CostInfo, Optimum, canonical_split
-from zcnas.spaces import ArchOrder, canonical_space, nats_sss
+from zcnas.spaces import ArchOrder, canonical_space, get_space
 
 #: Folder names of the official fast-mode archives (the sample archives use the same names).
 ARCHIVE_DIRS: dict[str, str] = {
@@ -85,6 +84,18 @@ def record_indices(path: str | os.PathLike) -> frozenset[int]:
     return frozenset(int(m.group(1)) for n in names if (m := _RECORD_RE.match(n)))
 
 
+def _sniff_space(first_arch: str, path: Path) -> str:
+    """The space of an archive, from the form of its first arch string."""
+    for name in ARCHIVE_DIRS:
+        try:
+            get_space(name).parse_arch(first_arch)
+        except UserError:
+            continue
+        return name
+    raise CorruptDataError(f"{path / META_FILE}: {first_arch[:80]!r} is not an arch of "
+                           f"{' or '.join(ARCHIVE_DIRS)}")
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -112,6 +123,9 @@ class NatsArchive(Benchmark):
     re-read on demand. Records are read lazily; opening the archive reads only the meta file.
     """
 
+    kind = "archive"
+    splits = ("test", "valid", "valtest")
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -130,7 +144,7 @@ class NatsArchive(Benchmark):
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
         archs = load_meta_archs(p)
-        found = "nats-tss" if "|" in archs[0] else "nats-sss"
+        found = _sniff_space(archs[0], p)
         if space is not None and canonical_space(space) != found:
             raise UserError(f"{p} holds a {found} archive, not {canonical_space(space)}")
         self.path = p
@@ -146,14 +160,15 @@ class NatsArchive(Benchmark):
             else f"sample: records for {len(self._records)} of {len(archs)} archs"
         )
         self.source = f"{p} (official NATS-Bench {_NATS_SPACE[found]} archive, fast mode, {kind})"
-        if found == "nats-tss":
+        computed = get_space(found).index_order()
+        if computed is None:
             self._order = ArchOrder(archs, found)
-        elif len(archs) > nats_sss.SIZE or archs != [
-            nats_sss.format_arch(nats_sss.at_index(i)) for i in range(len(archs))
-        ]:
+        elif len(archs) > len(computed) or archs != [computed.arch(i) for i in range(len(archs))]:
             raise CorruptDataError(
-                f"{p / META_FILE}: the size-space arch list is not in the computed index order"
+                f"{p / META_FILE}: the {found} arch list is not in the computed index order"
             )
+        else:
+            self._order = computed
 
     # --- identity -------------------------------------------------------------------------------
 
@@ -167,16 +182,11 @@ class NatsArchive(Benchmark):
         """Indices whose records this archive holds."""
         return self._records
 
-    @functools.cached_property
-    def _sss_order(self) -> ArchOrder:
-        return ArchOrder(
-            [nats_sss.format_arch(nats_sss.at_index(i)) for i in range(nats_sss.SIZE)], self.space
-        )
-
     @property
     def order(self) -> ArchOrder:
-        """tss: the archive's ``meta_archs``; sss: computed (:func:`nats_sss.at_index`)."""
-        return self._order if self.space == "nats-tss" else self._sss_order
+        """The archive's ``meta_archs``, or the space's computed order (size space), which the
+        meta list is checked against."""
+        return self._order
 
     @property
     def meta_archs(self) -> list[str]:
@@ -190,22 +200,11 @@ class NatsArchive(Benchmark):
     def __len__(self) -> int:
         return len(self._meta_archs)
 
-    def index(self, arch) -> int:
-        if self.space == "nats-sss":
-            return nats_sss.index_of(arch)
-        return super().index(arch)
-
-    def arch(self, index: int) -> str:
-        if self.space == "nats-sss":
-            return nats_sss.format_arch(nats_sss.at_index(self._to_index(index)))
-        return super().arch(index)
-
     def __getstate__(self) -> dict:
         # the nats_bench object and its loaded records are re-created on demand after unpickling
         # (process pools): only the paths and the meta list travel
         state = dict(self.__dict__)
         state["_api_obj"] = None
-        state.pop("_sss_order", None)
         return state
 
     # --- nats_bench access ----------------------------------------------------------------------
@@ -375,6 +374,26 @@ class NatsArchive(Benchmark):
         return self._query(
             index, self._dataset(dataset), canonical_split(split), epochs, int(epoch) - 1, seed
         )
+
+    def has_split(self, dataset: str, split: str) -> bool:
+        if not super().has_split(dataset, split):
+            return False
+        try:
+            _target(self._dataset(dataset), canonical_split(split))
+        except UserError:
+            return False
+        return True
+
+    def has_curve_point(self, dataset: str, epoch: int, *, hp: int, split: str) -> bool:
+        """Whether the first architecture this archive holds records ``split`` after ``epoch``
+        epochs of schedule ``hp`` (NATS-Bench records the same points for every one)."""
+        if not self._records or hp not in self.schedules:
+            return False
+        try:
+            self.accuracy_at_epoch(min(self._records), dataset, epoch, hp=hp, split=split)
+        except UserError:
+            return False
+        return True
 
     def cost(
         self, arch_or_index, dataset: str, *, epochs: int | None = None, split: str = "test"

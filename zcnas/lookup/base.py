@@ -129,6 +129,10 @@ class Benchmark(abc.ABC):
     space: str
     #: A human string naming the file (or folder) read and what kind of source it is.
     source: str
+    #: The backend: ``"archive"`` (official archive) or ``"table"`` (compact table).
+    kind: str
+    #: The splits this backend answers (see the module docstring).
+    splits: tuple[str, ...] = ("test",)
 
     @property
     @abc.abstractmethod
@@ -147,6 +151,20 @@ class Benchmark(abc.ABC):
     def schedules(self) -> tuple[int, ...]:
         """The training schedules (``epochs`` values) this backend answers."""
         return SCHEDULES[self.space]
+
+    def has_split(self, dataset: str, split: str) -> bool:
+        """Whether accuracies on ``split`` (at the end of a schedule) exist for ``dataset``."""
+        return canonical_split(split) in self.splits and canonical_dataset(dataset) in self.datasets
+
+    def has_curve_point(self, dataset: str, epoch: int, *, hp: int, split: str) -> bool:
+        """Whether the learning curve of schedule ``hp`` records ``split`` after ``epoch``
+        epochs (see :meth:`accuracy_at_epoch`). Backends without curves: False."""
+        return False
+
+    def schedule(self, epochs: int | str | None) -> int:
+        """``epochs`` as one of this benchmark's schedules (None: the full one); a one-line
+        :class:`UserError` for a schedule it lacks."""
+        return self._epochs(epochs)
 
     @property
     def full_epochs(self) -> int:

@@ -19,10 +19,13 @@ from zcnas.lookup.archive import ARCHIVE_DIRS, META_FILE, NatsArchive, record_in
 from zcnas.lookup.base import Benchmark
 from zcnas.lookup.table import TABLE_FILE, CompactTable
 from zcnas.paths import ENV_DATA, data_roots
-from zcnas.spaces import ArchOrder, canonical_space, get_space, nats_sss
+from zcnas.spaces import ArchOrder, canonical_space, get_space
 
 KINDS: tuple[str, ...] = ("auto", "archive", "table")
-_TABLE_CANDIDATES = (TABLE_FILE, "tss_test_accuracy.csv")
+#: Compact tables per space: the file names looked for under each data root.
+TABLE_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "nats-tss": (TABLE_FILE, "tss_test_accuracy.csv"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +38,22 @@ class Located:
     searched: tuple[Path, ...]
 
 
+def covers(space: str) -> bool:
+    """Whether NATS-Bench has lookup data (an archive or a compact table) for ``space``."""
+    space = canonical_space(space)
+    return space in ARCHIVE_DIRS or space in TABLE_CANDIDATES
+
+
 def archive_candidates(space: str) -> list[str]:
-    name = ARCHIVE_DIRS[canonical_space(space)]
-    return [name, f"nats-bench-sample/{name}"]
+    name = ARCHIVE_DIRS.get(canonical_space(space))
+    return [name, f"nats-bench-sample/{name}"] if name is not None else []
 
 
 def locate(space: str = "nats-tss", root: str | os.PathLike | None = None) -> Located:
-    """Every archive folder and table for ``space`` under the data roots."""
+    """Every archive folder and table for ``space`` under the data roots (nothing for a space
+    NATS-Bench does not cover)."""
     space = canonical_space(space)
-    size = get_space(space).SIZE
+    size = get_space(space).size
     full, sample, tables, searched = [], [], [], []
     for r in data_roots(root):
         for cand in archive_candidates(space):
@@ -51,20 +61,22 @@ def locate(space: str = "nats-tss", root: str | os.PathLike | None = None) -> Lo
             searched.append(p)
             if (p / META_FILE).is_file():
                 (full if len(record_indices(p)) >= size else sample).append(p)
-        if space == "nats-tss":
-            for cand in _TABLE_CANDIDATES:
-                p = r / cand
-                searched.append(p)
-                if p.is_file():
-                    tables.append(p)
+        for cand in TABLE_CANDIDATES.get(space, ()):
+            p = r / cand
+            searched.append(p)
+            if p.is_file():
+                tables.append(p)
     return Located(tuple(full), tuple(sample), tuple(tables), tuple(searched))
 
 
 def _not_found(space: str, what: str, loc: Located, kind: str = "auto") -> DataNotFoundError:
+    if not covers(space):
+        return DataNotFoundError(f"{what} not found: NATS-Bench has no lookup for the {space} "
+                                 "space")
     paths = [
         p
         for p in loc.searched
-        if kind == "auto" or (p.name == ARCHIVE_DIRS[space]) == (kind == "archive")
+        if kind == "auto" or (p.name == ARCHIVE_DIRS.get(space)) == (kind == "archive")
     ]
     if not paths:
         return DataNotFoundError(
@@ -92,7 +104,7 @@ def open_benchmark(
     space = canonical_space(space)
     if kind not in KINDS:
         raise UnknownNameError(f"unknown lookup kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if kind == "table" and space != "nats-tss":
+    if kind == "table" and space not in TABLE_CANDIDATES:
         raise UserError(f"there is no compact table for {space}; use kind='archive'")
     loc = locate(space, root)
     if kind in ("auto", "archive") and loc.full_archives:
@@ -103,27 +115,24 @@ def open_benchmark(
         return NatsArchive(loc.sample_archives[0], space)
     what = {
         "auto": f"NATS-Bench {space} lookup data (official archive or compact table)",
-        "archive": f"NATS-Bench {space} archive ({ARCHIVE_DIRS[space]})",
+        "archive": f"NATS-Bench {space} archive ({ARCHIVE_DIRS.get(space, 'none')})",
         "table": f"NATS-Bench tss table ({TABLE_FILE})",
     }[kind]
     raise _not_found(space, what, loc, kind)
 
 
 def load_order(space: str = "nats-tss", root: str | os.PathLike | None = None) -> ArchOrder:
-    """The benchmark's index <-> arch order, from the cheapest source available.
-
-    tss: the ``meta_archs`` of any archive folder (full or sample), else the table's ``arch``
-    column. sss: computed (:func:`zcnas.spaces.nats_sss.at_index`), no file needed.
-    """
+    """The benchmark's index <-> arch order, from the cheapest source available: the order
+    the space computes (the size space), else the ``meta_archs`` of any archive folder (full or
+    sample), else the compact table's ``arch`` column."""
+    computed = get_space(space).index_order()
+    if computed is not None:
+        return computed
     space = canonical_space(space)
-    if space == "nats-sss":
-        return ArchOrder(
-            [nats_sss.format_arch(nats_sss.at_index(i)) for i in range(nats_sss.SIZE)], space
-        )
     loc = locate(space, root)
     archives = loc.full_archives + loc.sample_archives
     if archives:
         return NatsArchive(archives[0], space).order
     if loc.tables:
         return CompactTable(loc.tables[0]).order
-    raise _not_found(space, "NATS-Bench tss arch list (archive meta or compact table)", loc)
+    raise _not_found(space, f"NATS-Bench {space} arch list (archive meta or compact table)", loc)

@@ -67,6 +67,8 @@ class CompactTable(Benchmark):
     """
 
     space = "nats-tss"
+    kind = "table"
+    splits = ("test",)
 
     def __init__(self, path: str | os.PathLike) -> None:
         import pandas as pd

@@ -13,11 +13,15 @@ naive network's ``state_dict`` (``strict=False``) and returns the same logits.
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import replace
+
 import torch
 from torch import nn
 
+from zcnas.datasets import get_dataset
 from zcnas.models.ops import ResNetReduction, Zero, make_op
-from zcnas.spaces import canonical_space, nats_tss
+from zcnas.spaces import get_space, nats_tss
 from zcnas.spaces.plan import NetworkPlan, sss_plan, tss_plan
 
 
@@ -163,6 +167,45 @@ class NatsNetwork(nn.Module):
         return self.classifier(self.features(x))
 
 
+def build_tss_network(cell, num_classes: int, *, affine: bool = True, track: bool = True,
+                      prune: bool = True, relu_probes: bool = False) -> NatsNetwork:
+    """The topology space's model builder (named by :class:`zcnas.spaces.nats_tss.NatsTopology`):
+    the NATS-Bench ``TinyNetwork`` of ``cell`` with a ``num_classes`` head."""
+    plan = tss_plan(cell)
+    return NatsNetwork(replace(plan, num_classes=num_classes), affine=affine,
+                       track_running_stats=track, prune=prune, relu_probes=relu_probes)
+
+
+def build_sss_network(widths, num_classes: int, *, affine: bool = True, track: bool = True,
+                      prune: bool = True, relu_probes: bool = False) -> NatsNetwork:
+    """The size space's model builder: NATS-Bench's ``DynamicShapeTinyNet`` of ``widths``."""
+    plan = sss_plan(widths)
+    return NatsNetwork(replace(plan, num_classes=num_classes), affine=affine,
+                       track_running_stats=track, prune=prune, relu_probes=relu_probes)
+
+
+def build_model(space, genotype, num_classes: int, **options) -> nn.Module:
+    """The network of ``genotype`` from ``space``'s own builder, with a ``num_classes`` head.
+
+    ``options`` (``affine``, ``track``, ``prune``, ``relu_probes``) are passed when the builder
+    names them in its signature (or takes ``**kwargs``) and dropped otherwise: they describe
+    the NATS-Bench networks and mean nothing to a model that has no such parts.
+    """
+    sp = get_space(space)
+    builder = sp.model_builder()
+    accepted = builder_options(builder)
+    kwargs = {k: v for k, v in options.items() if accepted is None or k in accepted}
+    return builder(sp.as_genotype(genotype), num_classes, **kwargs)
+
+
+def builder_options(builder) -> frozenset[str] | None:
+    """The keyword options a model builder accepts (None: any, it takes ``**kwargs``)."""
+    params = inspect.signature(builder).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
 def build_network(
     arch,
     space: str = "nats-tss",
@@ -173,22 +216,21 @@ def build_network(
     track_running_stats: bool = True,
     prune: bool = True,
     relu_probes: bool = False,
-) -> NatsNetwork:
-    """Build the network of ``arch`` (a genotype or arch string) for ``dataset``.
+) -> nn.Module:
+    """Build the network of ``arch`` (a genotype or arch string) of ``space`` for ``dataset``.
 
     ``num_classes`` overrides the dataset's class count (NASWOT builds a 1-output net);
     ``affine``/``track_running_stats`` set the cells' BN (the official networks use True/True;
     foresight and NASLib use False/False); the stem, reduction and head BN stay affine as in
     the official code. ``relu_probes`` keeps, in a pruned build, every ReLU of the naive
     network with its naive input (see :class:`Cell`). Weights use PyTorch's default
-    initialisation: seed with ``torch.manual_seed`` or re-initialise explicitly.
+    initialisation: seed with ``torch.manual_seed`` or re-initialise explicitly. Any
+    registered space works (its builder takes the options it knows).
     """
-    space = canonical_space(space)
-    plan = tss_plan(arch, dataset) if space == "nats-tss" else sss_plan(arch, dataset)
-    if num_classes is not None:
-        plan = NetworkPlan(plan.cell, plan.stem, plan.layers, num_classes, plan.resolution)
-    return NatsNetwork(plan, affine=affine, track_running_stats=track_running_stats, prune=prune,
-                       relu_probes=relu_probes)
+    if num_classes is None:
+        num_classes = get_dataset(dataset).num_classes
+    return build_model(space, arch, num_classes, affine=affine, track=track_running_stats,
+                       prune=prune, relu_probes=relu_probes)
 
 
 def count_parameters(model: nn.Module) -> int:

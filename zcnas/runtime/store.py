@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zcnas import __version__
+from zcnas._version import __version__
 from zcnas.errors import CorruptDataError
 
 __all__ = [

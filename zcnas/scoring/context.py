@@ -10,6 +10,7 @@ several proxies that read the same forward/backward pass pay for it once.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,12 +19,12 @@ import torch
 from torch import nn
 
 from zcnas.data.batches import Batch, fixed_batches
-from zcnas.datasets import canonical_dataset, dataset_info
+from zcnas.datasets import canonical_dataset, get_dataset
 from zcnas.errors import UserError
 from zcnas.models.init import initialise, remove_batchnorm
-from zcnas.models.network import build_network
+from zcnas.models.network import build_model, builder_options, count_flops, count_parameters
 from zcnas.proxy import PassRequest
-from zcnas.spaces import canonical_space, get_space
+from zcnas.spaces import Costs, SearchSpace, get_space
 
 INPUT_KINDS = ("real", "gaussian")
 
@@ -70,16 +71,16 @@ class ScoringContext:
     """One architecture, ready to be scored by any number of proxies."""
 
     def __init__(
-        self, arch: Any, *, space: str = "nats-tss", dataset: str = "cifar10",
+        self, arch: Any, *, space: str | SearchSpace = "nats-tss", dataset: str = "cifar10",
         inputs: InputBank | None = None, seed: int = 0, device: torch.device | str = "cpu",
         requests: Iterable[PassRequest] = (),
     ) -> None:
-        self.space = canonical_space(space)
-        mod = get_space(self.space)
-        self.arch = mod.as_cell(arch) if self.space == "nats-tss" else mod.as_widths(arch)
-        self.arch_str = str(self.arch)
+        self.search_space = get_space(space)
+        self.space = self.search_space.name
+        self.arch = self.search_space.as_genotype(arch)
+        self.arch_str = self.search_space.format_arch(self.arch)
         self.dataset = canonical_dataset(dataset)
-        info = dataset_info(self.dataset)
+        info = get_dataset(self.dataset)
         self.num_classes, self.resolution = info.num_classes, info.resolution
         self.seed = seed
         self.device = torch.device(device)
@@ -101,15 +102,19 @@ class ScoringContext:
         ``affine``/``track``: the cells' BN options; ``bn=False`` removes every BN;
         ``init``: a scheme of :mod:`zcnas.models.init`; ``prune``/``relu_probes``: see
         :func:`zcnas.models.build_network`; a pruned network has exactly the weights of the
-        naive one with the same seed. On CPU float32 networks are channels-last.
+        naive one with the same seed. A space whose builder does not take an option builds
+        its own network (see :mod:`zcnas.spaces.base`). On CPU float32 networks are
+        channels-last.
         """
-        options = dict(num_classes=num_classes, affine=affine, track_running_stats=track)
+        classes = num_classes if num_classes is not None else self.num_classes
         with torch.random.fork_rng(devices=[]):  # the caller's RNG is never touched
             torch.manual_seed(self.seed)
-            net = build_network(self.arch, self.space, self.dataset, prune=False, **options)
-            if prune:  # the pruned network takes the naive one's weights: same scores
-                naive, net = net, build_network(self.arch, self.space, self.dataset, prune=True,
-                                                relu_probes=relu_probes, **options)
+            net = build_model(self.search_space, self.arch, classes, affine=affine,
+                              track=track, prune=False)
+            if prune and self._prunes:  # the pruned network takes the naive one's weights
+                naive, net = net, build_model(self.search_space, self.arch, classes,
+                                              affine=affine, track=track, prune=True,
+                                              relu_probes=relu_probes)
                 net.load_state_dict(naive.state_dict(), strict=False)
         gen = torch.Generator().manual_seed(self.seed)
         initialise(net, init, gen)
@@ -121,6 +126,24 @@ class ScoringContext:
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         return net.train()
+
+    @functools.cached_property
+    def _prunes(self) -> bool:
+        accepted = builder_options(self.search_space.model_builder())
+        return accepted is None or "prune" in accepted
+
+    def costs(self) -> Costs:
+        """Parameters and FLOPs of the network for this dataset: the space's analytic count
+        when it has one, else counted on a built network (FLOPs of conv and linear layers,
+        :func:`zcnas.models.count_flops`)."""
+        def compute() -> Costs:
+            analytic = self.search_space.costs(self.arch, self.dataset)
+            if analytic is not None:
+                return analytic
+            net = self.network(channels_last=False).cpu()
+            return Costs(count_parameters(net), count_flops(net, self.resolution))
+
+        return self.memo(("costs",), compute)
 
     # --- inputs --------------------------------------------------------------------------------
 

@@ -16,8 +16,6 @@ proxies that read real images, which image file they came from.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from typing import Any
 
 from zcnas.errors import ArchError, DataNotFoundError, UserError
 from zcnas.proxy import Proxy, ProxyError
-from zcnas.spaces import canonical_space, get_space
+from zcnas.spaces import SearchSpace, get_space
 
 # One intra-op thread per worker on CPU: the scores are then bitwise the same whatever the
 # number of workers (oneDNN's reductions depend on the thread count), and processes use the
@@ -34,7 +32,7 @@ from zcnas.spaces import canonical_space, get_space
 CPU_THREADS = 1
 
 COLUMNS = ["arch", "index", "canonical", "proxy", "value", "seconds", "device", "version",
-           "dataset", "seed", "origin"]
+           "dataset", "seed", "origin", "higher_is_better"]
 
 
 @dataclass(frozen=True)
@@ -61,54 +59,60 @@ class ScoreRow:
     # "computed" | "isomorph" (copied from an isomorphic member) | "store" | "ensemble"
     # (aggregated over the scored population)
     origin: str
+    # the orientation of the proxy, so a table can be read without its plugin installed
+    higher_is_better: bool = True
 
 
 # --- selecting architectures --------------------------------------------------------------------
 
 
-def _order_or_none(space: str, root: Any):
+def _order_or_none(space: SearchSpace, root: Any):
     from zcnas.lookup.locate import load_order
 
+    if not space.indexed:
+        return None
     try:
         return load_order(space, root)
     except DataNotFoundError:
         return None
 
 
-def make_items(archs: Iterable[Any], space: str, order: Any = None) -> list[ArchItem]:
+def make_items(archs: Iterable[Any], space: str | SearchSpace,
+               order: Any = None) -> list[ArchItem]:
     """Arch strings/genotypes (or indices when ``order`` is given) -> :class:`ArchItem`."""
     from zcnas.spaces import resolve_arch
 
-    space = canonical_space(space)
-    mod = get_space(space)
+    sp = get_space(space)
     out = []
     for a in archs:
-        g, idx = resolve_arch(str(a), space, order)
-        out.append(ArchItem(mod.format_arch(g), idx, mod.canonical_key(g)))
+        g, idx = resolve_arch(a if isinstance(a, str) else sp.format_arch(a), sp, order)
+        out.append(ArchItem(sp.format_arch(g), idx, sp.canonical_key(g)))
     return out
 
 
 def select_archs(
-    selector: str, space: str = "nats-tss", *, root: Any = None, seed: int = 0
+    selector: str, space: str | SearchSpace = "nats-tss", *, root: Any = None, seed: int = 0
 ) -> list[ArchItem]:
     """``all``, a number N (a seeded sample of N distinct architectures), or a file.
 
     A file holds one arch string or benchmark index per line (blank lines and ``#`` comments
     ignored), or is a CSV/Parquet table with an ``arch`` column. ``all`` lists the space in the
     benchmark's index order when its arch list is found, otherwise in the space's own order.
+    A space that cannot be enumerated takes N genotypes drawn from a seeded stream.
     """
     import numpy as np
 
-    space = canonical_space(space)
-    mod = get_space(space)
-    order = _order_or_none(space, root)
+    sp = get_space(space)
+    order = _order_or_none(sp, root)
     text = str(selector).strip()
-    if text == "all" or text.isdigit():
-        if order is not None:
-            every = order.archs
-        else:
-            gen = mod.all_cells() if space == "nats-tss" else mod.all_archs()
-            every = [mod.format_arch(g) for g in gen]
+    if text == "all" or (text.isascii() and text.isdigit()):
+        try:
+            every = order.archs if order is not None else [
+                sp.format_arch(g) for g in sp.all_archs()]
+        except UserError:
+            if text == "all":
+                raise
+            return _drawn(sp, int(text), seed)
         if text == "all":
             chosen = range(len(every))
         else:
@@ -118,9 +122,31 @@ def select_archs(
             # a prefix of one seeded permutation: a larger N extends a smaller one, so its
             # scores are reused from the store
             chosen = sorted(np.random.default_rng(seed).permutation(len(every))[:n].tolist())
-        return [ArchItem(every[i], i if order is not None or space == "nats-sss" else None,
-                         mod.canonical_key(mod.parse_arch(every[i]))) for i in chosen]
-    return make_items(_read_arch_file(Path(text)), space, order)
+        return [ArchItem(every[i], i if order is not None else None,
+                         sp.canonical_key(every[i])) for i in chosen]
+    return make_items(_read_arch_file(Path(text)), sp, order)
+
+
+def _drawn(sp: SearchSpace, n: int, seed: int) -> list[ArchItem]:
+    """The first ``n`` distinct genotypes of a seeded stream of ``sp.sample`` (a larger N
+    extends a smaller one)."""
+    import numpy as np
+
+    if n < 1:
+        raise UserError(f"--archs {n}: choose at least 1 architecture")
+    rng = np.random.default_rng(seed)
+    seen: dict[str, ArchItem] = {}
+    for _ in range(100 * n + 1000):
+        g = sp.sample(rng)
+        text = sp.format_arch(g)
+        if text not in seen:
+            seen[text] = ArchItem(text, None, sp.canonical_key(g))
+            if len(seen) == n:
+                break
+    else:
+        raise UserError(f"--archs {n}: the {sp.name} space gave only {len(seen)} distinct "
+                        "architectures")
+    return list(seen.values())
 
 
 def _read_arch_file(path: Path) -> list[str]:
@@ -158,9 +184,9 @@ def image_source(dataset: str, root: Any) -> str | None:
 
 
 def check_inputs(proxies: Sequence[Proxy], dataset: str, images: str | None) -> None:
-    needing = [p.name for p in proxies if p.info.needs_images]
+    needing = [p.name for p in proxies if p.needs_images]
     if needing and images is None:
-        free = ", ".join(p.name for p in proxies if not p.info.needs_images)
+        free = ", ".join(p.name for p in proxies if not p.needs_images)
         raise ProxyError(
             f"{', '.join(needing)} need{'s' if len(needing) == 1 else ''} real {dataset} "
             f"images but none were found; pass --data PATH or set ZCNAS_DATA"
@@ -179,33 +205,31 @@ def proxy_config(proxy: Proxy, images: str | None) -> str:
 
 # --- the per-architecture work (runs in workers) ------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(setup: dict[str, Any]) -> None:
+def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
+    """A worker's scoring state: one intra-op thread, the input bank shared by every task."""
     import torch
 
     from zcnas.scoring.context import InputBank
 
     if setup["threads"]:
         torch.set_num_threads(setup["threads"])
-    _WORKER.clear()
-    _WORKER.update(setup)
-    _WORKER["bank"] = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
-                                source=setup["source"], device=setup["device"])
+    bank = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
+                     source=setup["source"], device=setup["device"])
+    return {**setup, "bank": bank}
 
 
-def _score_task(task: tuple[str, str, tuple[int, ...]]) -> tuple[str, dict[int, tuple], str]:
+def score_task(state: dict[str, Any], task: tuple[str, str, tuple[int, ...]]
+               ) -> tuple[str, dict[int, tuple], str]:
     """Score one representative architecture with the proxies at the given positions."""
     from zcnas.scoring.context import ScoringContext
 
     canonical, arch, which = task
-    proxies: list[Proxy] = [_WORKER["proxies"][i] for i in which]
+    proxies: list[Proxy] = [state["proxies"][i] for i in which]
     try:
         requests = [r for p in proxies for r in p.requests()]
-        ctx = ScoringContext(arch, space=_WORKER["space"], dataset=_WORKER["dataset"],
-                             inputs=_WORKER["bank"], seed=_WORKER["seed"],
-                             device=_WORKER["device"], requests=requests)
+        ctx = ScoringContext(arch, space=state["space"], dataset=state["dataset"],
+                             inputs=state["bank"], seed=state["seed"],
+                             device=state["device"], requests=requests)
         sharers: dict[Any, int] = {}
         for p in proxies:
             for r in p.requests():
@@ -250,23 +274,27 @@ def score_archs(
     progress: bool | None = None,
     threads: int | None = None,
     on_result: Callable[[str, dict], None] | None = None,
+    executor: Any = None,
 ) -> list[ScoreRow]:
     """Score ``items`` with ``proxies``; returns one row per (item, proxy), in input order.
 
-    An ensemble proxy (``ensemble:...``) adds its components to the per-architecture work
-    (each proxy runs once however many ensembles use it) and one row per item whose value is
-    the ensemble aggregated over all ``items`` (origin ``ensemble``; never stored, since it
+    An ensemble (``ensemble:...``) adds its components to the per-architecture work (each
+    proxy runs once however many ensembles use it) and one row per item whose value is the
+    ensemble aggregated over all ``items`` (origin ``ensemble``; never stored, since it
     depends on the population). ``store`` (a :class:`~zcnas.runtime.ScoreStore` or None) is
-    read first and written after every architecture. ``workers > 1`` uses a process pool
-    (spawn); each worker runs torch with ``threads`` intra-op threads (default 1, so scores
-    do not depend on ``workers``).
+    read first and written by this process (the single writer) as every architecture's
+    scores arrive. The work runs on ``executor`` (:mod:`zcnas.runtime.executors`; default:
+    this process for ``workers=1``, a local process pool otherwise); each worker runs torch
+    with ``threads`` intra-op threads (default 1, so scores do not depend on the executor or
+    the number of workers).
     """
     import torch
 
     from zcnas.datasets import canonical_dataset
     from zcnas.ensemble import expand
 
-    space = canonical_space(space)
+    sp = get_space(space)
+    space = sp.name
     dataset = canonical_dataset(dataset)
     if not proxies:
         raise ProxyError("no proxies to score")
@@ -274,12 +302,10 @@ def score_archs(
     if len(set(given)) != len(given):
         raise ProxyError(f"a proxy is listed twice: {', '.join(given)}")
     proxies, ensembles = expand(proxies)
-    for e in ensembles:
-        if space not in e.info.spaces:
-            raise ProxyError(f"{e.spec()}: its components do not all support the {space} space")
     for p in proxies:
-        if space not in p.info.spaces:
-            raise ProxyError(f"proxy {p.name} does not support the {space} space")
+        if not p.info.supports(space):
+            raise ProxyError(f"proxy {p.name} is defined for the {', '.join(p.info.spaces)} "
+                             f"space(s) only, not {space}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available")
@@ -320,10 +346,13 @@ def score_archs(
         if missing:
             tasks.append((canon, members[0].arch, tuple(missing)))
 
-    setup = {"space": space, "dataset": dataset, "seed": seed, "device": str(dev),
+    from zcnas.spaces import SPACES
+
+    # a registered space travels by name; an in-process one (score_model) as the object
+    setup = {"space": space if space in SPACES else sp, "dataset": dataset, "seed": seed,
+             "device": str(dev),
              "root": str(root) if root is not None else None, "source": source,
              "proxies": list(proxies), "threads": threads or CPU_THREADS}
-    workers = max(1, min(workers, len(tasks) or 1))
 
     def record(canon: str, out: dict[int, tuple], error: str) -> None:
         if error:
@@ -343,26 +372,23 @@ def score_archs(
             on_result(canon, out)
 
     bar = _progress(len(tasks), progress, sum(len(groups[t[0]]) for t in tasks))
+    own = executor is None
+    if own:
+        from zcnas.runtime.executors import open_executor
+
+        executor = open_executor("process" if workers > 1 else "inprocess", workers,
+                                 oversubscribe=True)
+    prev_threads = torch.get_num_threads()
     try:
-        if workers == 1:
-            prev_threads = torch.get_num_threads()
-            try:
-                _init_worker(setup)
-                for task in tasks:
-                    record(*_score_task(task))
-                    bar.update(1)
-            finally:
-                torch.set_num_threads(prev_threads)
-                _WORKER.clear()
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(setup,),
-                          maxtasksperchild=1000) as pool:
-                for res in pool.imap_unordered(_score_task, tasks, chunksize=1):
-                    record(*res)
-                    bar.update(1)
+        for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
+                                              setup=setup):
+            record(*res)
+            bar.update(1)
     finally:
+        torch.set_num_threads(prev_threads)  # an in-process run changed this process's
         bar.close()
+        if own:
+            executor.shutdown()
 
     rows = []
     for item in items:
@@ -372,7 +398,8 @@ def score_archs(
             if origin == "computed" and not first:
                 origin = "isomorph"
             rows.append(ScoreRow(item.arch, item.index, item.canonical, specs[i], v,
-                                 s, device_kind, p.info.version, dataset, seed, origin))
+                                 s, device_kind, p.info.version, dataset, seed, origin,
+                                 p.higher_is_better))
     return rows + ensemble_rows(rows, ensembles, items)
 
 
@@ -393,8 +420,8 @@ def ensemble_rows(rows: Sequence[ScoreRow], ensembles: Sequence[Any],
         first = value[(items[0].arch, comps[0])]
         for it, v, sec in zip(items, agg, secs, strict=True):
             out.append(ScoreRow(it.arch, it.index, it.canonical, e.spec(), float(v), sec,
-                                first.device, e.info.version, first.dataset, first.seed,
-                                "ensemble"))
+                                first.device, e.version, first.dataset, first.seed,
+                                "ensemble", e.higher_is_better))
     return out
 
 
@@ -410,17 +437,6 @@ def rows_to_frame(rows: Sequence[ScoreRow]):
     df = pd.DataFrame([r.__dict__ for r in rows], columns=COLUMNS)
     df["index"] = df["index"].astype("Int64")
     return df
-
-
-def write_table(df, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``df`` as Parquet and CSV: ``out`` names either (or neither suffix: both added)."""
-    out = Path(out)
-    stem = out.with_suffix("") if out.suffix in (".parquet", ".csv") else out
-    parquet, csv = stem.with_suffix(".parquet"), stem.with_suffix(".csv")
-    parquet.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(parquet, index=False)
-    df.to_csv(csv, index=False)
-    return parquet, csv
 
 
 def summarize(rows: Sequence[ScoreRow]) -> list[tuple]:
@@ -439,4 +455,4 @@ def summarize(rows: Sequence[ScoreRow]) -> list[tuple]:
 
 
 __all__ = ["ArchItem", "ScoreRow", "make_items", "select_archs", "score_archs", "rows_to_frame",
-           "write_table", "summarize", "ArchError"]
+           "summarize", "ArchError"]

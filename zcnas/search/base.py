@@ -91,6 +91,10 @@ class Searcher(abc.ABC):
             k = self._keys[arch] = self._space.canonical_key(arch)
         return k
 
+    def genotype(self, arch: str) -> Any:
+        """The space's genotype of an arch string (what the space's operators take)."""
+        return self._space.as_genotype(arch)
+
     def fmt(self, genotype: Any) -> str:
         return self._space.format_arch(genotype)
 
@@ -117,7 +121,7 @@ class Searcher(abc.ABC):
 
         The same distribution as redrawing the space's ``mutate`` until the child is new, in
         one pass over the neighbours."""
-        nb = [self.fmt(g) for g in self._space.neighbours(arch)]
+        nb = [self.fmt(g) for g in self._space.neighbours(self.genotype(arch))]
         for i in self.rng.permutation(len(nb)):
             if self._fresh(nb[int(i)]):
                 return nb[int(i)]

@@ -251,8 +251,7 @@ class Ladder:
                 mean, worst = sum(costs) / len(costs), max(costs)
                 n = len(archs) - i if mean <= 0 else int((room() - worst) // mean)
                 n = max(1, min(len(archs) - i, n))
-            if hasattr(ev, "time_limit"):  # a long evaluation stops itself at the deadline
-                ev.time_limit = max(0.0, room())
+            ev.set_deadline(max(0.0, room()))  # a long evaluation may stop itself there
             batch = ev.evaluate(archs[i:i + n])
             for j, e in enumerate(batch):
                 left = room()
@@ -324,6 +323,11 @@ class Ladder:
             total += np.log(_ranks(v) / len(keys))
         best = max(range(len(keys)), key=lambda i: (total[i], -i))
         return self.records[top][keys[best]]
+
+    def upkeep(self, stage: int, seconds: float) -> None:
+        """Book ``seconds`` of work done for ``stage`` outside any one evaluation (a
+        proposer's search), so :meth:`cost_by_stage` adds up to what the run spent."""
+        self.log.append((stage, "", float(seconds)))
 
     def cost_by_stage(self) -> list[float]:
         out = [0.0] * len(self.stages)

@@ -2,8 +2,8 @@
 evolutionary searcher (MFEA). All are ask/tell, resumable, and never propose a cell twice
 (isomorphic cells are the same cell).
 
-Registered in :data:`SEARCHERS`; third parties add theirs through the ``zcnas.searchers``
-entry-point group.
+A third party plugs a searcher of its own in through a method record
+(:class:`zcnas.search.Method`, entry-point group ``zcnas.methods``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from zcnas.registry import Registry
 from zcnas.search.base import Searcher, best_of
 
 
@@ -147,7 +146,8 @@ class MultiFidelityEvolution(_Population):
                     children.append(c)
         for _ in range(self.crossovers if len(parents) > 1 else 0):
             a, b = parents[0], parents[1]
-            c = self._fresh_child(lambda a=a, b=b: self._space.crossover(a, b, self.rng))
+            ga, gb = self.genotype(a), self.genotype(b)
+            c = self._fresh_child(lambda ga=ga, gb=gb: self._space.crossover(ga, gb, self.rng))
             if c is not None:
                 children.append(c)
         return children
@@ -204,7 +204,7 @@ class LocalSearch(Searcher):
         return [self.current] if self.current is not None else []
 
     def _neighbours(self, arch: str) -> list[str]:
-        nb = [self.fmt(g) for g in self._space.neighbours(arch)]
+        nb = [self.fmt(g) for g in self._space.neighbours(self.genotype(arch))]
         return [nb[int(i)] for i in self.rng.permutation(len(nb))]
 
     def ask(self, n: int = 1) -> list[str]:
@@ -243,13 +243,3 @@ class LocalSearch(Searcher):
         self.current = state["current"]
         self.queue = list(state["queue"])
         self.pending = list(state["pending"])
-
-
-def _validate(name: str, obj: Any) -> None:
-    if not (isinstance(obj, type) and issubclass(obj, Searcher)):
-        raise TypeError(f"searcher plugin {name!r} is not a zcnas.search.Searcher subclass")
-
-
-SEARCHERS = Registry("zcnas.searchers", kind="searcher", validate=_validate)
-for _cls in (RandomSearch, RegularizedEvolution, MultiFidelityEvolution, LocalSearch):
-    SEARCHERS.register(_cls.name, _cls)

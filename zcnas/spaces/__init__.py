@@ -1,97 +1,89 @@
 """Search spaces: genotypes, their string forms, isomorphism keys and evolution operators.
 
-Pure Python (no torch). Each space module offers the same functions::
+Pure Python (no torch). A space is a :class:`SearchSpace` object (see
+:mod:`zcnas.spaces.base` for the contract); the built-ins ``nats-tss`` (:mod:`.nats_tss`, the
+NAS-Bench-201 cell) and ``nats-sss`` (:mod:`.nats_sss`, five layer widths) register through
+the ``zcnas.spaces`` entry-point group, as a third-party space does::
 
-    parse_arch(str) -> genotype        format_arch(genotype) -> str
-    canonical_key(arch) -> str         sample(rng) / mutate(arch, rng) / crossover(a, b, rng)
-    neighbours(arch) -> list           SIZE, ARCH_FORMAT
+    from zcnas.spaces import get_space, list_spaces
+    tss = get_space("tss")                      # names and aliases
+    cell = tss.parse_arch("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|none~2|")
+    tss.canonical_key(cell), tss.neighbours(cell)[:2]
 
 Index <-> arch mapping follows the benchmark's own order: :class:`ArchOrder` wraps the official
-``meta_archs`` list (or the lookup table's ``arch`` column); the size space's order is computed.
+``meta_archs`` list (:func:`zcnas.lookup.load_order` finds it); a space may compute its order
+(:meth:`SearchSpace.index_order`, the size space does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from types import ModuleType
-
 from zcnas.errors import ArchError, UnknownNameError
-from zcnas.spaces import nats_sss, nats_tss
+from zcnas.plugins import Registry
+from zcnas.spaces.base import ArchOrder, Costs, SearchSpace, validate_space
 
-SPACES: dict[str, ModuleType] = {"nats-tss": nats_tss, "nats-sss": nats_sss}
-_ALIASES = {
-    "nats-tss": "nats-tss", "nats_tss": "nats-tss", "tss": "nats-tss", "topology": "nats-tss",
-    "nb201": "nats-tss", "nas-bench-201": "nats-tss",
-    "nats-sss": "nats-sss", "nats_sss": "nats-sss", "sss": "nats-sss", "size": "nats-sss",
-}
+#: Search-space plugins (entry-point group ``zcnas.spaces``): name -> SearchSpace instance.
+SPACES = Registry("zcnas.spaces", kind="search space", validate=validate_space,
+                  list_command="zcnas info")
 
 
-def canonical_space(name: str) -> str:
-    try:
-        return _ALIASES[str(name).lower()]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown search space {name!r}; valid spaces: {', '.join(SPACES)}"
-        ) from None
+#: The order the built-in spaces are listed in.
+BUILTIN_ORDER = ("nats-tss", "nats-sss")
 
 
-def get_space(name: str) -> ModuleType:
-    """The space module for ``name`` (``nats-tss``/``tss``, ``nats-sss``/``sss``)."""
-    return SPACES[canonical_space(name)]
+def list_spaces(filter: str | None = None) -> list[str]:
+    """Names of every installed search space, built-ins first (no plugin is imported)."""
+    rank = {n: i for i, n in enumerate(BUILTIN_ORDER)}
+    return sorted(SPACES.names(filter), key=lambda n: (rank.get(n, len(rank)), n))
 
 
-class ArchOrder:
-    """The benchmark's index <-> arch string mapping, from its official list of arch strings.
+def canonical_space(name: str | SearchSpace) -> str:
+    """The registered name of a space given by name, alias (case-insensitive) or object."""
+    return get_space(name).name
 
-    The list is validated (every entry parses, no duplicates) and stored in the format
-    :func:`format_arch` produces, so lookups by any equivalent spelling work.
-    """
 
-    def __init__(self, archs: Sequence[str], space: str = "nats-tss") -> None:
-        self.space = canonical_space(space)
-        mod = get_space(self.space)
-        self._archs = [mod.format_arch(mod.parse_arch(a)) for a in archs]
-        self._index = {a: i for i, a in enumerate(self._archs)}
-        if len(self._index) != len(self._archs):
-            raise ArchError("the arch list has duplicate entries; it is not a benchmark order")
-
-    def __len__(self) -> int:
-        return len(self._archs)
-
-    def arch(self, index: int) -> str:
-        if not 0 <= index < len(self._archs):
-            raise ArchError(f"index {index} out of range 0..{len(self._archs) - 1}")
-        return self._archs[index]
-
-    def index(self, arch) -> int:
-        mod = get_space(self.space)
-        key = arch if not isinstance(arch, str) else mod.parse_arch(arch)
+def get_space(name: str | SearchSpace) -> SearchSpace:
+    """The :class:`SearchSpace` registered as ``name`` or having it as an alias; a space
+    object is returned unchanged. One-line :class:`UnknownNameError` otherwise."""
+    if isinstance(name, SearchSpace):
+        return name
+    text = str(name).strip()
+    names = SPACES.names()
+    for candidate in (text, text.lower()):
+        if candidate in names:
+            return SPACES.get(candidate)
+    wanted = text.lower()
+    builtins = [e.name for e in SPACES.entries() if e.dist == SPACES.builtin]
+    for n in sorted(names, key=lambda n: n not in builtins):  # built-in aliases first
         try:
-            return self._index[mod.format_arch(key)]
-        except KeyError:
-            raise ArchError(f"{mod.format_arch(key)} is not in the benchmark list") from None
+            space = SPACES.get(n)
+        except UnknownNameError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken plugin never hides the others
+            continue
+        if wanted in (a.lower() for a in space.aliases):
+            return space
+    raise UnknownNameError(f"unknown search space {name!r}; valid spaces: {', '.join(names)}")
 
-    @property
-    def archs(self) -> list[str]:
-        return list(self._archs)
 
-
-def resolve_arch(text: str, space: str = "nats-tss", order: ArchOrder | None = None):
-    """Parse an arch string or a benchmark index (digits) into ``(genotype, index or None)``."""
-    mod = get_space(space)
+def resolve_arch(text: str, space: str | SearchSpace = "nats-tss",
+                 order: ArchOrder | None = None):
+    """Parse an arch string or a benchmark index (ASCII digits) into ``(genotype, index or
+    None)``. An index needs the benchmark's order: ``order``, or the one the space computes."""
+    sp = get_space(space)
     s = str(text).strip()
-    if s.isdigit() and canonical_space(space) == "nats-tss":
+    if order is None:
+        order = sp.index_order()
+    if s.isascii() and s.isdigit():
+        if not sp.indexed:
+            raise ArchError(f"{sp.name} has no benchmark index: give an arch string "
+                            f"({sp.arch_format}), not {s}")
         if order is None:
-            raise ArchError(
-                f"index {s} needs the benchmark's arch order; pass --data PATH or set ZCNAS_DATA"
-            )
-        return mod.parse_arch(order.arch(int(s))), int(s)
-    if s.isdigit():
-        idx = int(s)
-        return nats_sss.at_index(idx), idx
-    g = mod.parse_arch(s)
-    if order is not None:
-        return g, order.index(g)
-    if mod is nats_sss:
-        return g, nats_sss.index_of(g)
-    return g, None
+            raise ArchError(f"index {s} needs the benchmark's arch order; pass --data PATH or "
+                            "set ZCNAS_DATA")
+        return sp.parse_arch(order.arch(int(s))), int(s)
+    g = sp.parse_arch(s)
+    return g, (order.index(g) if order is not None else None)
+
+
+__all__ = ["SPACES", "ArchOrder", "Costs", "SearchSpace", "canonical_space", "get_space",
+           "list_spaces", "resolve_arch"]

@@ -13,12 +13,14 @@ Pure Python, no torch.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from zcnas.errors import ArchError
+from zcnas.spaces.base import ArchOrder, Costs, ModuleSpace
 
 WIDTHS: tuple[int, ...] = (8, 16, 24, 32, 40, 48, 56, 64)
 NUM_LAYERS = 5
@@ -78,6 +80,9 @@ def as_widths(arch: Widths | str | Sequence[int]) -> Widths:
     if isinstance(arch, str):
         return parse_arch(arch)
     return Widths(tuple(int(c) for c in arch))
+
+
+as_genotype = as_widths
 
 
 def canonical_key(arch: Widths | str) -> str:
@@ -146,3 +151,52 @@ def neighbours(arch: Widths | str) -> list[Widths]:
                 ch[layer] = w
                 out.append(Widths(tuple(ch)))
     return out
+
+
+# --- the space object (registered as ``nats-sss`` through the zcnas.spaces entry points) ------
+
+
+class _ComputedOrder(ArchOrder):
+    """The size space's index order, computed (product order, last layer fastest)."""
+
+    def __init__(self) -> None:  # no list is built: indices are arithmetic
+        self.search_space = SPACE
+        self.space = SPACE.name
+
+    def __len__(self) -> int:
+        return SIZE
+
+    def arch(self, index: int) -> str:
+        return format_arch(at_index(index))
+
+    def index(self, arch) -> int:
+        return index_of(as_widths(arch))
+
+    @property
+    def archs(self) -> list[str]:
+        return [format_arch(g) for g in all_archs()]
+
+
+class NatsSize(ModuleSpace):
+    """The NATS-Bench size space; see the module docstring."""
+
+    name = "nats-sss"
+    aliases = ("nats_sss", "sss", "size")
+    arch_format = ARCH_FORMAT
+    size = SIZE
+    model = "zcnas.models.network:build_sss_network"
+    indexed = True
+    description = "NATS-Bench size space: 5 layer widths in 8..64 around the best tss cell"
+    examples = ("8:16:24:32:40", "64:32:64:16:48")
+    ops = sys.modules[__name__]
+
+    def index_order(self) -> ArchOrder:
+        return _ComputedOrder()
+
+    def costs(self, arch, dataset: str) -> Costs:
+        from zcnas.spaces.plan import count_costs, sss_plan
+
+        return count_costs(sss_plan(arch, dataset))
+
+
+SPACE = NatsSize()

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import functools
 import itertools
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from zcnas.errors import ArchError
+from zcnas.spaces.base import Costs, ModuleSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
@@ -29,6 +32,20 @@ NUM_NODES = 4
 NUM_EDGES = len(EDGES)
 SIZE = len(OPS) ** NUM_EDGES  # 15,625
 ARCH_FORMAT = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
+ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+#: Cells that stress a proxy: no path to the output, nothing but skips or pooling.
+DEGENERATE_CELLS: MappingProxyType[str, str] = MappingProxyType({
+    "all none": ALL_NONE,
+    "output disconnected":
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",
+    "only a direct skip": "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+    "only skip connections":
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|"
+        "skip_connect~2|",
+    "pooling only":
+        "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg_pool_3x3~1|"
+        "avg_pool_3x3~2|",
+})
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 _EDGE_INDEX = {e: i for i, e in enumerate(EDGES)}
 
@@ -118,6 +135,9 @@ def as_cell(arch: Cell | str | Sequence[str]) -> Cell:
     return Cell(tuple(arch))
 
 
+as_genotype = as_cell
+
+
 def canonical_key(arch: Cell | str) -> str:
     """A canonical string of the cell's computation; isomorphic cells share it.
 
@@ -170,6 +190,11 @@ def live_edges(arch: Cell | str) -> tuple[bool, ...]:
 
 
 # --- enumeration and evolution operators -------------------------------------------------------
+
+
+def all_archs() -> Iterator[Cell]:
+    """All 15,625 cells (:func:`all_cells`)."""
+    return all_cells()
 
 
 def all_cells() -> Iterator[Cell]:
@@ -240,3 +265,37 @@ def isomorphism_classes() -> tuple[tuple[Cell, ...], ...]:
     for cell in all_cells():
         groups.setdefault(canonical_key(cell), []).append(cell)
     return tuple(tuple(members) for members in groups.values())
+
+
+# --- the space object (registered as ``nats-tss`` through the zcnas.spaces entry points) ------
+
+
+class NatsTopology(ModuleSpace):
+    """The NATS-Bench topology space (NAS-Bench-201 cells); see the module docstring."""
+
+    name = "nats-tss"
+    aliases = ("nats_tss", "tss", "topology", "nb201", "nas-bench-201")
+    arch_format = ARCH_FORMAT
+    size = SIZE
+    model = "zcnas.models.network:build_tss_network"
+    indexed = True
+    description = "NATS-Bench topology space: the NAS-Bench-201 cell, 6 edges x 5 ops"
+    examples = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+        "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|"
+        "nor_conv_3x3~2|",
+    )
+    degenerate = DEGENERATE_CELLS
+    ops = sys.modules[__name__]
+
+    def costs(self, arch, dataset: str) -> Costs:
+        from zcnas.spaces.plan import count_costs, tss_plan
+
+        return count_costs(tss_plan(arch, dataset))
+
+    def describe(self, arch) -> list[tuple[str, str]]:
+        live = live_edges(arch)
+        return [("iso key", canonical_key(arch)), ("live edges", f"{sum(live)} of {len(live)}")]
+
+
+SPACE = NatsTopology()

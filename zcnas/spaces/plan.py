@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zcnas.datasets import dataset_info
+from zcnas.datasets import get_dataset
 from zcnas.spaces import nats_sss, nats_tss
+from zcnas.spaces.base import Costs
 
 _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
@@ -41,24 +42,10 @@ class NetworkPlan:
     resolution: int
 
 
-@dataclass(frozen=True, slots=True)
-class Costs:
-    params: int  # trainable parameters
-    flops: int  # multiply-adds per image, NATS-Bench convention
-
-    @property
-    def params_m(self) -> float:
-        return self.params / 1e6
-
-    @property
-    def flops_m(self) -> float:
-        return self.flops / 1e6
-
-
 def tss_plan(arch, dataset: str = "cifar10", *, C: int = 16, N: int = 5) -> NetworkPlan:
     """The topology-space network: 3 stages of ``N`` cells at ``C, 2C, 4C`` channels."""
     cell = nats_tss.as_cell(arch)
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     layers: list[Layer] = []
     c_prev = C
     for stage in range(3):
@@ -73,7 +60,7 @@ def tss_plan(arch, dataset: str = "cifar10", *, C: int = 16, N: int = 5) -> Netw
 def sss_plan(arch, dataset: str = "cifar10") -> NetworkPlan:
     """The size-space network: cell, reduce, cell, reduce, cell at the five given widths."""
     ch = nats_sss.as_widths(arch).channels
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     layers = []
     c_prev = ch[0]
     for i, c in enumerate(ch):

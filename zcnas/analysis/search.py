@@ -1,24 +1,16 @@
-"""The benchmark protocol: many seeds of many (method, dataset) searches, side by side.
-
-:func:`run_protocol` runs every (method, dataset, seed) as an independent task (in parallel
-with ``workers`` processes), each checkpointed under ``out/runs/``: re-running the same
-command resumes unfinished runs and reuses finished ones. :func:`summarize` gives mean +- std
-of the reported accuracy, the costs and the published numbers beside; :func:`anytime_frame`
-and :func:`anytime_figure` the anytime curves (accuracy of the current choice vs simulated
-cost).
-"""
+"""Reporting search runs: one row per run, summaries over seeds, anytime curves, and the
+published NATS-Bench search numbers beside ours. Pure functions of
+:class:`zcnas.search.SearchResult` lists; tables are pandas DataFrames and figures matplotlib
+Figures (neither is imported until used)."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
+from zcnas._text import markdown_table
 from zcnas.lookup.table import TABLE_DATASETS
-from zcnas.search.run import SearchConfig, SearchResult
+from zcnas.search.driver import SearchResult
 
 #: Published NATS-Bench topology-space search results (200-epoch test accuracy, %):
 #: (cifar10, cifar100, ImageNet16-120), and where they come from.
@@ -30,98 +22,10 @@ PUBLISHED: dict[str, tuple[tuple[float, float, float], str]] = {
     "optimum": ((94.37, 73.51, 47.31), "best 200-epoch test accuracy of the space"),
 }
 DATASETS = TABLE_DATASETS  # the order of the PUBLISHED tuples
-
-
-def run_name(cfg: SearchConfig) -> str:
-    return f"{cfg.method}-{cfg.dataset}-seed{cfg.seed}"
-
-
-def _open(root: Any, lookup: str, space: str):
-    if lookup == "none":
-        return None
-    from zcnas.lookup import open_benchmark
-
-    return open_benchmark(space, root=root, kind=lookup)
-
-
-def run_one(cfg: SearchConfig, *, root: Any = None, lookup: str = "auto",
-            store_path: str | None = None, checkpoint: str | os.PathLike | None = None,
-            bench: Any = None) -> SearchResult:
-    """One seed of one search (opens the lookup and the store itself, so it runs in a
-    worker process)."""
-    from zcnas.search.run import build, run_search
-
-    bench = bench if bench is not None else _open(root, lookup, cfg.space)
-    store = None
-    if store_path is not None:
-        from zcnas.runtime import ScoreStore
-
-        store = ScoreStore(store_path)
-    try:
-        workdir = Path(checkpoint).with_suffix("") if checkpoint is not None else None
-        searcher, ladder = build(cfg, bench, root=root, store=store, workdir=workdir)
-        reporter = index_of = None
-        if bench is not None:
-            def reporter(arch: str) -> float:
-                return bench.accuracy(arch, cfg.dataset, epochs=bench.full_epochs,
-                                      split="test").value
-            index_of = bench.index
-        return run_search(cfg, searcher, ladder, reporter=reporter, index_of=index_of,
-                          checkpoint=checkpoint)
-    finally:
-        if store is not None:
-            store.close()
-
-
-def _task(args: tuple) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    cfg, kw = args
-    return run_one(cfg, **kw).to_dict()
-
-
-def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None, *,
-                 root: Any = None, lookup: str = "auto", store_path: str | None = None,
-                 workers: int = 1,
-                 on_done: Callable[[SearchResult], None] | None = None) -> list[SearchResult]:
-    """Run every config (checkpointed in ``out/runs/NAME.json`` unless ``out`` is None);
-    results in config order."""
-    runs = None if out is None else Path(out) / "runs"
-    if runs is not None:
-        runs.mkdir(parents=True, exist_ok=True)
-    if store_path is not None:  # create the store once, before workers open it concurrently
-        from zcnas.runtime import ScoreStore
-
-        ScoreStore(store_path).close()
-    tasks = [(cfg, {"root": None if root is None else str(root), "lookup": lookup,
-                    "store_path": store_path,
-                    "checkpoint": None if runs is None else str(runs / f"{run_name(cfg)}.json")})
-             for cfg in configs]
-    results: dict[int, SearchResult] = {}
-    if workers <= 1 or len(tasks) <= 1:
-        bench = _open(root, lookup, configs[0].space) if configs else None
-        for i, (cfg, kw) in enumerate(tasks):
-            results[i] = run_one(cfg, bench=bench, **kw)
-            if on_done is not None:
-                on_done(results[i])
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        try:
-            futures = {pool.submit(_task, t): i for i, t in enumerate(tasks)}
-            for f in as_completed(futures):
-                res = SearchResult.from_dict(f.result())
-                results[futures[f]] = res
-                if on_done is not None:
-                    on_done(res)
-        except BaseException:  # one run failed (or Ctrl-C): do not wait for the queued ones
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-    return [results[i] for i in range(len(tasks))]
+TEST_SPLIT_NOTE = (
+    "Selection used test-split lookups: this lookup (the compact table) has no validation "
+    "split, so the 12-epoch *test* accuracy served as a low fidelity. The 200-epoch test "
+    "accuracy reported was never seen by the search.")
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -228,13 +132,22 @@ def anytime_figure(frame, published: bool = True):
     return fig
 
 
-def config_grid(base: SearchConfig, methods: Sequence[str], datasets: Sequence[str],
-                seeds: Sequence[int], budgets: dict[str, float] | None = None
-                ) -> list[SearchConfig]:
-    out = []
-    for ds in datasets:
-        for m in methods:
-            for s in seeds:
-                b = budgets[ds] if budgets is not None else base.budget
-                out.append(replace(base, method=m, dataset=ds, seed=s, budget=b))
-    return out
+def summary_markdown(summ, results, description: Sequence[str]) -> str:
+    """The Markdown summary: the table, the published numbers and the ladders used."""
+    rows = [[s.method, s.dataset, s.runs, f"{s.budget_s:,.0f}",
+             f"**{s['mean']:.2f}** +- {s['std']:.2f}",
+             f"{s['min']:.2f} / {s['max']:.2f}", f"{s.top_index} ({s.top_index_share:.0%})",
+             f"{s.optimum_share:.0%}", f"{s.cost_mean_s:,.0f} (max {s.cost_max_s:,.0f})",
+             f"{s.wall_mean_s:.1f}"] for _, s in summ.iterrows()]
+    parts = ["# Search results", "",
+             markdown_table(rows, ["method", "dataset", "runs", "budget s", "test acc (200 ep)",
+                                   "min / max", "most chosen cell", "runs at optimum",
+                                   "simulated cost s", "wall s / run"]), ""]
+    datasets = list(dict.fromkeys(summ["dataset"]))
+    parts += ["Published (200-epoch test accuracy, %):", "",
+              markdown_table([list(r) for r in published_rows(datasets)],
+                             ["method", "dataset", "accuracy", "protocol / source"]), ""]
+    if any(r.uses_test_split for r in results):
+        parts += [TEST_SPLIT_NOTE, ""]
+    parts += ["Ladders:", "", *[f"    {line}" for line in description], ""]
+    return "\n".join(parts)
