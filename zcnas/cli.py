@@ -612,5 +612,30 @@ def supernet_prune(elites, path, out, data) -> None:
                f"saved to {out}")
 
 
+
+# -- zcnas store (issue 15): a thin layer over zcnas.runtime.store ----------------------------
+
+
+@main.group()
+def store() -> None:
+    """Inspect the score store (the cache of computed proxy scores)."""
+
+
+@store.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=True))
+def store_check(path: str | None) -> None:
+    """Check the score store PATH (default: the store `zcnas score` uses) without writing to it.
+
+    Runs SQLite's full integrity check and reads every row back. A damaged or foreign file is
+    one line and exit code 2; a healthy store prints its size and the scores per proxy.
+    """
+    from zcnas.runtime.store import check_store, default_store_path
+
+    report = check_store(path or default_store_path())
+    click.echo(report.summary())
+    click.echo(format_table([(name, f"{n:,}") for name, n in report.proxies.items()],
+                            ("proxy", "scores")))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
