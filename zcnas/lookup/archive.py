@@ -97,7 +97,8 @@ def load_archive_pickle(path: str | os.PathLike) -> Any:
         raise
     except Exception as e:  # bz2/pickle raise many types on a damaged or crafted file
         raise CorruptDataError(
-            f"cannot read NATS-Bench archive file {p}: {type(e).__name__}: {_one_line(e)}"
+            f"cannot read NATS-Bench archive file {p} ({type(e).__name__}: {_one_line(e)}); "
+            "re-download or re-extract the archive"
         ) from e
 
 
@@ -294,7 +295,8 @@ class NatsArchive(Benchmark):
             isinstance(hp, str) and isinstance(results, dict) for hp, results in data.items()
         ):
             raise CorruptDataError(
-                f"NATS-Bench record {path} is not a dict of per-schedule result dicts"
+                f"NATS-Bench record {path} is not a dict of per-schedule result dicts; "
+                "re-download or re-extract the archive"
             )
         try:
             by_hp = collections.OrderedDict(
