@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from zcnas._text import format_table
 from zcnas.datasets import canonical_dataset
-from zcnas.errors import DataNotFoundError, UserError
+from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
 from zcnas.spaces import canonical_space, get_space, nats_tss, resolve_arch
 from zcnas.spaces.plan import count_costs, sss_plan, tss_plan
 
@@ -80,6 +80,8 @@ def describe_arch(
                 try:
                     acc = bench.accuracy(genotype, ds, epochs=e, split="test")
                     row.append(f"{acc.value:.4f}")
+                except CorruptDataError:
+                    raise  # a damaged file is an error; only missing data is n/a
                 except UserError:
                     row.append("n/a")
         rows.append(row)
