@@ -379,10 +379,10 @@ class ScoreStore:
         try:
             self._validate(conn)
             if not self._readonly:
-                self._check_writable()
+                self._check_writable()  # after the checks of what the file is
             self._configure(conn)
             if not self._readonly:
-                self._probe_write(conn)
+                self._probe_write(conn)  # needs the journal mode set by _configure
         except sqlite3.OperationalError as exc:
             conn.close()
             raise self._unusable(exc) from exc
