@@ -266,12 +266,13 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
     """
     import time
 
-    from zcnas.experiments.scoring import ScoreRequest, default_store, parse_shard, run_score
+    from zcnas.experiments.scoring import ScoreRequest, parse_shard, run_score
+    from zcnas.runtime.store import default_store_path
 
     start = time.perf_counter()
     req = ScoreRequest(out=out, space=space, proxies=proxy_list, archs=archs, dataset=dataset,
                        data=data, device=device, workers=workers, seed=seed,
-                       store=None if no_store else (store_path or default_store()),
+                       store=None if no_store else (store_path or str(default_store_path())),
                        progress=progress, executor=executor, address=address,
                        per_gpu=per_gpu, oversubscribe=oversubscribe,
                        shard=parse_shard(shard) if shard is not None else None)
@@ -419,8 +420,8 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
     """
     import time
 
-    from zcnas.experiments.scoring import default_store
     from zcnas.experiments.session import SearchRequest, SearchSession
+    from zcnas.runtime.store import default_store_path
 
     start = time.perf_counter()
     named = {"train_epochs": train_epochs, "warmup_epochs": warmup_epochs,
@@ -430,7 +431,8 @@ def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_data
         space=space, datasets=tuple(_comma_list(datasets)), methods=tuple(_comma_list(methods)),
         budget=budget, seeds=seeds, fitness=fitness, proxy_dataset=proxy_dataset,
         select=select, split=split, max_params=max_params, max_flops=max_flops, data=data,
-        lookup=lookup_kind, store=None if no_store else (store_path or default_store()),
+        lookup=lookup_kind,
+        store=None if no_store else (store_path or str(default_store_path())),
         device=device, out=out, workers=workers, params=tuple(given), ladder=ladder,
         executor=executor, address=address, per_gpu=per_gpu, oversubscribe=oversubscribe))
     for line in session.describe():
@@ -632,6 +634,45 @@ def supernet_prune(elites, path, out, data) -> None:
     t.save(out)
     click.echo(f"removed {len(removed)} edge ops; {t.net.space_size():,} cells remain; "
                f"saved to {out}")
+
+
+
+@main.group()
+def store() -> None:
+    """Inspect and merge score stores (the cache of computed proxy scores)."""
+
+
+@store.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=True))
+def store_check(path: str | None) -> None:
+    """Check the score store PATH (default: the store `zcnas score` uses) without writing to it.
+
+    Runs SQLite's full integrity check and reads every row back. A damaged or foreign file is
+    one line and exit code 2; a healthy store prints its size and the scores per proxy.
+    """
+    from zcnas.runtime.store import check_store, default_store_path
+
+    report = check_store(path or default_store_path())
+    click.echo(report.summary())
+    click.echo(format_table([(name, f"{n:,}") for name, n in report.proxies.items()],
+                            ("proxy", "scores")))
+
+
+@store.command("merge")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The merged store (created, or added to when it exists).")
+def store_merge(stores: tuple[str, ...], out: str) -> None:
+    """Merge score STORES (e.g. one per `zcnas score --shard I/N` job) into --out.
+
+    The same score in two stores must have bitwise the same value: a conflict names both
+    files, and nothing is written.
+    """
+    from zcnas.runtime.merge import merge_stores
+
+    r = merge_stores(stores, out)
+    click.echo(f"read {r.read:,} scores from {r.sources} store{'s' if r.sources != 1 else ''}; "
+               f"wrote {r.written:,} new; {out} holds {r.total:,}")
 
 
 if __name__ == "__main__":  # pragma: no cover

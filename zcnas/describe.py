@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from zcnas._text import format_table
 from zcnas.datasets import canonical_dataset
-from zcnas.errors import DataNotFoundError, UserError
+from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
 from zcnas.spaces import SearchSpace, get_space, resolve_arch
 
 REPORT_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
@@ -88,6 +88,8 @@ def describe_arch(
             try:
                 acc = bench.accuracy(genotype, ds, epochs=e, split="test")
                 row.append(f"{acc.value:.4f}")
+            except CorruptDataError:
+                raise  # a damaged file is an error; only missing data is n/a
             except UserError:
                 row.append("n/a")
         rows.append(row)

@@ -12,6 +12,7 @@ accuracies here by arch string (the benchmark's own index order).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from zcnas.analysis.metrics import METRICS, evaluate
+from zcnas.analysis.metrics import MAX_BOOTSTRAP, METRICS, evaluate
 from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
 
 SCORE_COLUMNS = ("arch", "proxy", "value")
@@ -191,6 +192,23 @@ def prepare(scores, bench, *, proxies: str = "all", archs: str | int = "all",
     return Prepared(scored, population, sample, on)
 
 
+def check_bootstrap(n) -> int:
+    """``n`` bootstrap resamples as an int in 0..:data:`MAX_BOOTSTRAP`; anything else is a
+    one-line :class:`UserError` naming the valid range (before any work is done)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise UserError(f"--bootstrap must be a whole number of resamples, got {n!r}")
+    n = int(n)
+    if n < 0:
+        raise UserError(f"--bootstrap must be >= 0 (0: no intervals), got {n:,}")
+    if n > MAX_BOOTSTRAP:
+        raise UserError(
+            f"--bootstrap {n:,} is more than the maximum of {MAX_BOOTSTRAP:,} resamples (the "
+            "95% interval is stable long before; 1,000 to 10,000 are plenty); "
+            f"pass --bootstrap {MAX_BOOTSTRAP} or less"
+        )
+    return n
+
+
 def correlate(
     prepared: Prepared,
     bench,
@@ -203,9 +221,12 @@ def correlate(
     progress: bool | None = None,
 ):
     """The tidy correlation table (see :data:`RESULT_COLUMNS`) of :func:`prepare`'s output
-    against ``bench`` (a :class:`~zcnas.lookup.Benchmark`)."""
+    against ``bench`` (a :class:`~zcnas.lookup.Benchmark`). ``bootstrap`` resamples per cell,
+    at most :data:`~zcnas.analysis.metrics.MAX_BOOTSTRAP` (:func:`check_bootstrap`)."""
     import pandas as pd
     from tqdm.auto import tqdm
+
+    bootstrap = check_bootstrap(bootstrap)
 
     datasets = list(datasets) if datasets else list(bench.datasets)
     targets = [(d, ep) for d in datasets for ep in epochs]
@@ -298,6 +319,5 @@ def to_markdown(table, *, published: bool = True, title: str | None = None,
     return "\n".join(lines)
 
 
-__all__ = ["RESULT_COLUMNS", "Prepared", "Selection", "correlate", "prepare", "read_scores",
-           "select_proxies",
-           "to_markdown", "wide"]
+__all__ = ["RESULT_COLUMNS", "Prepared", "Selection", "check_bootstrap", "correlate", "prepare",
+           "read_scores", "select_proxies", "to_markdown", "wide"]

@@ -139,6 +139,11 @@ def _metrics() -> tuple[Metric, ...]:
     return tuple(out)
 
 
+#: The most bootstrap resamples :func:`evaluate` draws. Its draws are kept for the percentile
+#: interval (resamples x metrics floats: 4.8 MB at the maximum) and each resample costs a pass
+#: over the sample; the 95% interval is stable long before (1,000 to 10,000 are plenty).
+MAX_BOOTSTRAP = 100_000
+
 #: Every metric ``zcnas correlate`` reports, in column order.
 METRICS: tuple[Metric, ...] = _metrics()
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
@@ -167,8 +172,14 @@ def evaluate(
     """All ``metrics`` of ``scores`` vs ``acc`` with bootstrap confidence intervals.
 
     The bootstrap resamples architectures with replacement ``bootstrap`` times (0: no
-    interval) from ``rng`` (seeded by the caller) and reports the percentile interval.
+    interval, at most :data:`MAX_BOOTSTRAP`) from ``rng`` (seeded by the caller) and reports
+    the percentile interval. Memory: one resample of the sample at a time, plus
+    ``bootstrap x len(metrics)`` floats.
     """
+    if bootstrap > MAX_BOOTSTRAP:  # checked before anything is allocated
+        raise ValueError(
+            f"bootstrap={bootstrap:,} resamples is more than the maximum, {MAX_BOOTSTRAP:,}"
+        )
     g = goodness(scores, higher_is_better)
     a = np.asarray(acc, dtype=np.float64)
     if g.shape != a.shape or g.ndim != 1:
@@ -196,5 +207,5 @@ def evaluate(
     return out
 
 
-__all__ = ["METRICS", "METRIC_NAMES", "NDCG_FRACTION", "TOP_FRACTIONS", "Estimate", "Metric",
-           "evaluate", "kendall", "ndcg", "spearman", "top_overlap"]
+__all__ = ["MAX_BOOTSTRAP", "METRICS", "METRIC_NAMES", "NDCG_FRACTION", "TOP_FRACTIONS",
+           "Estimate", "Metric", "evaluate", "kendall", "ndcg", "spearman", "top_overlap"]

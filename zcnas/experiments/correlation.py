@@ -13,9 +13,6 @@ from typing import Any
 
 from zcnas.errors import UserError
 
-#: Bootstrap resamples allowed (each one ranks every proxy's sample again).
-MAX_BOOTSTRAP = 100_000
-
 
 @dataclass(frozen=True)
 class CorrelateRequest:
@@ -45,12 +42,17 @@ class CorrelateOutcome:
 
 def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
     from zcnas._io import atomic_write, write_table
-    from zcnas.analysis.correlate import correlate, prepare, read_scores, to_markdown, wide
+    from zcnas.analysis.correlate import (
+        check_bootstrap,
+        correlate,
+        prepare,
+        read_scores,
+        to_markdown,
+        wide,
+    )
     from zcnas.lookup import open_benchmark
 
-    if not 0 <= req.bootstrap <= MAX_BOOTSTRAP:
-        raise UserError(f"--bootstrap must be between 0 and {MAX_BOOTSTRAP:,}, got "
-                        f"{req.bootstrap:,}")
+    check_bootstrap(req.bootstrap)  # before any work
     if req.archs != "all" and not (req.archs.isascii() and req.archs.isdigit()):
         raise UserError(f"--archs {req.archs!r}: 'all' or a number")
     if not req.epochs:

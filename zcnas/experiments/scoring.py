@@ -19,7 +19,6 @@ given as factories, with the same context, determinism, shared passes and NaN po
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +27,6 @@ from typing import Any
 from zcnas.errors import UserError
 from zcnas.runtime.executors import check_executor, gpus_per_task, open_executor, usable_cpus
 from zcnas.spaces.base import SearchSpace
-
-
-def default_store() -> str:
-    """``$ZCNAS_CACHE/scores.sqlite``, else ``~/.cache/zcnas/scores.sqlite``."""
-    cache = os.environ.get("ZCNAS_CACHE") or Path.home() / ".cache" / "zcnas"
-    return str(Path(cache) / "scores.sqlite")
 
 
 @dataclass(frozen=True)

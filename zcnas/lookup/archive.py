@@ -18,19 +18,28 @@ What each record has (inspected on the sample archives; it decides what can be a
 * sss ``hp='90'``, ``'12'``, ``'01'``: every set at every epoch (``'12'``: three seeds,
   ``'90'``/``'01'``: seed 777 only).
 
-Records are unpickled (``bz2`` + ``pickle``): open only archives you trust.
+Archives are found automatically (``--data``, ``ZCNAS_DATA``, ``TORCH_HOME``), so their files
+are not trusted: the meta file and every record are read here with a restricted unpickler
+(:func:`load_archive_pickle`) that rebuilds only what the official files hold (builtin
+containers and numbers, ``collections.OrderedDict``, numpy dtypes and scalars) and refuses
+any other global, so a crafted file cannot run code. ``nats_bench`` gets the unpickled data
+(its API is created from the meta list and each record is handed to it as a dict); it never
+opens a file itself.
 """
 
 from __future__ import annotations
 
 import bz2
+import collections
+import functools
 import numbers
 import os
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
-from zcnas.errors import CorruptDataError, DataNotFoundError, UserError
+from zcnas.errors import CorruptDataError, DataNotFoundError, UserError, one_line
 from zcnas.lookup.base import Accuracy, Benchmark, CostInfo, Optimum, canonical_split
 from zcnas.spaces import ArchOrder, canonical_space, get_space
 
@@ -45,24 +54,66 @@ _NATS_SPACE = {"nats-tss": "tss", "nats-sss": "sss"}
 _ARCHIVE_DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
 
 
+@functools.cache
+def _archive_globals() -> dict[tuple[str, str], Any]:
+    """The only globals an archive pickle may name: what the official files use (inspected on
+    the sample archives: records name ``collections.OrderedDict``, ``numpy.dtype`` and
+    ``numpy.core.multiarray.scalar``; the meta file names none), with numpy 2's module name
+    for the scalar so that a file re-pickled by a newer numpy reads too."""
+    import numpy as np
+
+    scalar = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor, whatever its module
+    return {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "scalar"): scalar,
+        ("numpy._core.multiarray", "scalar"): scalar,
+    }
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    """Rebuilds builtin containers and numbers and the globals of :func:`_archive_globals`;
+    any other global (a function, a class) is refused before it is looked up."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _archive_globals()[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}") from None
+
+
+def load_archive_pickle(path: str | os.PathLike) -> Any:
+    """Unpickle one NATS-Bench archive file (``bz2`` + pickle) without running code.
+
+    Only builtin containers and numbers, ``OrderedDict``, numpy dtypes and numpy scalars are
+    rebuilt. A file that is not a bz2 stream, is truncated, or names any other global raises a
+    one-line :class:`CorruptDataError` naming the file.
+    """
+    p = Path(path)
+    try:
+        with bz2.open(p, "rb") as fh:
+            return _ArchiveUnpickler(fh).load()
+    except MemoryError:
+        raise
+    except Exception as e:  # bz2/pickle raise many types on a damaged or crafted file
+        raise CorruptDataError(
+            f"cannot read NATS-Bench archive file {p} ({one_line(e)}); "
+            "re-download or re-extract the archive"
+        ) from e
+
+
 def load_meta_archs(path: str | os.PathLike) -> list[str]:
     """The ``meta_archs`` list (every arch string, in index order) of a NATS-Bench archive.
 
-    ``path`` is the archive folder or its ``meta.pickle.pbz2``. Reads the file with ``bz2`` and
-    ``pickle`` directly (no ``nats_bench``); any failure is a one-line :class:`CorruptDataError`
-    naming the file.
+    ``path`` is the archive folder or its ``meta.pickle.pbz2``. Reads the file with
+    :func:`load_archive_pickle` (no ``nats_bench``, no code run); any failure is a one-line
+    :class:`CorruptDataError` naming the file.
     """
     p = Path(path).expanduser()
     meta = p / META_FILE if p.is_dir() else p
     if not meta.is_file():
         raise DataNotFoundError(f"NATS-Bench meta file not found: {meta}")
-    try:
-        with bz2.open(meta, "rb") as fh:
-            obj = pickle.load(fh)
-    except Exception as e:  # bz2/pickle raise many types on a damaged file
-        raise CorruptDataError(
-            f"cannot read NATS-Bench meta file {meta}: {type(e).__name__}: {_one_line(e)}"
-        ) from e
+    obj = load_archive_pickle(meta)
     archs = obj.get("meta_archs") if isinstance(obj, dict) else None
     if (
         not isinstance(archs, list | tuple)
@@ -94,10 +145,6 @@ def _sniff_space(first_arch: str, path: Path) -> str:
         return name
     raise CorruptDataError(f"{path / META_FILE}: {first_arch[:80]!r} is not an arch of "
                            f"{' or '.join(ARCHIVE_DIRS)}")
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _target(dataset: str, split: str) -> tuple[str, str, str]:
@@ -210,18 +257,54 @@ class NatsArchive(Benchmark):
     # --- nats_bench access ----------------------------------------------------------------------
 
     def _api(self):
+        """The ``nats_bench`` API over the meta list this object read itself.
+
+        Created from a dict, it has no archive folder: it never opens a file (a record it does
+        not hold is an error in ``nats_bench``, never a load); :meth:`_load_record` hands it
+        each record.
+        """
         if self._api_obj is None:
             import nats_bench
 
+            empty = {"meta_archs": list(self._meta_archs), "arch2infos": {},
+                     "evaluated_indexes": []}
             try:
                 self._api_obj = nats_bench.create(
-                    str(self.path), _NATS_SPACE[self.space], fast_mode=True, verbose=False
+                    empty, _NATS_SPACE[self.space], fast_mode=True, verbose=False
                 )
             except Exception as e:
                 raise CorruptDataError(
-                    f"nats_bench cannot open {self.path}: {type(e).__name__}: {_one_line(e)}"
+                    f"nats_bench cannot open {self.path}: {one_line(e)}"
                 ) from e
         return self._api_obj
+
+    def _load_record(self, api, index: int) -> None:
+        """Read one record with the restricted unpickler and give it to ``api`` as
+        ``nats_bench``'s own ``reload`` would (which would unpickle it with plain pickle)."""
+        from nats_bench.api_utils import ArchResults
+
+        path = self._record_file(index)
+        data = load_archive_pickle(path)
+        # every hp entry must be a dict: ArchResults.create_from_state_dict would unpickle a
+        # str as a file path with plain pickle
+        if not isinstance(data, dict) or not data or not all(
+            isinstance(hp, str) and isinstance(results, dict) for hp, results in data.items()
+        ):
+            raise CorruptDataError(
+                f"NATS-Bench record {path} is not a dict of per-schedule result dicts; "
+                "re-download or re-extract the archive"
+            )
+        try:
+            by_hp = collections.OrderedDict(
+                (hp, ArchResults.create_from_state_dict(results)) for hp, results in data.items()
+            )
+        except Exception as e:
+            raise CorruptDataError(
+                f"cannot read NATS-Bench record {path}: {one_line(e)}"
+            ) from e
+        api.arch2infos_dict[index] = by_hp
+        api.evaluated_indexes.add(index)
+        api._avaliable_hps.update(by_hp)  # (sic) nats_bench's attribute name
 
     def _record_file(self, index: int) -> Path:
         padded = self.path / f"{index:06d}.pickle.pbz2"
@@ -238,13 +321,7 @@ class NatsArchive(Benchmark):
             )
         api = self._api()
         if index not in api.arch2infos_dict:
-            try:
-                api.reload(str(self.path), index)
-            except Exception as e:
-                raise CorruptDataError(
-                    f"cannot read NATS-Bench record {self._record_file(index)}: "
-                    f"{type(e).__name__}: {_one_line(e)}"
-                ) from e
+            self._load_record(api, index)
             self._evict(api, keep=index)
         by_hp = api.arch2infos_dict[index]
         if hp not in by_hp:
@@ -298,7 +375,7 @@ class NatsArchive(Benchmark):
         except Exception as e:
             raise CorruptDataError(
                 f"nats_bench failed on architecture #{index} ({nats_ds}, hp={hp!r}) in "
-                f"{self.path}: {type(e).__name__}: {_one_line(e)}"
+                f"{self.path}: {one_line(e)}"
             ) from e
         value = info.get(f"{key}-accuracy")
         if value is None:
@@ -413,7 +490,7 @@ class NatsArchive(Benchmark):
         except Exception as e:
             raise CorruptDataError(
                 f"nats_bench get_cost_info failed on architecture #{index} ({nats_ds}, "
-                f"hp={hp!r}) in {self.path}: {type(e).__name__}: {_one_line(e)}"
+                f"hp={hp!r}) in {self.path}: {one_line(e)}"
             ) from e
         train = info.get("T-train@epoch")
         if train is None:

@@ -22,6 +22,17 @@ Opening
     file that fails ``PRAGMA quick_check``) raises :class:`StoreError`, a one-line message
     naming the path and the fix; such a file is never modified. ``quick_check`` reads the
     whole file once per open (about 0.3 s per 100 MB, i.e. per ~400k scores).
+    A writer (``readonly=False``) checks at open that it can write the file and its folder
+    (``os.access``, then a write that is rolled back, which also catches root on a read-only
+    or immutable file): reading a store you cannot write needs an explicit ``readonly=True``.
+
+Damage found later
+    ``quick_check`` does not look inside rows: a byte flipped in a data page can pass it. When
+    a read fails (a row that is not valid UTF-8, an unreadable page, a stored value of the
+    wrong type such as a non-numeric ``seconds``), the store runs ``PRAGMA integrity_check``,
+    raises a one-line :class:`StoreError` and from then on refuses every call, writes
+    included: a damaged file is never written to. :func:`check_store` (``zcnas store check``)
+    runs the full integrity check and reads every row.
 
 Durability and concurrency
     WAL journal with ``synchronous=NORMAL``: a transaction that has committed survives the
@@ -43,8 +54,10 @@ import math
 import numbers
 import operator
 import os
+import re
 import sqlite3
 import struct
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -63,7 +76,10 @@ __all__ = [
     "ScoreRecord",
     "ScoreStore",
     "StoreError",
+    "StoreReport",
+    "check_store",
     "config_string",
+    "default_store_path",
 ]
 
 STORE_FORMAT = "zcnas-score-store"
@@ -119,6 +135,16 @@ _MOVE_ASIDE = (
     "move it aside or delete it (its scores will be recomputed), or pass another --store path"
 )
 _NOT_OURS = "pass another --store path or delete the file"
+_NOT_WRITABLE = (
+    "make the file and its folder writable, open it read-only (readonly=True) to only read it, "
+    "or pass another --store path"
+)
+_PERMISSIONS = "check the permissions of the file and its folder, or pass another --store path"
+_LOCKED = (
+    "only one zcnas process may write a score store at a time; wait for it or pass another "
+    "--store path"
+)
+_INTEGRITY_ROWS = 3  # problems quoted from PRAGMA integrity_check
 
 
 class StoreError(CorruptDataError):
@@ -128,6 +154,34 @@ class StoreError(CorruptDataError):
 def _error(path: Path, problem: str, fix: str) -> StoreError:
     text = f"{path} {problem}; {fix}"
     return StoreError(" ".join(text.split()))  # one line, whatever SQLite said
+
+
+def _short(text: object, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether this process can really create a file in ``folder`` (``os.access`` says yes to
+    root on an immutable folder); the probe file is removed at once."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".zcnas-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def default_store_path() -> Path:
+    """The default score store: ``$ZCNAS_CACHE/scores.sqlite``, else
+    ``~/.cache/zcnas/scores.sqlite``."""
+    cache = os.environ.get("ZCNAS_CACHE") or Path.home() / ".cache" / "zcnas"
+    return Path(cache).expanduser() / "scores.sqlite"
 
 
 def _check_str(owner: str, name: str, value: object) -> None:
@@ -265,6 +319,7 @@ class ScoreStore:
         self._path = Path(os.fspath(path)).expanduser()
         self._readonly = bool(readonly)
         self._conn: sqlite3.Connection | None = None
+        self._damage: str | None = None  # set once a read finds the file damaged
         self._conn = self._open()
 
     # -- opening ---------------------------------------------------------------------------
@@ -287,10 +342,21 @@ class ScoreStore:
                 raise _error(
                     path, "does not exist (opened read-only)", "pass an existing --store path"
                 )
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _error(
+                    path,
+                    f"cannot be created: its folder is not writable ({exc.strerror or exc})",
+                    _NOT_WRITABLE,
+                ) from exc
+            self._check_writable()
             return self._create()
-        with open(path, "rb") as handle:
-            header = handle.read(_SQLITE_HEADER_BYTES)
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(_SQLITE_HEADER_BYTES)
+        except OSError as exc:
+            raise _error(path, f"cannot be read ({exc.strerror or exc})", _PERMISSIONS) from exc
         if not header:
             if self._readonly:
                 raise _error(
@@ -303,6 +369,7 @@ class ScoreStore:
                     f"is empty but its write-ahead log {wal.name} is not",
                     "delete both files or pass another --store path",
                 )
+            self._check_writable()
             return self._create()
         if not header.startswith(_SQLITE_MAGIC):
             raise _error(path, "is not a zcnas score store (not an SQLite file)", _NOT_OURS)
@@ -311,7 +378,11 @@ class ScoreStore:
         conn = self._connect("ro" if self._readonly else "rw")
         try:
             self._validate(conn)
+            if not self._readonly:
+                self._check_writable()  # after the checks of what the file is
             self._configure(conn)
+            if not self._readonly:
+                self._probe_write(conn)  # needs the journal mode set by _configure
         except sqlite3.OperationalError as exc:
             conn.close()
             raise self._unusable(exc) from exc
@@ -321,12 +392,81 @@ class ScoreStore:
         return conn
 
     def _unusable(self, exc: sqlite3.Error) -> StoreError:
+        if not self._readonly and not _can_create_in(self._path.parent):
+            return self._read_only_folder()
         how = "read" if self._readonly else "opened for writing"
+        return _error(self._path, f"cannot be {how} ({exc})", _PERMISSIONS)
+
+    def _read_only_folder(self) -> StoreError:
         return _error(
             self._path,
-            f"cannot be {how} ({exc})",
-            "check the permissions of the file and its folder, or pass another --store path",
+            f"is not writable by this process: its folder {self._path.parent} is read-only "
+            "(SQLite keeps its journal beside the file)",
+            _NOT_WRITABLE,
         )
+
+    def _check_writable(self) -> None:
+        """A writer needs the file (when it exists) and its folder (SQLite's journal and
+        write-ahead log live beside the file) to be writable by this process."""
+        path = self._path
+        if path.exists() and not os.access(path, os.W_OK):
+            raise _error(path, "is not writable by this process (a read-only file)", _NOT_WRITABLE)
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise self._read_only_folder()
+
+    def _probe_write(self, conn: sqlite3.Connection) -> None:
+        """Write one page and roll it back: SQLite opens a file it cannot write read-only
+        without a word (an immutable file, a read-only mount, root's view of chmod 0444), and
+        the first ``put_many`` would fail after the first computed cell. Nothing reaches the
+        file."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE meta SET value = value WHERE name = 'format'")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise self._locked(exc) from exc
+            raise _error(
+                self._path, f"is not writable by this process ({_short(exc)})", _NOT_WRITABLE
+            ) from exc
+
+    def _locked(self, exc: sqlite3.Error) -> StoreError:
+        return _error(self._path, f"is locked by another process ({exc})", _LOCKED)
+
+    def _integrity_problems(self, conn: sqlite3.Connection) -> str | None:
+        """The first problems ``PRAGMA integrity_check`` finds (one line), None when none."""
+        try:
+            rows = conn.execute(f"PRAGMA integrity_check({_INTEGRITY_ROWS})").fetchall()
+        except sqlite3.Error as exc:
+            return _short(exc)
+        found = [_short(row[0]) for row in rows if row and row[0] != "ok"]
+        return _short("; ".join(found), 300) if found else None
+
+    def _damaged(self, detail: str) -> StoreError:
+        """Mark the store damaged (every later call is refused) and return the error."""
+        self._damage = f"is a damaged zcnas score store ({_short(detail, 400)})"
+        return _error(self._path, self._damage, _MOVE_ASIDE)
+
+    def _read_failed(self, exc: sqlite3.Error) -> StoreError:
+        """The error for an SQLite failure while reading: a lock, damage (confirmed or named
+        by ``PRAGMA integrity_check``), or a file that cannot be read."""
+        if _is_locked(exc):
+            return self._locked(exc)
+        text = str(exc)
+        decode = re.match(r"Could not decode to UTF-8 column '([^']*)'", text)
+        problem = (
+            f"column {decode.group(1)!r} of a stored row is not UTF-8 text"
+            if decode
+            else _short(text)
+        )
+        conn = self._conn
+        problems = None if conn is None else self._integrity_problems(conn)
+        if problems is None and decode is None and isinstance(exc, sqlite3.OperationalError):
+            return self._unusable(exc)  # e.g. an I/O error: not shown to be damage
+        return self._damaged(problem + (f"; integrity check: {problems}" if problems else ""))
 
     def _create(self) -> sqlite3.Connection:
         conn = self._connect("rwc")
@@ -451,23 +591,32 @@ class ScoreStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise ValueError(f"the score store {self._path} is closed")
+        if self._damage is not None:
+            raise _error(self._path, self._damage, _MOVE_ASIDE)
         return self._conn
 
     def _record(self, row: tuple, key: ScoreKey | None = None) -> ScoreRecord:
         """A record from a row of ``_COLUMNS`` (or of ``_VALUE_COLUMNS`` when ``key`` is known)."""
         n = len(_KEY_COLUMNS)
         if key is None:
-            key = ScoreKey(**dict(zip(_KEY_COLUMNS, row[:n], strict=True)))
+            try:
+                key = ScoreKey(**dict(zip(_KEY_COLUMNS, row[:n], strict=True)))
+            except (TypeError, ValueError) as exc:
+                raise self._damaged(f"a stored row has an invalid key: {exc}") from None
             row = row[n:]
         blob, seconds, arch, created = row
         if not isinstance(blob, bytes) or len(blob) != _DOUBLE.size:
-            raise _error(
-                self._path,
-                f"is a damaged zcnas score store (a stored value is {blob!r})",
-                _MOVE_ASIDE,
+            raise self._damaged(
+                f"the stored value of the {key.proxy} score of {key.canonical} is "
+                f"{_short(repr(blob), 60)}, not 8 bytes"
             )
         if type(seconds) is not float or type(created) is not float or type(arch) is not str:
-            return ScoreRecord(key, _DOUBLE.unpack(blob)[0], seconds, arch, created)  # validates
+            try:  # ScoreRecord validates; a value this code never writes means damage
+                return ScoreRecord(key, _DOUBLE.unpack(blob)[0], seconds, arch, created)
+            except (TypeError, ValueError) as exc:
+                raise self._damaged(
+                    f"the {key.proxy} score of {_short(key.canonical, 100)} is unreadable: {exc}"
+                ) from None
         record = object.__new__(ScoreRecord)  # already valid: skip __post_init__ (2x faster)
         for name, value in zip(
             _RECORD_FIELDS, (key, _DOUBLE.unpack(blob)[0], seconds, arch, created), strict=True
@@ -479,11 +628,12 @@ class ScoreStore:
         """The record stored under ``key``, or None."""
         if not isinstance(key, ScoreKey):
             raise TypeError(f"get needs a ScoreKey, got {type(key).__name__}")
-        row = (
-            self._connection()
-            .execute(f"SELECT {_SELECT} FROM scores WHERE {_WHERE_KEY}", key._row())
-            .fetchone()
-        )
+        conn = self._connection()
+        try:
+            row = conn.execute(f"SELECT {_SELECT} FROM scores WHERE {_WHERE_KEY}", key._row())
+            row = row.fetchone()
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
         return None if row is None else self._record(row)
 
     def get_many(self, keys: Iterable[ScoreKey]) -> dict[ScoreKey, ScoreRecord]:
@@ -499,13 +649,18 @@ class ScoreStore:
         if not wanted:
             return {}
         conn = self._connection()
-        conn.execute("BEGIN")  # one snapshot; the temp table is emptied before the call returns
         try:
-            conn.executemany(_INSERT_WANTED, ((i, *_key_row(k)) for i, k in enumerate(wanted)))
-            rows = conn.execute(_SELECT_WANTED).fetchall()
-        finally:
-            conn.execute("DELETE FROM temp.wanted")
-            conn.execute("COMMIT")  # not ROLLBACK, which would abort a records() iteration
+            conn.execute("BEGIN")  # one snapshot; the temp table is emptied before returning
+            try:
+                conn.executemany(
+                    _INSERT_WANTED, ((i, *_key_row(k)) for i, k in enumerate(wanted))
+                )
+                rows = conn.execute(_SELECT_WANTED).fetchall()
+            finally:
+                conn.execute("DELETE FROM temp.wanted")
+                conn.execute("COMMIT")  # not ROLLBACK, which would abort a records() iteration
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
         records = (self._record(row[1:], wanted[row[0]]) for row in rows)
         return {record.key: record for record in records}
 
@@ -518,9 +673,9 @@ class ScoreStore:
                 raise TypeError(f"put_many needs ScoreRecord items, got {type(record).__name__}")
         if self._readonly:
             raise ValueError(f"the score store {self._path} was opened read-only")
+        conn = self._connection()  # a closed or damaged store refuses even an empty batch
         if not batch:
             return
-        conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -530,27 +685,72 @@ class ScoreStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _is_locked(exc):
+                raise self._locked(exc) from exc
+            if "readonly" in str(exc):
                 raise _error(
-                    self._path,
-                    f"is locked by another process ({exc})",
-                    "only one zcnas process may write a score store at a time; wait for it or "
-                    "pass another --store path",
+                    self._path, f"is not writable by this process ({exc})", _NOT_WRITABLE
                 ) from exc
-            raise
+            raise _error(
+                self._path,
+                f"cannot be written ({_short(exc)})",
+                "check the free disk space and the permissions of the file and its folder, "
+                "or pass another --store path",
+            ) from exc
+        except sqlite3.DatabaseError as exc:  # SQLite met damage while writing: rolled back
+            raise self._read_failed(exc) from exc
 
     def __len__(self) -> int:
-        return self._connection().execute("SELECT count(*) FROM scores").fetchone()[0]
+        conn = self._connection()
+        try:
+            return conn.execute("SELECT count(*) FROM scores").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
 
     def records(self) -> Iterator[ScoreRecord]:
         """Every stored record, in key order (lazily; do not write while iterating)."""
-        cursor = self._connection().execute(f"SELECT {_SELECT} FROM scores ORDER BY {_ORDER}")
+        conn = self._connection()
         try:
-            while rows := cursor.fetchmany(1024):
+            cursor = conn.execute(f"SELECT {_SELECT} FROM scores ORDER BY {_ORDER}")
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
+        try:
+            while True:
+                try:
+                    rows = cursor.fetchmany(1024)
+                except sqlite3.Error as exc:
+                    raise self._read_failed(exc) from exc
+                if not rows:
+                    break
                 for row in rows:
                     yield self._record(row)
         finally:
             cursor.close()
+
+    def check(self) -> StoreReport:
+        """Run the full ``PRAGMA integrity_check`` and read every row; a one-line
+        :class:`StoreError` names the first problem (and the store then refuses every call).
+        Reads the whole file: seconds per 100 MB."""
+        conn = self._connection()
+        problems = self._integrity_problems(conn)
+        if problems is not None:
+            raise self._damaged(f"integrity check: {problems}")
+        proxies: dict[str, int] = {}
+        for record in self.records():
+            proxies[record.key.proxy] = proxies.get(record.key.proxy, 0) + 1
+        try:
+            version = int(conn.execute(
+                "SELECT value FROM meta WHERE name = 'schema_version'"
+            ).fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
+        return StoreReport(
+            path=self._path,
+            schema_version=version,
+            rows=sum(proxies.values()),
+            proxies=dict(sorted(proxies.items())),
+            size_bytes=self._path.stat().st_size,
+        )
 
     def close(self) -> None:
         """Close the file (idempotent). The write-ahead log is folded into the file."""
@@ -567,6 +767,33 @@ class ScoreStore:
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else ("read-only" if self._readonly else "open")
         return f"ScoreStore({str(self._path)!r}, {state})"
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """What :func:`check_store` found in a healthy store."""
+
+    path: Path
+    schema_version: int
+    rows: int
+    proxies: Mapping[str, int]  # scores per proxy name
+    size_bytes: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.path}: healthy zcnas score store (schema {self.schema_version}), "
+            f"{self.rows:,} scores of {len(self.proxies)} "
+            f"prox{'y' if len(self.proxies) == 1 else 'ies'}, {self.size_bytes / 1e6:.1f} MB; "
+            "integrity check ok, every row readable"
+        )
+
+
+def check_store(path: str | os.PathLike[str]) -> StoreReport:
+    """Check a score store without writing to it: the open checks, the full SQLite
+    ``integrity_check`` and every row read back. A store that fails raises a one-line
+    :class:`StoreError` naming the problem and the fix; a healthy one gives its report."""
+    with ScoreStore(path, readonly=True) as store:
+        return store.check()
 
 
 _SELECT = ", ".join(_COLUMNS)
