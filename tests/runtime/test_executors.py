@@ -1,0 +1,182 @@
+"""Executors: the same score table on every executor, bounded workers, no orphaned workers,
+clear errors, and a search protocol whose driver is the only writer of the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from zcnas.errors import UserError
+from zcnas.registry import create_scorers
+from zcnas.runtime import ScoreStore
+from zcnas.runtime.executors import (
+    InProcess,
+    ProcessPool,
+    RayExecutor,
+    check_workers,
+    open_executor,
+    usable_cpus,
+)
+from zcnas.scoring.engine import score_archs, select_archs
+
+SUITE = "synflow,zen,az_expressivity,params"
+
+
+def _square(state, task):
+    return (state or 0) + task * task
+
+
+def _init(setup):
+    return setup["offset"]
+
+
+def _fail_on_three(state, task):
+    if task == 3:
+        raise ValueError("task three")
+    return task
+
+
+def _table(rows):
+    return sorted((r.arch, r.proxy, r.value) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def items():
+    return select_archs("12", "nats-tss", seed=3)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_every_executor_streams_every_result_once():
+    tasks = list(range(20))
+    want = {i: 5 + i * i for i in tasks}
+    for ex in (InProcess(), ProcessPool(2)):
+        with ex:
+            got = dict(ex.map_unordered(_square, tasks, init=_init, setup={"offset": 5}))
+        assert got == want, ex.kind
+
+
+def test_a_failing_task_raises_and_cancels_the_rest():
+    with ProcessPool(2) as ex, pytest.raises(ValueError, match="task three"):
+        list(ex.map_unordered(_fail_on_three, list(range(40))))
+    with InProcess() as ex, pytest.raises(ValueError, match="task three"):
+        list(ex.map_unordered(_fail_on_three, list(range(40))))
+
+
+def test_scores_are_bitwise_the_same_on_every_executor(items, local_ray):
+    scorers = create_scorers(SUITE)
+    ref = _table(score_archs(items, scorers, progress=False, executor=InProcess()))
+    with ProcessPool(2) as pool:
+        assert _table(score_archs(items, scorers, progress=False, executor=pool)) == ref
+    with RayExecutor() as ray_ex:
+        assert ray_ex.workers == 2 and "ray" in ray_ex.describe()
+        assert _table(score_archs(items, scorers, progress=False, executor=ray_ex)) == ref
+    assert local_ray.is_initialized()  # an executor never shuts down a Ray it did not start
+
+
+def test_the_driver_is_the_single_writer_of_the_store(items, tmp_path, local_ray):
+    store_path = tmp_path / "scores.sqlite"
+    with ScoreStore(store_path) as store, RayExecutor() as ex:
+        score_archs(items, create_scorers("synflow"), store=store, progress=False, executor=ex)
+    with ScoreStore(store_path, readonly=True) as store:
+        keys = [r.key for r in store.records()]
+    assert len(keys) == len({i.canonical for i in items}) == len(set(keys))
+
+
+def test_more_workers_than_cpus_warn_once_and_are_capped():
+    cpus = usable_cpus()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_workers(cpus + 30) == cpus
+    assert len(caught) == 1 and "--oversubscribe" in str(caught[0].message)
+    assert check_workers(cpus + 30, allow_more=True) == cpus + 30
+    with pytest.raises(UserError, match="--workers must be >= 1"):
+        check_workers(0)
+
+
+def test_executor_settings_are_one_line(monkeypatch):
+    with pytest.raises(UserError, match="unknown executor 'dask'"):
+        open_executor("dask")
+    with pytest.raises(UserError, match="--address needs --executor ray"):
+        open_executor("process", 2, address="auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(UserError, match=r'pip install "zcnas\[ray\]"'):
+        open_executor("ray", 2)
+
+
+def test_zcnas_and_its_help_do_not_import_ray():
+    code = ("import sys, zcnas, zcnas.runtime.executors\n"
+            "from click.testing import CliRunner\nfrom zcnas.cli import main\n"
+            "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+            "assert CliRunner().invoke(main, ['score', '--help']).exit_code == 0\n"
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
+def test_killing_the_parent_leaves_no_worker(tmp_path):
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import sys\nfrom zcnas.registry import create_scorers\n"
+        "from zcnas.scoring.engine import score_archs, select_archs\n"
+        "if __name__ == '__main__':\n"
+        "    items = select_archs('400', 'nats-tss', seed=1)\n"
+        "    print('ready', flush=True)\n"
+        "    score_archs(items, create_scorers('az_expressivity,zen'), workers=2,\n"
+        "                progress=False)\n")
+    env = {k: v for k, v in os.environ.items() if k != "ZCNAS_DATA"}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.time() + 60
+        workers: list[int] = []
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = [c for c in _children(proc.pid)
+                       if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        assert len(workers) == 2, "the pool did not start"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(5)
+        assert [w for w in workers if _alive(w)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
