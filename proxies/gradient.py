@@ -18,17 +18,41 @@ Recipe (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/grad_norm.py``, `
   broadcast to the ``in * kh * kw`` weights of that channel (foresight's ``reshape_elements``
   with mode ``channel``) before summing: so every channel counts ``weight[0].numel()`` times.
 
-Layers the reference builds but never uses (foresight keeps every candidate op of every edge)
-and dead edges (inputs multiplied by ``none``'s zero) have zero gradient there, so they add 0;
-our pruned network simply does not build them.
+Edges the reference computes and zcnas does not build (our networks are pruned, with the naive
+network's weights):
+
+- candidate ops foresight keeps but never runs, and edges whose target cannot reach the cell
+  output (their gradient is multiplied by ``none``'s zero): zero gradient, they add 0 to all
+  three proxies;
+- **conv edges whose source node is always zero** (e.g. ``nor_conv_3x3~1`` after ``none~0``):
+  the reference computes ReLU(0) -> conv with bias (the cells' BN is ``affine=False``) ->
+  train-mode BN of a per-channel constant. Their weight gradient is exactly zero (the input is
+  zero), so grad_norm and snip lose nothing; the BN's forward output is rounding noise (~1e-6 on
+  contiguous CPU tensors; far more channels-last), which moves grad_norm and snip by ~1e-4
+  relative on such cells. But the BN's input gradient is ``(dy - mean dy) / sqrt(var + eps)``
+  with ``var`` ~ 0, i.e. scaled by ``1/sqrt(eps)`` ~ 316, and fisher multiplies it by the
+  activation, the conv bias: these layers dominate the reference's fisher on the 2,140 of the
+  15,625 cells where such an edge feeds a node that reaches the output.
+
+fisher's default leaves those edges out (the pruned network): a **deliberate deviation**. The
+terms are an artefact of BN's eps acting on a constant, not a property of the cell, and they
+make the reference rank these worse-than-average cells near the top; measured in
+``results/fidelity/zero-source-400.md``. ``fisher(literal=True)`` reproduces the reference
+value, zero-source edges included: the naive network on contiguous tensors (a separate pass,
+not shared with grad_norm/snip). On cells whose output is always zero but fed by such an edge
+the reference's logits are BN-amplified rounding noise, so its fisher (literal included) depends
+on the hardware and memory format there. ``tests/proxies/test_leading_edge.py`` pins both
+against foresight's layout.
 
 Deviations: a fixed seeded batch without augmentation instead of a fresh random augmented batch
 per architecture; with ``n_batches > 1`` grad_norm and snip use the mean of the per-batch
 gradients (BN statistics per batch) where foresight concatenates the batches into one; fisher
-reads one batch only.
+reads one batch only; fisher leaves out the zero-source conv edges unless ``literal=True``.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -40,6 +64,10 @@ REFERENCE = ("Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 20
 CODE = "https://github.com/SamsungLabs/zero-cost-nas (foresight/pruners/measures/{}.py)"
 DEVIATIONS = ("fixed seeded batch without augmentation; n_batches > 1 averages the per-batch "
               "gradients (foresight concatenates batches)")
+FISHER_DEVIATIONS = ("conv edges whose source node is always zero are not built (the reference "
+                     "computes them: bias x a BN input gradient scaled by 1/sqrt(eps)); "
+                     "literal=True builds them; fixed seeded batch without augmentation; "
+                     "one batch only")
 
 
 def foresight_spec(batch_size: int) -> CESpec:
@@ -124,14 +152,26 @@ class Snip(_Foresight):
 
 
 class Fisher(_Foresight):
-    """Sum over conv/linear output channels of 0.5 mean_n (sum_hw a g)^2, x weights per channel."""
+    """Sum over conv/linear output channels of 0.5 mean_n (sum_hw a g)^2, x weights per channel.
 
-    info = _info("fisher", deviations="fixed seeded batch without augmentation; one batch only")
+    ``literal=True``: on the naive network (every edge built, contiguous tensors), so the conv
+    edges whose source node is always zero count as in the reference (see the module docstring);
+    the default, pruned network leaves them out.
+    """
+
+    info = _info("fisher", deviations=FISHER_DEVIATIONS)
+    params = {"literal": False}
     collect = "fisher"
 
     def check(self) -> None:
         if self.n_batches != 1:
             raise ProxyError("fisher reads one batch (n_batches=1); raise batch_size instead")
+
+    def _request(self):
+        spec = foresight_spec(self.batch_size)
+        if self.literal:
+            spec = dataclasses.replace(spec, prune=False, channels_last=False)
+        return ce_request(spec, self.n_batches, self.collect)
 
     def score(self, ctx) -> float:
         result = ctx.run_pass(self._request())

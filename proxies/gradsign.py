@@ -18,7 +18,14 @@ running buffers are dropped first (``replace_all_batch_norm_modules_``): in trai
 change the output. Per-sample gradients agree with a float64 loop at least as well as a float32
 loop does (sign flips only where a gradient is at rounding level).
 
-Deviations: a fixed seeded batch without augmentation.
+Memory format: contiguous (NCHW), faster than channels-last on the CPU for these per-sample
+passes (``results/benchmarks/memory-format-cpu.txt``; the scores moved by <= 2e-5 relative).
+
+Zero-source conv edges (source node always zero) are not built; the reference computes them
+(ReLU(0) -> conv + bias -> per-sample BN of a constant): their weight gradient is zero, and the
+BN's rounding noise flips a few near-zero gradient signs (about 1e-4 relative on such a cell).
+
+Deviations: a fixed seeded batch without augmentation; zero-source conv edges not built.
 """
 
 from __future__ import annotations
@@ -82,5 +89,8 @@ class GradSign(Proxy):
         batches = ctx.batches(self.batch_size, self.n_batches)
         x = torch.cat([b[0] for b in batches]) if len(batches) > 1 else batches[0][0]
         y = torch.cat([b[1] for b in batches]) if len(batches) > 1 else batches[0][1]
-        net = ctx.network(affine=False, track=False)
+        # contiguous (NCHW): faster than channels-last on the CPU for the per-sample passes
+        # (results/benchmarks/memory-format-cpu.txt)
+        x = x.contiguous()
+        net = ctx.network(affine=False, track=False, channels_last=False)
         return gradsign_score(net, x, y)

@@ -19,9 +19,20 @@ splits a batch after running out of GPU memory, and then keeps the last split's 
 is the sum of the per-batch gradients and ``Hg`` the sum over batches of each batch's Hessian
 times that ``g``, i.e. the Hessian-gradient product of the summed loss.
 
+Memory format: contiguous (NCHW) tensors, as the reference's CUDA run. On the CPU they are
+faster than channels-last for this double backward and closer to float64: float32 GraSP is only
+good to about 1e-3..3e-2 relative on these networks (channels-last: up to 7e-2), and version 2
+(contiguous) differs from version 1 (channels-last) by that much
+(``results/benchmarks/memory-format-cpu.txt``).
+
+Zero-source conv edges (a conv edge whose source node is always zero): the reference computes
+ReLU(0) -> conv + bias -> BN of a constant, whose output is rounding noise that the pruned
+network does not have; on such cells GraSP differs from the reference by that noise only
+(about 2e-4 relative here, see ``results/fidelity/``).
+
 Deviations: a fixed seeded batch without augmentation (foresight draws a fresh augmented batch per
 architecture); one forward instead of two for ``n_batches = 1`` (same value); ``n_batches > 1``
-as described above.
+as described above; zero-source conv edges not built (their BN noise is absent).
 """
 
 from __future__ import annotations
@@ -71,7 +82,7 @@ def _hvp(z, weights):
 
 class Grasp(Proxy):
     info = ProxyInfo(
-        name="grasp", version="1",
+        name="grasp", version="2",
         reference="Wang et al., Picking Winning Tickets Before Training by Preserving Gradient "
                   "Flow (GraSP), ICLR 2020; Abdelfattah et al., Zero-Cost Proxies for "
                   "Lightweight NAS, ICLR 2021",
@@ -80,9 +91,13 @@ class Grasp(Proxy):
         batch_size=64, n_batches=1,
         deviations="fixed seeded batch without augmentation; one create_graph forward reused "
                    "for g (same value as foresight's two forwards); n_batches > 1 uses the "
-                   "summed loss (not in the recipe)",
+                   "summed loss (not in the recipe); zero-source conv edges not built (the "
+                   "reference's BN rounding noise there is absent)",
     )
 
     def score(self, ctx) -> float:
-        net = ctx.network(affine=False, track=False)
-        return grasp_score(net, ctx.batches(self.batch_size, self.n_batches))
+        # contiguous (NCHW) tensors: on the CPU the double backward is faster than
+        # channels-last and closer to float64 (results/benchmarks/memory-format-cpu.txt)
+        net = ctx.network(affine=False, track=False, channels_last=False)
+        batches = [(x.contiguous(), y) for x, y in ctx.batches(self.batch_size, self.n_batches)]
+        return grasp_score(net, batches)

@@ -24,6 +24,16 @@ Which hooks fire in the reference, and how we reproduce them on our network:
   (:func:`module_multiplicities`); the head's BN is read before its in-place ReLU, as in the
   reference. A test compares against a literal port of the foresight model.
 
+Memory format: contiguous (NCHW) network and image (version 2; version 1 ran channels-last).
+The foresight network computes its zero-source conv edges (a conv edge whose source node is
+always zero: ReLU(0) -> conv + bias -> BN of a constant), whose outputs are BN rounding noise
+that MeCo's correlations read; that noise depends on the memory format (about 4e-6 contiguous,
+up to 5e-2 channels-last on the CPU) and on the hardware. On most cells it moves MeCo by less
+than 1e-4 relative, but where such an edge alone feeds the cell output (always zero otherwise,
+about 1% of the cells) every later layer reads amplified noise and the value moved by 9%
+between the two formats: there MeCo is not reproducible across hardware, in the reference
+either.
+
 Only the topology space is supported (the reference's module tree is the foresight TSS model).
 Deviations: the image is the shared fixed batch (no augmentation) instead of the first batch of
 an augmented loader; the eigenvalues are computed with ``eigvalsh`` in float64 (the reference
@@ -135,7 +145,7 @@ def meco_score(net: nn.Module, x: torch.Tensor, mult: dict[int, int] | None = No
 
 class Meco(Proxy):
     info = ProxyInfo(
-        name="meco", version="1",
+        name="meco", version="2",
         reference="Jiang et al., MeCo: Zero-Shot NAS with One Data and Single Forward Pass via "
                   "Minimum Eigenvalue of Correlation, NeurIPS 2023",
         code="https://github.com/HamsterMimi/MeCo (correlation/NAS_Bench_201.py, "
@@ -147,6 +157,9 @@ class Meco(Proxy):
     )
 
     def score(self, ctx) -> float:
-        net = ctx.network(affine=False, track=False, init="default", prune=False)
-        x = ctx.batch(self.batch_size, "real")[0]
+        # contiguous (NCHW): faster than channels-last on the CPU for one image, and the
+        # reference's layout (results/benchmarks/memory-format-cpu.txt)
+        net = ctx.network(affine=False, track=False, init="default", prune=False,
+                          channels_last=False)
+        x = ctx.batch(self.batch_size, "real")[0].contiguous()
         return meco_score(net, x, module_multiplicities(net))

@@ -100,9 +100,9 @@ def test_naswot_of_a_disconnected_cell_is_degenerate(bank):
     assert not math.isfinite(v) or v < 0  # K of identical codes is singular
 
 
-def _stable_literal(arch, batches, reduce):
-    """MFNAS's algorithm written out over the naive network, numpy float32 arrays."""
-    net = naive_net(arch)
+def _stable_literal(arch, batches, reduce, net=None):
+    """MFNAS's algorithm written out over the naive network (or ``net``), numpy float32."""
+    net = naive_net(arch) if net is None else net
     grads: dict[str, list] = {}
     for b, (x, y) in enumerate(batches):
         net.zero_grad()

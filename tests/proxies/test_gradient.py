@@ -13,7 +13,7 @@ from torch import nn
 
 from zcnas.proxy import ProxyError
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas.scoring.passes import ce_request
+from zcnas.scoring.passes import CESpec, ce_request
 from zcnas_proxies.gradient import (
     Fisher,
     GradNorm,
@@ -193,3 +193,44 @@ def test_recipe_declared():
     assert GradNorm().requests() == Snip().requests()
     assert GradNorm().requests()[0].spec == foresight_spec(64)
     assert Fisher().requests()[0].spec == GradNorm().requests()[0].spec
+
+
+# --- fisher: the default is unchanged, literal=True builds the zero-source edges -----------------
+
+ZERO_SOURCE = "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+# computed by the code before fisher gained ``literal`` (commit 784601d), batch 16; equal bitwise
+# on the machine that made them, rel 1e-3 leaves room for other CPUs' float32 summation order
+PRE_LITERAL = {ARCH: 2.5851321218229657, ZERO_SOURCE: 0.26603502396418577,
+               NONE: 0.0005657485154131336}
+
+
+@pytest.mark.parametrize("arch", list(PRE_LITERAL))
+def test_default_fisher_scores_are_unchanged(bank, arch):
+    assert Fisher(batch_size=BS).score(make_ctx(arch, bank)) == pytest.approx(
+        PRE_LITERAL[arch], rel=1e-3)
+
+
+def test_default_fisher_reads_the_pre_literal_pass():
+    # the pruned network in the context's memory format, shared with grad_norm and snip
+    spec = Fisher().requests()[0].spec
+    assert spec == CESpec(affine=False, track=False, init="default", batch_size=64)
+    assert (spec.prune, spec.channels_last) == (True, None)
+    assert Fisher().config() == {"batch_size": 64, "n_batches": 1, "literal": False}
+    assert Fisher().spec() == "fisher"
+
+
+def test_literal_fisher_is_its_own_naive_contiguous_pass(bank):
+    literal = Fisher(batch_size=BS, literal=True)
+    assert Fisher(literal=True).spec() == "fisher(literal=True)"
+    spec = literal.requests()[0].spec
+    assert (spec.prune, spec.channels_last) == (False, False)
+    proxies = [GradNorm(batch_size=BS), Fisher(batch_size=BS), literal]
+    ctx = make_ctx(ZERO_SOURCE, bank, proxies)
+    default, lit = proxies[1].score(ctx), literal.score(ctx)
+    assert len(ctx.pass_seconds) == 2  # the literal pass is not the shared pruned one
+    assert lit > 10 * default  # bias x a gradient scaled by 1/sqrt(eps) on the zero-source edges
+    # on a cell without zero-source edges the two differ by float32 rounding only
+    ctx = make_ctx(ARCH, bank, proxies)
+    assert literal.score(ctx) == pytest.approx(proxies[1].score(ctx), rel=1e-2)
+    with pytest.raises(ProxyError):
+        Fisher(literal=True, n_batches=2)

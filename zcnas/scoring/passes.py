@@ -5,8 +5,9 @@ requests with the same kind and spec, runs the merged pass once, and hands every
 result. So grad_norm, snip and fisher share one backward (foresight recipe), and NASWOT shares
 its forward with the first batch of the MFNAS stable proxy (official network, batch 128).
 
-``ce`` pass: a fresh seeded network (:meth:`ScoringContext.network`), BN in train mode, the
-cross-entropy loss of each shared batch, and what the requests ``collect``:
+``ce`` pass: a fresh seeded network (:meth:`ScoringContext.network`; pruned unless the spec
+says ``prune=False``, in the spec's memory format), BN in train mode, the cross-entropy loss of
+each shared batch, and what the requests ``collect``:
 
 - ``grads``: per batch, the weight gradient of every conv/linear module (name -> tensor);
 - ``hamming``: NASWOT's kernel K = sum over ReLUs of c c^T + (1-c)(1-c)^T on batch 0, where
@@ -34,7 +35,12 @@ CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses"})
 
 @dataclass(frozen=True)
 class CESpec:
-    """The network and batches of a ``ce`` pass (hashable: it keys the sharing)."""
+    """The network and batches of a ``ce`` pass (hashable: it keys the sharing).
+
+    ``prune=False`` builds the naive network (every edge, as the reference code does);
+    ``channels_last`` sets the memory format of the network and its input batches (``None``:
+    the context's default).
+    """
 
     affine: bool = True
     track: bool = True
@@ -42,6 +48,8 @@ class CESpec:
     batch_size: int = 128
     input: str = "real"
     num_classes: int | None = None
+    prune: bool = True
+    channels_last: bool | None = None
 
 
 @dataclass
@@ -90,8 +98,11 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     spec: CESpec = req.spec
     collect = req.collect
     net = ctx.network(affine=spec.affine, track=spec.track, init=spec.init,
-                      num_classes=spec.num_classes, relu_probes="hamming" in collect)
+                      num_classes=spec.num_classes, prune=spec.prune,
+                      relu_probes="hamming" in collect, channels_last=spec.channels_last)
     batches = ctx.batches(spec.batch_size, req.n_batches, spec.input)
+    if spec.channels_last is not None:
+        batches = [(memory_format(x, spec.channels_last), y) for x, y in batches]
     layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     out = CEResult(model=net, layers=[name for name, _ in layers])
     backward = bool(collect & {"grads", "fisher", "losses"})
@@ -131,6 +142,15 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
             out.fisher = {name: _fisher(act, grads) for name, (act, grads) in fisher_acts.items()}
     net.zero_grad(set_to_none=True)
     return out
+
+
+def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``x`` channels-last or contiguous (a 4-D batch; other tensors unchanged, no copy if
+    already so)."""
+    if x.dim() != 4:
+        return x
+    return x.contiguous(memory_format=torch.channels_last if channels_last else
+                        torch.contiguous_format)
 
 
 def _relu_hook(kernel: HammingKernel) -> Callable:
