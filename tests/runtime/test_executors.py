@@ -26,7 +26,7 @@ from zcnas.runtime.executors import (
 )
 from zcnas.scoring.engine import score_archs, select_archs
 
-SUITE = "synflow,zen,az_expressivity,params"
+SUITE = "synflow,zen,params"
 
 
 def _square(state, task):
@@ -49,7 +49,7 @@ def _table(rows):
 
 @pytest.fixture(scope="module")
 def items():
-    return select_archs("12", "nats-tss", seed=3)
+    return select_archs("8", "nats-tss", seed=3)
 
 
 @pytest.fixture(scope="module")

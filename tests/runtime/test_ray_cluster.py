@@ -36,8 +36,8 @@ def _table(rows):
 
 def test_a_lost_worker_node_loses_nothing(cluster, tmp_path):
     c, nodes = cluster
-    items = select_archs("24", "nats-tss", seed=5)
-    scorers = create_scorers("synflow,zen,az_expressivity")
+    items = select_archs("15", "nats-tss", seed=5)
+    scorers = create_scorers("synflow,zen")
     ref = _table(score_archs(items, scorers, progress=False, executor=InProcess()))
     seen: list[str] = []
 
@@ -55,16 +55,16 @@ def test_a_lost_worker_node_loses_nothing(cluster, tmp_path):
     assert _table(rows) == ref  # bitwise the same as a clean local run
     distinct = {i.canonical for i in items}
     assert sorted(seen) == sorted(distinct)  # each cell committed once, as it arrived
-    assert len(keys) == len(set(keys)) == 3 * len(distinct)
+    assert len(keys) == len(set(keys)) == 2 * len(distinct)
 
 
 def test_the_search_protocol_runs_and_resumes_on_the_cluster(cluster, data_root, tmp_path):
     from zcnas.experiments.protocol import run_protocol
     from zcnas.search import SearchConfig
 
-    configs = [SearchConfig(method=m, seed=s, budget=20_000,
+    configs = [SearchConfig(method=m, seed=s, budget=5_000,
                             fitness="ensemble:mean_rank(params,flops)")
-               for m in ("rea", "mfea") for s in (0, 1)]
+               for m, s in (("rea", 0), ("rea", 1), ("mfea", 0))]
     local = run_protocol(configs, tmp_path / "local", root=data_root,
                          store_path=str(tmp_path / "local.sqlite"))
     with RayExecutor(address=cluster[0].address) as ex:
