@@ -14,29 +14,105 @@ import click
 
 from zcnas._text import format_table
 from zcnas._version import __version__
-from zcnas.errors import UserError
+from zcnas.errors import UserError, clip_quoted, one_line
 
 DATA_HELP = "Data folder (default: $ZCNAS_DATA, then $TORCH_HOME)."
+#: Seeds: what numpy and the score store take.
+SEED = click.IntRange(0, 2**63 - 1)
+
+
+class _Positive(click.ParamType):
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(x) and x > 0):
+            self.fail(f"{value!r} must be a positive, finite number", param, ctx)
+        return x
+
+
+class _HeldOut(click.ParamType):
+    """Held-out images: a count (``500``) or a fraction of the split (``0.1``)."""
+
+    name = "count|fraction"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = repr(value)
+        else:
+            text = str(value).strip()
+        if text.isascii() and text.isdigit():
+            if int(text) < 1:
+                self.fail("a count of held-out images must be at least 1", param, ctx)
+            return int(text)
+        try:
+            x = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a count nor a fraction", param, ctx)
+        if not (math.isfinite(x) and 0 < x < 1):
+            self.fail(f"{value!r}: a fraction is between 0 and 1 (exclusive); a count is a "
+                      "whole number", param, ctx)
+        return x
+
+
+POSITIVE = _Positive()
+HELD_OUT = _HeldOut()
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     click.echo(f"zcnas: warning: {message}", err=True)
 
 
+def _error(text: str, code: int) -> None:
+    click.echo(f"zcnas: error: {clip_quoted(' '.join(str(text).split()))}", err=True)
+    sys.exit(code)
+
+
 class _Group(click.Group):
-    """A click group that turns :class:`UserError` into one line and exit code 2."""
+    """A click group whose every failure is one line on stderr: a :class:`UserError` or a bad
+    option (exit code 2), an interruption (130), anything unexpected (1, with the hint to rerun
+    with ``--debug`` for the traceback)."""
 
-    def invoke(self, ctx: click.Context):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         try:
-            return super().invoke(ctx)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as e:  # --help, --version
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            hint = f" (`{e.ctx.command_path} -h` for usage)" if e.ctx is not None else ""
+            _error(e.format_message() + hint, 2)
+        except click.ClickException as e:
+            _error(e.format_message(), e.exit_code)
+        except click.Abort:
+            _error("aborted", 1)
         except UserError as err:
-            if ctx.obj and ctx.obj.get("debug"):
+            if debug:
                 raise
-            click.echo(f"zcnas: error: {err}", err=True)
-            sys.exit(err.exit_code)
+            _error(str(err), err.exit_code)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            _error("interrupted", 130)
+        except Exception as err:  # noqa: BLE001 - a bug: one line, the traceback on --debug
+            if debug:
+                raise
+            _error(f"internal error ({one_line(err)}); rerun with --debug for the traceback "
+                   "and report it", 1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="zcnas", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zcnas")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
@@ -229,7 +305,7 @@ def _clip(text: str, width: int) -> str:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
 @click.option("--workers", type=int, default=None,
               help="Worker processes (default: the CPUs this process may use, 1 on cuda).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the network initialisation, the fixed batches and --archs N.")
 @click.option("--store", "store_path", default=None,
               help="Score store (default: $ZCNAS_CACHE/scores.sqlite or "
@@ -247,7 +323,7 @@ def _clip(text: str, width: int) -> str:
 @click.option("--address", default=None,
               help="With --executor ray: an existing cluster (auto, HOST:PORT or "
                    "ray://HOST:PORT); default: start a local Ray instance.")
-@click.option("--per-gpu", type=int, default=None,
+@click.option("--per-gpu", type=click.IntRange(1, 1024), default=None,
               help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
 @click.option("--oversubscribe", is_flag=True,
               help="Allow more --workers than the CPUs this process may use.")
@@ -301,7 +377,7 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
               help="test, or valid (official archive only).")
 @click.option("--archs", default="all", show_default=True,
               help="'all' scored architectures, or N: a seeded sample of N of them.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of --archs N and of the bootstrap.")
 @click.option("--bootstrap", type=int, default=200, show_default=True,
               help="Bootstrap resamples for the 95% intervals (0: none; at most 100,000).")
@@ -352,7 +428,8 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
                    "40,000 / 120,000 s for cifar10 / cifar100 / ImageNet16-120); auto = nats "
                    "with a lookup table, 60 s of proxy compute without one; 3,600 s of this "
                    "machine for oneshot.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Runs 0..SEEDS-1.")
+@click.option("--seeds", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Runs 0..SEEDS-1.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Runs in parallel; a single run scores its population on them.")
 @click.option("--fitness", default=None,
@@ -366,8 +443,8 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
 @click.option("--split", default="auto", show_default=True,
               help="Split lookups are read from for selection: valid, or test of the short "
                    "schedule; auto = valid when the lookup has it.")
-@click.option("--max-params", type=float, default=None, help="Constraint, millions.")
-@click.option("--max-flops", type=float, default=None, help="Constraint, MFLOPs.")
+@click.option("--max-params", type=POSITIVE, default=None, help="Constraint, millions.")
+@click.option("--max-flops", type=POSITIVE, default=None, help="Constraint, MFLOPs.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 @click.option("--lookup", "lookup_kind", default="auto", show_default=True,
               type=click.Choice(["auto", "table", "archive", "none"]),
@@ -402,7 +479,7 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
 @click.option("--address", default=None,
               help="With --executor ray: an existing cluster (auto, HOST:PORT or "
                    "ray://HOST:PORT); default: start a local Ray instance.")
-@click.option("--per-gpu", type=int, default=None,
+@click.option("--per-gpu", type=click.IntRange(1, 1024), default=None,
               help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
 @click.option("--oversubscribe", is_flag=True,
               help="Allow more --workers than the CPUs this process may use.")
@@ -458,11 +535,11 @@ def _param(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _training_data(dataset: str, data: str | None, valid: float, limit: int | None):
+def _training_data(dataset: str, data: str | None, valid: int | float, limit: int | None):
+    """``valid``: a count of held-out images (int) or a fraction of the split (float)."""
     from zcnas.data.training import TrainingData
 
-    return TrainingData.load(dataset, data, valid=int(valid) if valid >= 1 else valid,
-                             limit=limit)
+    return TrainingData.load(dataset, data, valid=valid, limit=limit)
 
 
 def _arch_arg(text: str, data: str | None) -> str:
@@ -483,13 +560,14 @@ _VALID_HELP = "Held-out training images: a count, or a fraction of the training 
 @main.command()
 @click.argument("arch")
 @click.option("--dataset", default="cifar10", show_default=True)
-@click.option("--epochs", type=int, default=12, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=12, show_default=True,
               help="Schedule length (NATS-Bench: 12 or 200); the cosine spans it.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
-@click.option("--valid", type=float, default=0.1, show_default=True, help=_VALID_HELP)
-@click.option("--limit", type=int, default=None, help="Use the first N training images only.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--valid", type=HELD_OUT, default="0.1", show_default=True, help=_VALID_HELP)
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Use the first N training images only.")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=256, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint file, written after every epoch.")
@@ -508,9 +586,19 @@ def train(arch, dataset, epochs, data, valid, limit, batch_size, seed, device, c
     """
     import json
     from dataclasses import asdict
+    from pathlib import Path
 
+    from zcnas._io import atomic_write, check_output_file
     from zcnas.fidelity.train import Recipe, train_arch
+    from zcnas.runtime.devices import check_device
 
+    device = check_device(device)
+    if resume and (checkpoint is None or not Path(checkpoint).is_file()):
+        raise UserError(f"--resume: no checkpoint at {checkpoint}; train without --resume to "
+                        "create one" if checkpoint else "--resume needs --checkpoint FILE")
+    for path, what in ((checkpoint, "--checkpoint"), (out, "--out")):
+        if path is not None:
+            check_output_file(path, what)
     arch_s = _arch_arg(arch, data)
     d = _training_data(dataset, data, valid, limit)
     click.echo(f"training {arch_s} on {len(d.y_train)} {d.spec.name} images "
@@ -529,11 +617,8 @@ def train(arch, dataset, epochs, data, valid, limit, batch_size, seed, device, c
     click.echo(f"{arch_s}: held-out accuracy {res.valid_acc:.2f}% after {res.epochs} epochs "
                f"({res.seconds_per_epoch:.1f} s/epoch, {res.seconds:.0f} s, {device})")
     if out is not None:
-        from pathlib import Path
-
-        Path(out).write_text(json.dumps({**asdict(res), "device": device,
-                                         "seconds_per_epoch": res.seconds_per_epoch},
-                                        indent=1))
+        atomic_write(out, json.dumps({**asdict(res), "device": device,
+                                      "seconds_per_epoch": res.seconds_per_epoch}, indent=1))
 
 
 @main.group()
@@ -543,14 +628,15 @@ def supernet() -> None:
 
 @supernet.command("train")
 @click.option("--dataset", default="cifar10", show_default=True)
-@click.option("--epochs", type=int, default=30, show_default=True,
+@click.option("--epochs", type=click.IntRange(1, 100_000), default=30, show_default=True,
               help="Length of the cosine schedule; a re-run continues the same schedule.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Supernet checkpoint, written after every epoch; an existing one resumes.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
-@click.option("--valid", type=float, default=0.1, show_default=True, help=_VALID_HELP)
-@click.option("--limit", type=int, default=None, help="Use the first N training images only.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--valid", type=HELD_OUT, default="0.1", show_default=True, help=_VALID_HELP)
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Use the first N training images only.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--pool", default=None,
               help="Fine-tune on these cells only (comma-separated arch strings or indices, "
@@ -559,8 +645,12 @@ def supernet_train(dataset, epochs, out, data, valid, limit, seed, device, pool)
     """Train the supernet: uniform de-isomorphic single paths (SPOS), BN without affine."""
     from pathlib import Path
 
+    from zcnas._io import check_output_file
     from zcnas.fidelity.supernet import SupernetTrainer
+    from zcnas.runtime.devices import check_device
 
+    device = check_device(device)
+    check_output_file(out)
     d = _training_data(dataset, data, valid, limit)
     t = SupernetTrainer(dataset, data=d, seed=seed, device=device)
     if Path(out).is_file():
@@ -595,9 +685,11 @@ def _arch_list(text: str) -> list[str]:
 
 def _open_supernet(path: str, data: str | None, device: str):
     from zcnas.fidelity.supernet import SupernetTrainer, read_supernet
+    from zcnas.runtime.devices import check_device
 
+    device = check_device(device)
     state = read_supernet(path)
-    d = _training_data(state["dataset"], data, float(state["valid"]), state.get("limit"))
+    d = _training_data(state["dataset"], data, int(state["valid"]), state.get("limit"))
     t = SupernetTrainer(state["dataset"], data=d, device=device)
     t.load(path)
     return t
@@ -628,6 +720,9 @@ def supernet_score(archs, path, data, device) -> None:
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 def supernet_prune(elites, path, out, data) -> None:
     """Keep on every edge only the ops some of ELITES uses (G-EvoNAS), save to --out."""
+    from zcnas._io import check_output_file
+
+    check_output_file(out)
     t = _open_supernet(path, data, "cpu")
     cells = [_arch_arg(a, data) for x in elites for a in _arch_list(x)]
     removed = t.prune(cells, label="cli")

@@ -27,6 +27,11 @@ class DataNotFoundError(UserError, FileNotFoundError):
     """A data file or folder that is needed is not where we looked."""
 
 
+class DataFolderError(UserError):
+    """A data folder the user named (``--data``, ``root=``) that does not exist or is not a
+    folder: never taken for "no data found"."""
+
+
 class CorruptDataError(UserError):
     """A data file exists but cannot be read or has the wrong content."""
 
@@ -46,3 +51,20 @@ def one_line(err: BaseException, *, with_type: bool = True) -> str:
     if not with_type:
         return text or type(err).__name__
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+#: Echoed user input longer than this is cut in error messages.
+ECHO_LIMIT = 200
+
+
+def clip_quoted(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` with every quoted passage (``'...'`` or ``"..."``) longer than ``limit``
+    characters cut to its first ``limit`` characters and ``...``, so an error that echoes a
+    huge input stays readable."""
+    import re
+
+    def cut(m: re.Match) -> str:
+        q, body = m.group(1), m.group(2)
+        return m.group(0) if len(body) <= limit else f"{q}{body[:limit]}...{q}"
+
+    return re.sub(r"(['\"])(.*?)\1", cut, text)

@@ -8,21 +8,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from zcnas.errors import DataNotFoundError
+from zcnas.errors import DataFolderError, DataNotFoundError
 
 ENV_DATA = "ZCNAS_DATA"
 ENV_TORCH_HOME = "TORCH_HOME"
 
 
-def data_roots(root: str | os.PathLike | None = None) -> list[Path]:
+def data_roots(root: str | os.PathLike | None = None, *, must_exist: bool = True
+               ) -> list[Path]:
     """The folders searched for data, in order of precedence.
 
-    ``root`` (an argument) wins; otherwise ``$ZCNAS_DATA``, then ``$TORCH_HOME`` (where the
-    official NATS-Bench archives conventionally live). Folders that do not exist are kept in
-    the list so that error messages can name them.
+    ``root`` (an argument, ``--data``) wins, and must be an existing folder (one line naming
+    it otherwise, unless ``must_exist=False``: a download may create it); otherwise
+    ``$ZCNAS_DATA``, then ``$TORCH_HOME`` (where the official NATS-Bench archives
+    conventionally live). Environment folders that do not exist are kept in the list so that
+    error messages can name them.
     """
     if root is not None:
-        return [Path(root).expanduser()]
+        p = Path(root).expanduser()
+        if must_exist and not p.is_dir():
+            what = "is not a folder" if p.exists() else "does not exist"
+            raise DataFolderError(f"the data folder {p} (--data) {what}")
+        return [p]
     roots = []
     for var in (ENV_DATA, ENV_TORCH_HOME):
         value = os.environ.get(var)

@@ -68,7 +68,7 @@ def test_explicit_fitness_needing_images_without_data_is_one_line(run):
     (["--budget", "lots"], "--budget 'lots'"),
     (["--budget", "-5"], "must be a positive, finite number"),
     (["--dataset", "mnist"], "mnist"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--seeds", "0"], "Invalid value for '--seeds'"),
     (["--select", "best"], "unknown selection rule"),
     (["--fitness", "nosuchproxy"], "nosuchproxy"),
     (["--split", "train"], "split"),

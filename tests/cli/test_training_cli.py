@@ -26,7 +26,16 @@ def test_train_errors_are_one_line(run_isolated, data_root, tmp_path):
     r = run_isolated("train", A, "--data", data_root, *SMALL, "--checkpoint",
                      tmp_path / "none.pt", "--resume")
     assert r.exit_code == 2 and "no checkpoint at" in r.output
-    assert r.output.strip().splitlines()[-1].startswith("zcnas: error: no checkpoint")
+    lines = r.output.strip().splitlines()  # refused before the "training ..." header
+    assert len(lines) == 1 and lines[0].startswith("zcnas: error: --resume: no checkpoint")
+    r = run_isolated("train", A, "--data", data_root, *SMALL, "--resume")
+    assert r.exit_code == 2 and "--resume needs --checkpoint" in r.output
+    for valid in ("nan", "1.0", "0", "-3", "x"):
+        r = run_isolated("train", A, "--data", data_root, *SMALL, "--valid", valid)
+        assert r.exit_code == 2 and "--valid" in r.output, (valid, r.output)
+    r = run_isolated("supernet", "train", "--epochs", 0, "--out", tmp_path / "sn0.pt",
+                     "--data", data_root, *SMALL)
+    assert r.exit_code == 2 and not (tmp_path / "sn0.pt").exists()
     r = run_isolated("train", "|nor_conv_3x3~0|", "--data", data_root)
     assert r.exit_code == 2 and "malformed arch string" in r.output
 

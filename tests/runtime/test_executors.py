@@ -180,3 +180,34 @@ def test_killing_the_parent_leaves_no_worker(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
+def test_killing_the_driver_of_a_local_ray_instance_leaves_no_process(tmp_path):
+    """The local Ray instance zcnas starts goes away with its driver."""
+    pytest.importorskip("ray")
+    script = tmp_path / "ray_driver.py"
+    script.write_text("import time\nfrom zcnas.runtime.executors import RayExecutor\n"
+                      "ex = RayExecutor(1)\nprint('ready', flush=True)\ntime.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        procs = _descendants(proc.pid)
+        assert procs, "Ray started no process"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(5)  # zcnas's reaper kills what Ray started (Ray's agents would linger)
+        assert [p for p in procs if _alive(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()

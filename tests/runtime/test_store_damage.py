@@ -10,10 +10,8 @@ or read-only file is never written to.
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -275,48 +273,6 @@ def test_store_check_uses_the_default_store(tmp_path, monkeypatch):
 
 
 # -- files and folders this process cannot write ---------------------------------------------
-
-
-def _writable(target: Path) -> bool:
-    """Whether this process can really write ``target`` (a file, or a folder's entries)."""
-    try:
-        if target.is_dir():
-            probe = target / ".write-probe"
-            probe.touch()
-            probe.unlink()
-        else:
-            with open(target, "ab"):
-                pass
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def unwritable():
-    """``make(path)`` takes write permission away from a file or folder: ``chmod`` first, and
-    where that does not stop this process (root), the immutable attribute. Skips only when
-    the OS still lets the write through. Everything is restored afterwards."""
-    done = []
-
-    def make(target: Path) -> Path:
-        mode = target.stat().st_mode
-        done.append(("chmod", target, mode))
-        target.chmod(0o555 if target.is_dir() else 0o444)
-        if _writable(target) and shutil.which("chattr"):
-            proc = subprocess.run(["chattr", "+i", str(target)], capture_output=True)
-            if proc.returncode == 0:
-                done.append(("chattr", target, None))
-        if _writable(target):
-            pytest.skip(f"this process can still write {target} (root without chattr +i)")
-        return target
-
-    yield make
-    for what, target, mode in reversed(done):
-        if what == "chattr":
-            subprocess.run(["chattr", "-i", str(target)], check=True)
-        else:
-            target.chmod(mode)
 
 
 def test_a_read_only_file_is_refused_at_open_in_one_line(tmp_path, unwritable):

@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from tqdm.auto import tqdm
 
+from zcnas._io import check_output_dir
 from zcnas.data import formats
 from zcnas.datasets import DatasetSpec, get_dataset
 from zcnas.errors import CorruptDataError, UnknownNameError, UserError
@@ -74,9 +75,9 @@ _CHUNK = 1 << 20
 
 
 def _resolve_root(root: str | os.PathLike | None) -> Path:
-    roots = data_roots(root)
+    roots = data_roots(root, must_exist=False)
     if not roots:
-        raise UserError(f"no data folder to download into; pass root or set {ENV_DATA}")
+        raise UserError(f"no data folder to download into; pass --data PATH or set {ENV_DATA}")
     return roots[0]
 
 
@@ -140,14 +141,17 @@ def download(
     """
     spec = get_dataset(dataset)
     if spec.name == "ImageNet16-120":
-        roots = data_roots(root)
+        roots = data_roots(root, must_exist=False)
         folder = roots[0] / "ImageNet16" if roots else f"${ENV_DATA}/ImageNet16"
         raise UserError(IMAGENET16_HELP.format(folder=folder))
     if spec.name not in ARCHIVES:
         raise UnknownNameError(
             f"no download for dataset {spec.name!r}; downloads exist for {', '.join(ARCHIVES)}"
         )
-    base = _resolve_root(root)
+    if url is not None and not str(url).strip():
+        raise UserError("--url is empty; give the URL of the archive, or leave --url out for "
+                        "the official one")
+    base = check_output_dir(_resolve_root(root), "--data")
     archive = ARCHIVES[spec.name]
     dest = base / archive.folder
     if dest.exists():
@@ -155,7 +159,6 @@ def download(
         return dest
     src = url or archive.url
     expected = (md5 or archive.md5).lower()
-    base.mkdir(parents=True, exist_ok=True)
     fd, part_name = tempfile.mkstemp(dir=base, prefix=f".{archive.folder}-", suffix=".part")
     os.close(fd)
     part = Path(part_name)

@@ -41,7 +41,7 @@ class CorrelateOutcome:
 
 
 def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
-    from zcnas._io import atomic_write, write_table
+    from zcnas._io import atomic_write, check_output_dir, write_table
     from zcnas.analysis.correlate import (
         check_bootstrap,
         correlate,
@@ -57,8 +57,9 @@ def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
         raise UserError(f"--archs {req.archs!r}: 'all' or a number")
     if not req.epochs:
         raise UserError("--epochs names no schedule")
-    outdir = Path(req.out)
-    outdir.mkdir(parents=True, exist_ok=True)
+    names = ("correlations.parquet", "correlations.csv", "correlations.md", "scatter.png",
+             *(f"heatmap-{e}ep.png" for e in req.epochs))
+    outdir = check_output_dir(req.out, files=names)
     scores = read_scores(req.tables)
     bench = open_benchmark(req.space, root=req.data, kind=req.lookup)
     for e in req.epochs:

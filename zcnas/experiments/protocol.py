@@ -47,7 +47,8 @@ def run_one(cfg: SearchConfig, *, root: Any = None, lookup: str = "auto", store:
             return bench.accuracy(arch, cfg.dataset, epochs=bench.full_epochs,
                                   split="test").value
         index_of = bench.index
-    return plan.run(reporter=reporter, index_of=index_of, checkpoint=checkpoint)
+    return plan.run(reporter=reporter, index_of=index_of, checkpoint=checkpoint,
+                    lookup=bench.fingerprint if bench is not None else None)
 
 
 class SnapshotStore:
@@ -131,6 +132,8 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
         else:
             setup = {"root": None if root is None else str(root), "lookup": lookup,
                      "space": configs[0].space, "snapshot": _snapshot(store, configs)}
+            opened = _open(root, lookup, configs[0].space)
+            state_lookup = opened.fingerprint if opened is not None else None
             for i, (res, new) in executor.map_unordered(_run_task, tasks, init=_init_runs,
                                                          setup=setup):
                 result = SearchResult.from_dict(res)
@@ -139,6 +142,7 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
                 if tasks[i][1] is not None:
                     write_json(Path(tasks[i][1]), {"config": result.config.to_dict(),
                                                    "stages": result.stages,
+                                                   "lookup": state_lookup,
                                                    "result": result.to_dict()})
                 results[i] = result
                 if on_done is not None:

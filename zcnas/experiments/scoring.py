@@ -67,8 +67,9 @@ def run_score(req: ScoreRequest, *, log: Callable[[str], None] | None = None) ->
     """Score ``req.archs`` of ``req.space`` with ``req.proxies`` and write the table
     (``OUT.parquet`` and ``OUT.csv``). ``log`` receives the one-line header before the
     work starts. Bad input stops with one line before any scoring."""
-    from zcnas._io import table_paths, write_table
+    from zcnas._io import check_output_file, check_output_table, write_table
     from zcnas.registry import create_scorers
+    from zcnas.runtime.devices import check_device
     from zcnas.scoring.engine import (
         check_inputs,
         image_source,
@@ -79,9 +80,10 @@ def run_score(req: ScoreRequest, *, log: Callable[[str], None] | None = None) ->
     )
     from zcnas.spaces import get_space
 
-    if not str(req.out).strip():
-        raise UserError("--out is empty; name the output table")
-    table_paths(req.out)[0].parent.mkdir(parents=True, exist_ok=True)
+    check_output_table(req.out)  # before any work: a bad path loses no computed score
+    if req.store is not None:
+        check_output_file(req.store, "--store")
+    check_device(req.device)
     space = get_space(req.space)
     scorers = create_scorers(req.proxies)
     check_inputs(scorers, req.dataset, image_source(req.dataset, req.data))

@@ -27,8 +27,10 @@ from zcnas.search.driver import (
     DEFAULT_FITNESS,
     SearchConfig,
     SearchPlan,
+    SearchResult,
     build,
     check_checkpoint,
+    check_finished,
 )
 from zcnas.search.method import TRAINING_BUDGET, get_method, list_methods
 
@@ -67,6 +69,27 @@ class SearchRequest:
     address: str | None = None
     per_gpu: int | None = None
     oversubscribe: bool = False
+
+
+OUT_FILES = ("config.json", "runs.parquet", "runs.csv", "summary.parquet", "summary.csv",
+             "summary.md", "anytime.parquet", "anytime.png")
+
+
+def _check_outputs(req: SearchRequest) -> None:
+    """Every path the search writes, checked before any run (one line, nothing computed)."""
+    import math
+
+    from zcnas._io import check_output_dir, check_output_file
+    from zcnas.runtime.devices import check_device
+
+    check_device(req.device)
+    for name, value in (("--max-params", req.max_params), ("--max-flops", req.max_flops)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"{name} must be a positive, finite number, got {value!r}")
+    if req.out is not None:
+        check_output_dir(req.out, files=OUT_FILES, dirs=("runs",))
+    if req.store is not None:
+        check_output_file(req.store, "--store")
 
 
 def _dedup(items: Sequence[str]) -> list[str]:
@@ -130,6 +153,7 @@ class SearchSession:
         if req.workers < 1:
             raise UserError("--workers must be >= 1")
         check_executor(req.executor, req.address, req.device, req.per_gpu)
+        _check_outputs(req)
         params = _method_params(ms, req.params)
         notes: list[str] = []
         bench = None
@@ -213,6 +237,18 @@ class SearchSession:
                     self._plans[k] = build(c, self.bench, root=self.root, store=None)
         return self._plans
 
+    @property
+    def _fingerprint(self) -> str | None:
+        return self.bench.fingerprint if self.bench is not None else None
+
+    def _reporting(self, dataset: str):
+        """(reporter, index_of) of the lookup, as the protocol reports a run."""
+        bench = self.bench
+        if bench is None:
+            return None, None
+        return (lambda a: bench.accuracy(a, dataset, epochs=bench.full_epochs,
+                                         split="test").value), bench.index
+
     def check(self) -> None:
         """Build every distinct configuration once and read every existing checkpoint's
         configuration, so bad settings fail before any run."""
@@ -221,7 +257,10 @@ class SearchSession:
             ck = None if self.out is None else self.out / "runs" / f"{run_name(c)}.json"
             if ck is not None and ck.is_file():
                 stages = [s.evaluator.name for s in plans[(c.method, c.dataset)].ladder.stages]
-                check_checkpoint(ck, c, stages)
+                state = check_checkpoint(ck, c, stages, self._fingerprint)
+                if state.get("result") is not None:  # a finished run must match the lookup
+                    check_finished(ck, SearchResult.from_dict(state["result"]),
+                                   *self._reporting(c.dataset))
 
     def describe(self) -> list[str]:
         lines = list(self.notes)

@@ -452,6 +452,17 @@ class NatsArchive(Benchmark):
             index, self._dataset(dataset), canonical_split(split), epochs, int(epoch) - 1, seed
         )
 
+    def fingerprint_files(self) -> list:
+        """The meta file, and every record of a sample archive (a full archive's 15,625 are
+        counted instead: see :attr:`fingerprint`)."""
+        small = len(self._records) <= 1000
+        return [self.path / META_FILE] + ([self._record_file(i) for i in sorted(self._records)]
+                                          if small else [])
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint}:{len(self._records)}"
+
     def has_split(self, dataset: str, split: str) -> bool:
         if not super().has_split(dataset, split):
             return False

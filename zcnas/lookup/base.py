@@ -152,6 +152,26 @@ class Benchmark(abc.ABC):
         """The training schedules (``epochs`` values) this backend answers."""
         return SCHEDULES[self.space]
 
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this lookup's numbers: a digest of the files read (a search
+        checkpoint made with another lookup is never reused)."""
+        import hashlib
+
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            digest = hashlib.sha256(self.kind.encode())
+            for path in self.fingerprint_files():
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        digest.update(chunk)
+            cached = self.__dict__["_fingerprint"] = f"{self.kind}:{digest.hexdigest()[:16]}"
+        return cached
+
+    def fingerprint_files(self) -> list:
+        """The files :attr:`fingerprint` digests."""
+        return []
+
     def has_split(self, dataset: str, split: str) -> bool:
         """Whether accuracies on ``split`` (at the end of a schedule) exist for ``dataset``."""
         return canonical_split(split) in self.splits and canonical_dataset(dataset) in self.datasets

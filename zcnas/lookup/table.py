@@ -139,6 +139,9 @@ class CompactTable(Benchmark):
             )
         return self._dataset(dataset), split
 
+    def fingerprint_files(self) -> list:
+        return [self.path]
+
     def accuracy(
         self,
         arch_or_index,

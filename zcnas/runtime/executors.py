@@ -32,6 +32,7 @@ import hashlib
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -215,6 +216,22 @@ def _ray_call(fn: Callable, init: Callable | None, setup_ref: Any, digest: str, 
     return i, fn(_RAY_CACHE[digest], task)
 
 
+def _start_reaper():
+    """A watchdog that kills the local Ray instance's processes if this process dies without
+    shutting it down (SIGKILL): see :mod:`zcnas.runtime.reaper`. None where /proc is absent."""
+    import subprocess
+
+    from zcnas.runtime.reaper import descendants
+
+    if not os.path.isdir("/proc"):  # pragma: no cover - not Linux
+        return None
+    pids = descendants(os.getpid())
+    return subprocess.Popen([sys.executable, "-m", "zcnas.runtime.reaper", str(os.getpid()),
+                             *map(str, pids)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def import_ray():
     try:
         import ray
@@ -243,6 +260,7 @@ class RayExecutor(Executor):
             if address is None:
                 self._own = True
                 ray.init(num_cpus=workers or usable_cpus(), **kw)
+                self._reaper = _start_reaper()
             else:
                 try:
                     ray.init(address=address, **kw)
@@ -301,6 +319,11 @@ class RayExecutor(Executor):
         if self._own and self._ray.is_initialized():
             self._ray.shutdown()
             self._own = False
+        reaper = getattr(self, "_reaper", None)
+        if reaper is not None:
+            reaper.kill()
+            reaper.wait()
+            self._reaper = None
 
 
 def check_executor(kind: str, address: str | None, device: str,

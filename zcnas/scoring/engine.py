@@ -124,7 +124,14 @@ def select_archs(
             chosen = sorted(np.random.default_rng(seed).permutation(len(every))[:n].tolist())
         return [ArchItem(every[i], i if order is not None else None,
                          sp.canonical_key(every[i])) for i in chosen]
-    return make_items(_read_arch_file(Path(text)), sp, order)
+    path = Path(text)
+    items = []
+    for no, line in _read_arch_file(path):
+        try:
+            items += make_items([line], sp, order)
+        except ArchError as err:
+            raise ArchError(f"{path}:{no}: {err}") from None
+    return items
 
 
 def _drawn(sp: SearchSpace, n: int, seed: int) -> list[ArchItem]:
@@ -149,7 +156,10 @@ def _drawn(sp: SearchSpace, n: int, seed: int) -> list[ArchItem]:
     return list(seen.values())
 
 
-def _read_arch_file(path: Path) -> list[str]:
+def _read_arch_file(path: Path) -> list[tuple[int, str]]:
+    """``(line number, arch string or index)`` of an arch file: text (UTF-8, a BOM allowed;
+    one per line, blank lines and ``#`` comments ignored) or a CSV/Parquet table with an
+    ``arch`` column (line numbers count the header). One line for an unreadable file."""
     if not path.is_file():
         raise UserError(f"--archs {path}: not 'all', a number, or an existing file")
     if path.suffix in (".csv", ".parquet"):
@@ -158,12 +168,24 @@ def _read_arch_file(path: Path) -> list[str]:
         try:
             df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
         except Exception as err:  # noqa: BLE001 - any reader failure is a bad file
-            raise UserError(f"cannot read {path}: {err}") from None
+            raise UserError(f"cannot read {path}: {' '.join(str(err).split())}") from None
         if "arch" not in df.columns:
             raise UserError(f"{path} has no 'arch' column")
-        return [str(a) for a in df["arch"]]
-    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
-    archs = [ln for ln in lines if ln]
+        return [(i + 2, str(a)) for i, a in enumerate(df["arch"])]
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or type(err).__name__}") from None
+    if b"\0" in raw:
+        raise UserError(f"{path} is not a text file of arch strings (it holds NUL bytes: "
+                        "binary, or UTF-16); save it as UTF-8 text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") \
+            from None
+    out = [(no, ln.split("#", 1)[0].strip()) for no, ln in enumerate(text.splitlines(), 1)]
+    archs = [(no, ln) for no, ln in out if ln]
     if not archs:
         raise UserError(f"{path} lists no architectures")
     return archs

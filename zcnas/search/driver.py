@@ -192,20 +192,49 @@ def _read_checkpoint(path: Path) -> tuple[SearchConfig, dict[str, Any]]:
                         "delete it to start over") from None
 
 
-def check_checkpoint(path: str | os.PathLike, config: SearchConfig,
-                     stages: list[str]) -> dict[str, Any]:
+def check_checkpoint(path: str | os.PathLike, config: SearchConfig, stages: list[str],
+                     lookup: str | None = None) -> dict[str, Any]:
     """The checkpoint's state, after checking it belongs to ``config`` run through a ladder
-    with these stage names (the lookup and split are part of them); one-line errors."""
+    with these stage names (the split is part of them) on the lookup whose fingerprint is
+    ``lookup``; one-line errors."""
     saved, state = _read_checkpoint(Path(path))
     if saved != config:
         raise UserError(f"checkpoint {path} belongs to another search configuration; "
                         "delete it or pick another --out")
+    if state.get("lookup") != lookup:
+        raise UserError(f"checkpoint {path} was made with another lookup "
+                        f"({state.get('lookup') or 'none'}, now {lookup or 'none'}); delete it "
+                        "or pick another --out")
     if state.get("stages") != stages:
         raise UserError(f"checkpoint {path} was made with another ladder "
                         f"({' -> '.join(state.get('stages') or ['?'])}, now "
                         f"{' -> '.join(stages)}: another lookup or split?); delete it or pick "
                         "another --out")
     return state
+
+
+def check_finished(path: Path, result: SearchResult, reporter, index_of) -> SearchResult:
+    """A finished run read back from its checkpoint, after checking that what it reports
+    is what this lookup says (a tampered or stale file is refused, never averaged in)."""
+    from zcnas.spaces import get_space
+
+    bad = None
+    try:
+        if result.arch is not None:
+            get_space(result.config.space).parse_arch(result.arch)
+            if index_of is not None and index_of(result.arch) != result.index:
+                bad = f"index {result.index} is not that of {result.arch}"
+            elif reporter is not None and result.reported is not None and not math.isclose(
+                    reporter(result.arch), result.reported, rel_tol=0, abs_tol=1e-9):
+                bad = f"the reported accuracy {result.reported} is not the lookup's"
+        elif result.reported is not None or result.index is not None:
+            bad = "it reports a result without a chosen cell"
+    except UserError as err:
+        bad = str(err)
+    if bad is not None:
+        raise UserError(f"checkpoint {path} does not match the lookup ({bad}); delete it to "
+                        "run that search again")
+    return result
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -220,7 +249,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
                index_of: Callable[[str], int] | None = None,
                checkpoint: str | os.PathLike | None = None,
                checkpoint_seconds: float = 5.0,
-               max_steps: int | None = None) -> SearchResult:
+               max_steps: int | None = None, lookup: str | None = None) -> SearchResult:
     """Drive ``searcher`` and ``ladder`` until the budget is spent.
 
     ``batch``: cells asked per step (None: the registered method's, 64 for an unregistered
@@ -229,7 +258,9 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     ``reporter(arch)`` gives the number reported for a chosen cell (never used to select);
     ``index_of(arch)`` its benchmark index. ``checkpoint``: a JSON file written atomically
     every ``checkpoint_seconds`` and at the end; when it exists and holds this config, the
-    run resumes from it (a finished run is returned as is). ``max_steps`` stops early (tests).
+    run resumes from it (a finished run is returned after checking it against ``reporter``
+    and ``index_of``). ``lookup``: the lookup's fingerprint, recorded in the checkpoint so a
+    run with another table never reuses it. ``max_steps`` stops early (tests).
     """
     if batch is None:
         from zcnas.search.method import METHODS
@@ -247,10 +278,11 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     steps, wall0, rejected = 0, 0.0, set()
     stage_names = [ev.name for ev in evaluators]
     if ckpt is not None and ckpt.is_file():
-        state = check_checkpoint(ckpt, config, stage_names)
+        state = check_checkpoint(ckpt, config, stage_names, lookup)
         try:
             if state.get("result") is not None:
-                return SearchResult.from_dict(state["result"])
+                return check_finished(ckpt, SearchResult.from_dict(state["result"]),
+                                       reporter, index_of)
             searcher.load_state_dict(state["searcher"])
             ladder.load_state_dict(state["ladder"])
             for p, ps in zip(proposers, state.get("proposers", [{}] * len(proposers)),
@@ -277,7 +309,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     def save(result: SearchResult | None) -> None:
         if ckpt is None:
             return
-        head = {"config": config.to_dict(), "stages": stage_names}
+        head = {"config": config.to_dict(), "stages": stage_names, "lookup": lookup}
         if result is not None:  # finished: the result is all a re-run needs
             write_json(ckpt, {**head, "result": result.to_dict()})
             return
