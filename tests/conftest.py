@@ -82,3 +82,14 @@ def unwritable():
             subprocess.run(["chattr", "-i", str(target)], check=True)
         else:
             target.chmod(mode)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line for the tests skipped because the reference data is absent (instead of one
+    SKIPPED line each)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    need = sum(1 for rep in skipped if "ZCNAS_DATA" in str(getattr(rep, "longrepr", "")))
+    if need:
+        terminalreporter.write_line(
+            f"{need} tests need the reference data: set ZCNAS_DATA to its folder "
+            "(CI: ZCNAS_DATA=../shared/data) to run them")

@@ -53,3 +53,7 @@ def test_an_unguarded_pool_is_refused_before_any_worker_starts(tmp_path):
     proc = subprocess.run([sys.executable, str(guarded)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    # read from stdin there is no file a spawned worker could import: refused, not hung
+    proc = subprocess.run([sys.executable, "-"], input=guarded.read_text(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "save it to a file" in proc.stderr, proc.stderr[-2000:]

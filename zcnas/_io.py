@@ -16,11 +16,20 @@ from zcnas.errors import UserError
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give (0o666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically (a unique temporary file per write)."""
+    """Write ``data`` to ``path`` atomically (a unique temporary file per write), with the
+    permissions a plain write would give."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)

@@ -184,6 +184,41 @@ def data_download(dataset: str, root: str | None, url: str | None) -> None:
 
 
 
+@data.command("export")
+@click.option("--archive", "archive", required=True, type=click.Path(file_okay=False),
+              help="The official NATS-Bench fast-mode archive folder "
+                   "(NATS-tss-v1_0-3ffb9-simple or NATS-sss-v1_0-50262-simple).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The Parquet file to write; put it at DATA/nats-tss/lookup.parquet (or "
+                   "nats-sss/) and every command finds it.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes reading records (default: the CPUs this process may use).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr.")
+def data_export(archive: str, out: str, workers: int | None, progress: bool | None) -> None:
+    """Export a compact lookup from the official archive: accuracies of every schedule and
+    split, the learning curves, training times, parameters and FLOPs, in one Parquet file
+    that loads in well under a second (read like the archive itself)."""
+    import time
+
+    from zcnas._io import check_output_file
+    from zcnas.lookup import NatsArchive
+    from zcnas.lookup.export import export_lookup
+    from zcnas.runtime.executors import check_workers, usable_cpus
+    from zcnas.runtime.progress import progress_bar
+
+    check_output_file(out)
+    src = NatsArchive(archive)
+    workers = check_workers(workers or usable_cpus())
+    start = time.perf_counter()
+    bar = progress_bar(len(src.available_indices), progress, unit="record", desc="exporting")
+    try:
+        path = export_lookup(src, out, progress=lambda n: bar.update(1), workers=workers)
+    finally:
+        bar.close()
+    click.echo(f"exported {len(src.available_indices):,} records of {src.space} to {path} "
+               f"({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+
+
 @main.group()
 def proxies() -> None:
     """Installed zero-cost proxies (built-in and third-party, via entry points)."""
@@ -223,28 +258,40 @@ def proxies_list(filter: str | None, fmt: str) -> None:
         return
 
     def yn(flag: bool) -> str:
-        return "yes" if flag else "no"
+        return "yes" if flag else "-"
 
+    import textwrap
+
+    inits = {"default": "torch", "kaiming_normal_fan_in": "kaiming-in",
+             "kaiming_normal_fan_out": "kaiming-out", "normal": "N(0,1)", "n/a": "-"}
     rows = []
     for name, cls in loaded.items():
         i = cls.info
-        rows.append((name, sources[name].source, i.version, yn(i.needs_labels),
-                     yn(i.needs_images), i.input, yn(i.higher_is_better), i.transform, i.bn,
-                     i.init, f"{i.batch_size}x{i.n_batches}", _clip(i.reference, 44)))
+        rows.append((name, i.input, yn(i.needs_labels), "higher" if i.higher_is_better
+                     else "lower", i.bn if i.bn != "n/a" else "-", inits.get(i.init, i.init),
+                     f"{i.batch_size}x{i.n_batches}", i.transform if i.transform != "none"
+                     else "-", ", ".join(i.spaces) if i.spaces else "any",
+                     f"{sources[name].dist} v{i.version}"))
     if rows:
-        click.echo(format_table(rows, ("name", "from", "version", "labels", "images", "input",
-                                       "higher better", "transform", "bn", "init", "batch",
-                                       "reference")))
+        click.echo(format_table(rows, ("proxy", "input", "labels", "better", "BN", "init",
+                                       "batch", "report", "spaces", "from")))
+        click.echo(_wrap("input: what the network is fed (real images, Gaussian noise, "
+                         "all-ones, none: analytic); labels: the score reads them; BN: batch "
+                         "statistics (train) or none; init: weight initialisation; report: "
+                         "transform of the raw value. `--format json` has the references and "
+                         "deviations."))
     if broken:
         click.echo(("\n" if rows else "") + f"Broken ({len(broken)}):")
-        click.echo(format_table([(b.name, b.source, b.target, b.error) for b in broken],
-                                ("name", "from", "target", "error")))
+        for b in broken:  # the error on its own lines: the table stays 100 columns wide
+            click.echo(f"{b.name}  from {b.source}  ({b.target})")
+            click.echo(textwrap.indent(_wrap(b.error, 96), "    "))
     if rows and not filter:
         from zcnas.ensemble import METHODS, PRESETS
 
-        click.echo(f"\nEnsembles (rank aggregations over the scored population): "
-                   f"ensemble:METHOD(A,B,...) with METHOD one of {', '.join(METHODS)}; presets: "
-                   + ", ".join(f"ensemble:{k}" for k in PRESETS))
+        click.echo("\n" + _wrap(
+            "Ensembles (rank aggregations over the scored population): "
+            f"ensemble:METHOD(A,B,...) with METHOD one of {', '.join(METHODS)}; presets: "
+            + ", ".join(f"ensemble:{k}" for k in PRESETS)))
 
 
 
@@ -284,6 +331,12 @@ def methods_list() -> None:
         click.echo(f"\nBroken or ignored ({len(bad)}):")
         click.echo(format_table([(b.name, b.source, b.error) for b in bad],
                                 ("name", "from", "why")))
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def _clip(text: str, width: int) -> str:
@@ -367,7 +420,7 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
               help="The space the tables were scored in.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 @click.option("--lookup", "lookup_kind", default="auto", show_default=True,
-              type=click.Choice(["auto", "table", "archive"]),
+              type=click.Choice(["auto", "export", "table", "archive"]),
               help="Which NATS-Bench lookup to read accuracies from.")
 @click.option("--datasets", default="all", show_default=True,
               help="Comma list of datasets to correlate against, or 'all' the lookup has.")
@@ -382,7 +435,8 @@ def score(space, proxy_list, archs, dataset, data, device, workers, seed, store_
 @click.option("--bootstrap", type=int, default=200, show_default=True,
               help="Bootstrap resamples for the 95% intervals (0: none; at most 100,000).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: correlations.{parquet,csv,md}, heatmap.png, scatter.png.")
+              help="Output folder: writes correlations.parquet, .csv and .md, "
+                   "heatmap-EPOCHSep.png per --epochs, scatter.png.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figures.")
 @click.option("--published/--no-published", default=True, show_default=True,
               help="Print published correlations (with sources) beside ours.")
@@ -434,7 +488,7 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
               help="Runs in parallel; a single run scores its population on them.")
 @click.option("--fitness", default=None,
               help="Zero-cost fidelity: a proxy or ensemble spec (default: ensemble:zcnas; "
-                   "ensemble:az_nas when no images are found).")
+                   "ensemble:data_free when no images are found).")
 @click.option("--proxy-dataset", default=None,
               help="Images (and head) the proxies use (default: the dataset searched).")
 @click.option("--select", default="auto", show_default=True,
@@ -447,7 +501,7 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
 @click.option("--max-flops", type=POSITIVE, default=None, help="Constraint, MFLOPs.")
 @click.option("--data", "data", type=click.Path(file_okay=False), default=None, help=DATA_HELP)
 @click.option("--lookup", "lookup_kind", default="auto", show_default=True,
-              type=click.Choice(["auto", "table", "archive", "none"]),
+              type=click.Choice(["auto", "export", "table", "archive", "none"]),
               help="NATS-Bench lookup to use; none = proxies only.")
 @click.option("--store", "store_path", default=None,
               help="Score store (default: $ZCNAS_CACHE/scores.sqlite or "

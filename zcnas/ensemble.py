@@ -77,6 +77,10 @@ PRESETS: dict[str, str] = {
     # the other half (benchmarks/ensemble_selection.py, results/correlations/)
     "zcnas": "az(meco,stable,jacov,gradsign,az_progressivity,az_trainability)",
     "az_nas": "az(az_expressivity,az_progressivity,az_trainability,flops)",
+    # the best data-free aggregation by rho on the dev half of the 1,000-cell sample, reported
+    # on the other half (benchmarks/data_free_ensemble.py, results/correlations/): the quick
+    # start's fitness when no images are found
+    "data_free": "az(synflow,az_expressivity,az_progressivity,az_trainability,flops)",
     "mfnas": "maxnorm(stable,stable_mean)",
     "te_nas": "mean_rank(te_nas_ntk,te_nas_lr)",
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from zcnas.errors import DataNotFoundError
+from zcnas.errors import DataNotFoundError, UserError
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,8 +17,43 @@ class Item:
     where: str
 
 
-def inventory(root: str | os.PathLike | None = None) -> list[Item]:
-    """One row per dataset and per lookup source, found or missing."""
+def _verify_images(name: str, root) -> str:
+    """"" when both splits read back with the right shapes and labels, else why not."""
+    from zcnas.data import load_arrays
+
+    try:
+        for split in ("train", "test"):
+            load_arrays(name, split, root)
+    except UserError as err:
+        return " ".join(str(err).split())[:160]
+    return ""
+
+
+def _verify_lookup(space: str, path: Path, status: str) -> str:
+    """"" when the file opens as the lookup it claims to be (every row of a table, the meta
+    list and one record of an archive), else why not."""
+    from zcnas.lookup import CompactTable, NatsArchive
+
+    try:
+        if status == "export":
+            from zcnas.lookup.export import ExportedLookup
+
+            ExportedLookup(path)
+        elif status == "compact table":
+            CompactTable(path)
+        else:
+            bench = NatsArchive(path, space)
+            first = min(bench.available_indices) if bench.available_indices else None
+            if first is not None:
+                bench.cost(first, bench.datasets[0], epochs=bench.full_epochs)
+    except UserError as err:
+        return " ".join(str(err).split())[:160]
+    return ""
+
+
+def inventory(root: str | os.PathLike | None = None, *, verify: bool = True) -> list[Item]:
+    """One row per dataset and per lookup source, found or missing; with ``verify`` each
+    found file is read (a truncated or random file is reported as damaged, with why)."""
     from zcnas.data import DATASETS, locate
     from zcnas.lookup.locate import covers
     from zcnas.lookup.locate import locate as locate_lookup
@@ -31,16 +67,20 @@ def inventory(root: str | os.PathLike | None = None) -> list[Item]:
             items.append(Item("images", name, "missing", "-"))
             continue
         status = "subset (.npz)" if path.suffix == ".npz" else "official"
-        items.append(Item("images", name, status, str(path)))
+        why = _verify_images(name, root) if verify else ""
+        items.append(Item("images", name, f"damaged: {why}" if why else status, str(path)))
     for space in filter(covers, list_spaces()):
         loc = locate_lookup(space, root)
         found = (
-            [("full archive", p) for p in loc.full_archives]
+            [("export", p) for p in loc.exports]
+            + [("full archive", p) for p in loc.full_archives]
             + [("compact table", p) for p in loc.tables]
             + [("sample archive", p) for p in loc.sample_archives]
         )
         if not found:
             items.append(Item("lookup", space, "missing", "-"))
         for status, path in found:
-            items.append(Item("lookup", space, status, str(path)))
+            why = _verify_lookup(space, path, status) if verify else ""
+            items.append(Item("lookup", space, f"damaged: {why}" if why else status,
+                              str(path)))
     return items

@@ -211,3 +211,15 @@ def test_killing_the_driver_of_a_local_ray_instance_leaves_no_process(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_local_ray_instance_gets_every_usable_cpu_by_default():
+    """`zcnas score --executor ray` without --workers: a local instance as wide as the process
+    pool would be (it once started with one CPU and ran at half speed), a cluster's own CPUs."""
+    from zcnas.experiments.scoring import default_workers
+
+    assert default_workers("ray", None, "cpu") == usable_cpus()
+    assert default_workers("process", None, "cpu") == usable_cpus()
+    assert default_workers("ray", "auto", "cpu") == 0
+    assert default_workers("process", None, "cuda") == 1
+    assert default_workers("ray", None, "cuda") == usable_cpus()

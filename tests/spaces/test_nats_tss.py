@@ -185,8 +185,8 @@ def test_arch_order_uses_benchmark_order(tss_table):
         order.arch(15625)
     g, idx = resolve_arch("11", "tss", order)
     assert idx == 11 and format_arch(g) == ARCH_11
-    with pytest.raises(ArchError, match="ZCNAS_DATA"):
-        resolve_arch("11", "tss", None)
+    g, idx = resolve_arch("11", "tss", None)  # the packaged order: no data needed
+    assert idx == 11 and format_arch(g) == ARCH_11
 
 
 def test_get_space_aliases_and_unknown():
@@ -205,3 +205,18 @@ def test_spaces_do_not_import_torch():
     code = ("import sys, zcnas.spaces, zcnas.spaces.plan; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_packaged_benchmark_order_is_the_official_one(sample_archive, tss_table, tmp_path):
+    from zcnas.lookup import load_meta_archs
+
+    order = nats_tss.SPACE.index_order()
+    meta = load_meta_archs(sample_archive / "NATS-tss-v1_0-3ffb9-simple")
+    assert order.archs == [nats_tss.format_arch(nats_tss.parse_arch(a)) for a in meta]
+    assert order.archs == list(tss_table["arch"])
+    assert order.index(order.arch(9930)) == 9930 and len(order) == 15625
+    nats_tss.write_order(meta, tmp_path / "again.zlib")  # the file regenerates from the meta
+    from importlib.resources import files
+
+    packaged = files("zcnas.spaces").joinpath(nats_tss.ORDER_FILE).read_bytes()
+    assert (tmp_path / "again.zlib").read_bytes() == packaged

@@ -43,6 +43,7 @@ class CorrelateOutcome:
 def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
     from zcnas._io import atomic_write, check_output_dir, write_table
     from zcnas.analysis.correlate import (
+        SMALL_SAMPLE,
         check_bootstrap,
         correlate,
         prepare,
@@ -69,6 +70,13 @@ def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
     prepared = prepare(scores, bench, proxies=req.proxies, archs=req.archs, seed=req.seed)
     table = correlate(prepared, bench, datasets=ds, epochs=req.epochs, split=req.split,
                       seed=req.seed, bootstrap=req.bootstrap, progress=req.progress)
+    small = int(table["n"].min()) if len(table) else 0
+    if small < SMALL_SAMPLE:
+        import warnings
+
+        warnings.warn(f"only {small} architectures are scored for some proxy: rank "
+                      f"correlations over fewer than {SMALL_SAMPLE} are noisy (see the "
+                      "bootstrap intervals)", stacklevel=2)
     paths = list(write_table(table, outdir / "correlations"))
     on = ", ".join(sorted(table.scores_on.unique()))
     notes = [f"Scores: {', '.join(map(str, req.tables))} (computed on {on} inputs). "

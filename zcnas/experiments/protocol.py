@@ -35,9 +35,12 @@ def _open(root: Any, lookup: str, space: str):
 
 def run_one(cfg: SearchConfig, *, root: Any = None, lookup: str = "auto", store: Any = None,
             checkpoint: str | os.PathLike | None = None, bench: Any = None,
-            executor: Any = None) -> SearchResult:
+            executor: Any = None, progress: Callable[[float], None] | None = None
+            ) -> SearchResult:
     """One seed of one search. ``store``: a score store (or a :class:`SnapshotStore` in a
-    worker); ``executor``: scores the population in parallel."""
+    worker); ``executor``: scores the population in parallel; ``progress(spent)``: budget
+    spent so far, after every step. Without a lookup the chosen cell's index comes from the
+    space's own numbering when it has one."""
     bench = bench if bench is not None else _open(root, lookup, cfg.space)
     workdir = Path(checkpoint).with_suffix("") if checkpoint is not None else None
     plan = build(cfg, bench, root=root, store=store, workdir=workdir, executor=executor)
@@ -47,8 +50,14 @@ def run_one(cfg: SearchConfig, *, root: Any = None, lookup: str = "auto", store:
             return bench.accuracy(arch, cfg.dataset, epochs=bench.full_epochs,
                                   split="test").value
         index_of = bench.index
+    else:
+        from zcnas.spaces import get_space
+
+        order = get_space(cfg.space).index_order()
+        index_of = order.index if order is not None else None
     return plan.run(reporter=reporter, index_of=index_of, checkpoint=checkpoint,
-                    lookup=bench.fingerprint if bench is not None else None)
+                    lookup=bench.fingerprint if bench is not None else None,
+                    progress=progress)
 
 
 class SnapshotStore:
@@ -95,7 +104,9 @@ def _snapshot(store: Any, configs: Sequence[SearchConfig]) -> list:
 def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None, *,
                  root: Any = None, lookup: str = "auto", store_path: str | None = None,
                  workers: int = 1, executor: Any = None,
-                 on_done: Callable[[SearchResult], None] | None = None) -> list[SearchResult]:
+                 on_done: Callable[[SearchResult], None] | None = None,
+                 on_progress: Callable[[int, float], None] | None = None
+                 ) -> list[SearchResult]:
     """Run every config (checkpointed in ``out/runs/NAME.json`` unless ``out`` is None);
     results in config order.
 
@@ -103,7 +114,9 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
     per worker; a single run scores its population on it instead. This process is the only
     writer of the score store: workers read a snapshot of it and hand their new scores back
     with their results, which are committed as each run finishes; the finished runs'
-    checkpoints are written here too, so a re-run reuses them wherever the workers ran."""
+    checkpoints are written here too, so a re-run reuses them wherever the workers ran.
+    ``on_progress(i, spent)``: the budget run ``i`` has spent, as it goes (runs in this
+    process) or when it finishes (runs on workers)."""
     from zcnas.runtime.executors import open_executor
 
     runs = None if out is None else Path(out) / "runs"
@@ -126,7 +139,9 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
             inner = None if executor.kind == "inprocess" else executor
             for i, (cfg, ckpt) in enumerate(tasks):
                 results[i] = run_one(cfg, root=root, lookup=lookup, store=store,
-                                     checkpoint=ckpt, bench=bench, executor=inner)
+                                     checkpoint=ckpt, bench=bench, executor=inner,
+                                     progress=None if on_progress is None else
+                                     (lambda spent, i=i: on_progress(i, spent)))
                 if on_done is not None:
                     on_done(results[i])
         else:
@@ -145,6 +160,8 @@ def run_protocol(configs: Sequence[SearchConfig], out: str | os.PathLike | None,
                                                    "lookup": state_lookup,
                                                    "result": result.to_dict()})
                 results[i] = result
+                if on_progress is not None:
+                    on_progress(i, result.cost)
                 if on_done is not None:
                     on_done(result)
     finally:

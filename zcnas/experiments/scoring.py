@@ -93,8 +93,7 @@ def run_score(req: ScoreRequest, *, log: Callable[[str], None] | None = None) ->
     check_executor(req.executor, req.address, req.device, req.per_gpu)
     workers = req.workers
     if workers is None:
-        workers = 1 if req.device.startswith("cuda") and req.executor != "ray" else (
-            0 if req.executor == "ray" else usable_cpus())
+        workers = default_workers(req.executor, req.address, req.device)
     elif workers < 1:
         raise UserError("--workers must be >= 1")
     store = None
@@ -124,6 +123,17 @@ def run_score(req: ScoreRequest, *, log: Callable[[str], None] | None = None) ->
             store.close()
     paths = write_table(rows_to_frame(rows), req.out)
     return ScoreOutcome(rows, paths, summarize(rows), header)
+
+
+def default_workers(executor: str, address: str | None, device: str) -> int:
+    """Workers of ``zcnas score`` when ``--workers`` is not given: 0 (as many tasks in flight
+    as the cluster has CPUs) on an existing Ray cluster, 1 for a local GPU, else the CPUs this
+    process may use (a local Ray instance gets as many)."""
+    if executor == "ray" and address is not None:
+        return 0
+    if device.startswith("cuda") and executor != "ray":
+        return 1
+    return usable_cpus()
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -162,10 +162,11 @@ class SearchSession:
 
             try:
                 bench = open_benchmark(space, root=req.data, kind=req.lookup)
-            except DataNotFoundError as e:
+            except DataNotFoundError:
                 if req.lookup != "auto":
                     raise
-                notes.append(f"no lookup table found ({e}); searching on proxies alone")
+                where = "in --data" if req.data else "(pass --data PATH or set ZCNAS_DATA)"
+                notes.append(f"no NATS-Bench lookup found {where}: searching on proxies alone")
         if bench is not None:
             missing = [d for d in dss if d not in bench.datasets]
             if missing:
@@ -280,14 +281,32 @@ class SearchSession:
         from zcnas.runtime.progress import progress_bar
 
         req = self.request
-        bar = progress_bar(len(self.configs), progress, unit="run", desc="searching")
+        budgets = [c.budget for c in self.configs]
+        spent = [0.0] * len(budgets)
+        bar = progress_bar(round(sum(budgets)), progress, unit="s", desc="searching")
+        bar.set_postfix_str(f"0/{len(budgets)} runs")
+        finished, shown = [0], [0]
+
+        def advance(i: int, now: float) -> None:  # the bar counts budget seconds spent
+            spent[i] = min(max(now, spent[i]), budgets[i])
+            step = round(sum(spent)) - shown[0]
+            if step > 0:
+                bar.update(step)
+                shown[0] += step
+
+        def done(r) -> None:
+            i = self.configs.index(r.config)
+            advance(i, budgets[i])  # a finished run has used its share, even if it stopped
+            finished[0] += 1
+            bar.set_postfix_str(f"{finished[0]}/{len(budgets)} runs")
+
         try:
             with open_executor(req.executor, self.workers, address=req.address,
                                gpus_per_task=gpus_per_task(req.device, req.per_gpu),
                                oversubscribe=req.oversubscribe) as ex:
                 return run_protocol(self.configs, self.out, root=self.root, lookup=self.lookup,
-                                    store_path=self.store, executor=ex,
-                                    on_done=lambda r: bar.update(1))
+                                    store_path=self.store, executor=ex, on_done=done,
+                                    on_progress=advance)
         finally:
             bar.close()
 
@@ -295,7 +314,7 @@ class SearchSession:
         return self.bench.optimum(dataset, epochs=self.bench.full_epochs, split="test").value
 
     def report(self, results: Sequence) -> list[str]:
-        from zcnas.analysis.search import TEST_SPLIT_NOTE, summarize
+        from zcnas.analysis.search import TEST_SPLIT_NOTE, most_chosen, summarize
 
         lines: list[str] = []
         if self.bench is None:
@@ -303,7 +322,8 @@ class SearchSession:
 
             for r in results:
                 c = r.config
-                lines.append(f"{c.method} on {c.dataset}, seed {c.seed}: chosen {r.arch}")
+                idx = f"#{r.index} " if r.index is not None else ""
+                lines.append(f"{c.method} on {c.dataset}, seed {c.seed}: chose {idx}{r.arch}")
                 size = (get_space(c.space).costs(r.arch, c.dataset)
                         if r.arch is not None else None)
                 if len(r.stages) == 1:
@@ -319,15 +339,26 @@ class SearchSession:
                     lines.append("  " + spent)
                 lines.extend(f"  {k.removeprefix('proxy:')} = {v:.6g}"
                              for k, v in r.chosen_values.items())
+            if results and results[0].arch is not None:
+                r = results[0]
+                lines.append(
+                    "These are zero-cost scores of untrained networks, not accuracies: an "
+                    "ensemble's value ranks a cell among the cells scored in this run (higher "
+                    "is better), its components are the proxies' raw scores.")
+                cell = r.index if r.index is not None else f'"{r.arch}"'
+                lines.append(
+                    "Next, with the NATS-Bench data (see Getting the data in the README): "
+                    f"`zcnas arch {cell} --data PATH` shows its benchmark accuracy, and "
+                    "`zcnas search --data PATH` escalates the best cells to benchmark lookups.")
             return lines
         df = summarize(results, optimum=self._optimum)
         rows = [[s.method, s.dataset, s.runs, f"{s['mean']:.2f} +- {s['std']:.2f}",
-                 f"{s['min']:.2f} / {s['max']:.2f}",
-                 f"{s.top_index} ({s.top_index_share:.0%})", f"{s.optimum_share:.0%}",
+                 f"{s['min']:.2f} / {s['max']:.2f}", most_chosen(s), f"{s.optimum_share:.0%}",
                  f"{s.cost_mean_s:,.0f}", f"{s.wall_mean_s:.1f}"] for _, s in df.iterrows()]
         lines.append(format_table(rows, ["method", "dataset", "runs", "test acc (200 ep)",
                                          "min / max", "most chosen", "optimum",
-                                         "cost s (sim.)", "wall s"]))
+                                         "cost s", "wall s"]))
+        lines.extend(self._stalled(results))
         if len(results) == 1 and results[0].reported is not None:
             r = results[0]
             lines.append(f"chosen: #{r.index} {r.arch}  200-epoch test accuracy "
@@ -339,6 +370,21 @@ class SearchSession:
         if any(r.uses_test_split for r in results):
             lines.append(TEST_SPLIT_NOTE)
         return lines
+
+    @staticmethod
+    def _stalled(results: Sequence) -> list[str]:
+        """A line per (method, dataset) whose runs never escalated a cell past stage 0."""
+        out = []
+        groups: dict[tuple[str, str], list] = {}
+        for r in results:
+            groups.setdefault((r.config.method, r.config.dataset), []).append(r)
+        for (m, ds), rs in groups.items():
+            if all(len(r.stages) > 1 and not any(r.evals_by_stage[1:]) for r in rs):
+                n = sum(r.evals_by_stage[0] for r in rs)
+                out.append(f"{m} on {ds}: the budget was spent on the zero-cost stage: {n} "
+                           "cells scored, none escalated; first runs compute proxy scores, "
+                           "later runs read them from the store")
+        return out
 
     def write(self, results: Sequence, *, plots: bool = True) -> list[Path]:
         from zcnas._io import atomic_write, write_table

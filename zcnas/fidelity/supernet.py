@@ -46,6 +46,7 @@ from zcnas.fidelity.train import (
     DeadlineExceeded,
     Recipe,
     accuracy,
+    epoch_bar,
     read_state,
     run_epoch,
     save_state,
@@ -105,6 +106,8 @@ class SupernetTrainer:
         self.epochs_done = 0.0  # every epoch trained, fine-tuning included
         self.schedule_done = 0.0  # position on the uniform training schedule
         self.schedule_total: int | None = None
+        #: Per-epoch progress bars (None: shown; a search's supernet stage turns them off).
+        self.bar: bool | None = None
         self.history: list[dict[str, Any]] = []
         # the same recalibration batches for every cell and every seed: a fixed protocol
         self._recalib = self.data.fixed_train_batches(recipe.recalib_batches, recipe.batch_size,
@@ -147,16 +150,19 @@ class SupernetTrainer:
         t0 = time.perf_counter()
         self.net.train()
         done, loss, acc = 0, 0.0, 0.0
-        while done < steps:  # as many passes over the images as the steps need
-            stats = run_epoch(lambda x: self.net(x, path[0]), self.opt,
-                              self.data.epoch(self.rng, self.recipe.batch_size,
-                                              device=self.device),
-                              lr=lambda i, d=done: lr_of((d + i) / steps),
-                              max_steps=steps - done, before_step=draw)
-            w = stats["steps"] / max(done + stats["steps"], 1)
-            loss += w * (stats["train_loss"] - loss)
-            acc += w * (stats["train_acc"] - acc)
-            done += stats["steps"]
+        shown = epoch_bar(steps, self.bar, self.epochs_done + epochs, self.schedule_total or
+                          self.epochs_done + epochs, label=label)
+        with shown:
+            while done < steps:  # as many passes over the images as the steps need
+                stats = run_epoch(lambda x: self.net(x, path[0]), self.opt,
+                                  self.data.epoch(self.rng, self.recipe.batch_size,
+                                                  device=self.device),
+                                  lr=lambda i, d=done: lr_of((d + i) / steps),
+                                  max_steps=steps - done, before_step=draw, after_step=shown)
+                w = stats["steps"] / max(done + stats["steps"], 1)
+                loss += w * (stats["train_loss"] - loss)
+                acc += w * (stats["train_acc"] - acc)
+                done += stats["steps"]
         self._sync()
         row = {"what": label, "steps": done, "epochs": done / self.steps_per_epoch(),
                "paths": len(sampler), "train_loss": loss, "train_acc": acc,
@@ -370,6 +376,7 @@ class SupernetEvaluator(Evaluator):
         self.trainer = SupernetTrainer(dataset, data=data, root=root, valid=valid, limit=limit,
                                        seed=seed, device=device, recipe=recipe,
                                        eval_limit=eval_limit)
+        self.trainer.bar = False
         self.warmup_epochs = warmup_epochs
         self.finetune_every = finetune_every
         self.finetune_epochs = finetune_epochs

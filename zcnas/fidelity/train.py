@@ -72,10 +72,12 @@ class Recipe:
 def run_epoch(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
               batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
               lr: Callable[[int], float], max_steps: int | None = None,
-              before_step: Callable[[int], None] | None = None) -> dict[str, float]:
+              before_step: Callable[[int], None] | None = None,
+              after_step: Callable[[int, float], None] | None = None) -> dict[str, float]:
     """One training pass: for batch ``i`` set the learning rate ``lr(i)``, cross-entropy,
-    backward, step. ``before_step(i)`` runs first (a supernet draws its path there).
-    Returns the mean loss, accuracy (%) and number of steps."""
+    backward, step. ``before_step(i)`` runs first (a supernet draws its path there);
+    ``after_step(i, loss)`` after (a progress bar). Returns the mean loss, accuracy (%) and
+    number of steps."""
     loss_sum, correct, seen, steps = 0.0, 0, 0, 0
     for i, (x, y) in enumerate(batches):
         if max_steps is not None and i >= max_steps:
@@ -93,6 +95,8 @@ def run_epoch(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.
         correct += int((logits.argmax(1) == y).sum())
         seen += len(y)
         steps += 1
+        if after_step is not None:
+            after_step(i, loss_sum / seen)
     seen = max(seen, 1)
     return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen, "steps": steps}
 
@@ -110,6 +114,27 @@ def accuracy(forward: Callable[[torch.Tensor], torch.Tensor],
     if not seen:
         raise UserError("no held-out images to evaluate on")
     return 100.0 * correct / seen, loss_sum / seen
+
+
+class epoch_bar:  # noqa: N801 - a context manager used like a function
+    """A per-epoch progress bar; calling it after a step advances it and shows the loss."""
+
+    def __init__(self, steps: int, show: bool | None, epoch: float, epochs: float,
+                 label: str = "epoch") -> None:
+        from zcnas.runtime.progress import progress_bar
+
+        self._bar = progress_bar(steps, show, unit="batch",
+                                 desc=f"{label} {epoch:g}/{epochs:g}")
+
+    def __enter__(self) -> epoch_bar:
+        return self
+
+    def __call__(self, _i: int, loss: float) -> None:
+        self._bar.update(1)
+        self._bar.set_postfix_str(f"loss {loss:.3f}", refresh=False)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
 
 
 def stop_at(deadline: float | None) -> Callable[[int], None] | None:
@@ -192,7 +217,7 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
                resume: bool | str = "auto", max_steps: int | None = None,
                eval_limit: int | None = None, space: str = "nats-tss",
                progress: Callable[[dict[str, float]], None] | None = None,
-               deadline: float | None = None) -> TrainResult:
+               deadline: float | None = None, bar: bool | None = None) -> TrainResult:
     """Train ``arch`` from scratch on ``data`` (:class:`~zcnas.data.training.TrainingData`).
 
     ``epochs`` overrides ``recipe.epochs`` (the cosine spans the full schedule). ``checkpoint``:
@@ -201,7 +226,9 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
     for another arch, dataset, recipe or images is refused. ``max_steps`` caps the steps per
     epoch (quick checks); ``eval_limit`` the held-out images scored. ``deadline`` (a
     ``time.perf_counter()`` value): raise :class:`DeadlineExceeded` at the first step past
-    it (the epochs already checkpointed stay).
+    it (the epochs already checkpointed stay). ``bar``: a per-epoch progress bar on stderr
+    (batches, running loss, ETA; a line every 30 s when stderr is not a terminal); None or
+    True shows it, False (a search's training fidelity) does not.
     """
     from zcnas.models import build_network
     from zcnas.spaces import get_space
@@ -235,9 +262,11 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
         net.train()
-        stats = run_epoch(net, opt, data.epoch(rng, recipe.batch_size, device=device),
-                          lr=lambda i, e=epoch: recipe.lr_at(e + i / steps),
-                          max_steps=max_steps, before_step=stop_at(deadline))
+        with epoch_bar(steps, bar, epoch + 1, recipe.epochs) as shown:
+            stats = run_epoch(net, opt, data.epoch(rng, recipe.batch_size, device=device),
+                              lr=lambda i, e=epoch: recipe.lr_at(e + i / steps),
+                              max_steps=max_steps, before_step=stop_at(deadline),
+                              after_step=shown)
         net.eval()
         acc, loss = accuracy(net, data.valid_batches(device=device, limit=eval_limit))
         if device.startswith("cuda"):
@@ -321,7 +350,7 @@ class TrainEvaluator(Evaluator):
                 res = train_arch(arch, data=self.data, recipe=self.recipe, seed=self.seed,
                                  device=self.device, checkpoint=self._path(arch),
                                  max_steps=self.max_steps, space=self.space,
-                                 deadline=deadline)
+                                 deadline=deadline, bar=False)
             except DeadlineExceeded:  # killed: the ladder discards it
                 out.append(Evaluation(arch, canonical, self.name, math.nan,
                                       time.perf_counter() - t0, {"killed": 1.0}))

@@ -208,14 +208,14 @@ class NatsArchive(Benchmark):
         )
         self.source = f"{p} (official NATS-Bench {_NATS_SPACE[found]} archive, fast mode, {kind})"
         computed = get_space(found).index_order()
-        if computed is None:
-            self._order = ArchOrder(archs, found)
-        elif len(archs) > len(computed) or archs != [computed.arch(i) for i in range(len(archs))]:
-            raise CorruptDataError(
-                f"{p / META_FILE}: the {found} arch list is not in the computed index order"
-            )
-        else:
+        if computed is not None and len(archs) == len(computed):  # the benchmark's own list
+            if archs != [computed.arch(i) for i in range(len(archs))]:
+                raise CorruptDataError(
+                    f"{p / META_FILE}: the {found} arch list is not the benchmark's index order"
+                )
             self._order = computed
+        else:  # a list of its own (a subset): its order
+            self._order = ArchOrder(archs, found)
 
     # --- identity -------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from zcnas.lookup.table import TABLE_FILE, CompactTable
 from zcnas.paths import ENV_DATA, data_roots
 from zcnas.spaces import ArchOrder, canonical_space, get_space
 
-KINDS: tuple[str, ...] = ("auto", "archive", "table")
+KINDS: tuple[str, ...] = ("auto", "archive", "table", "export")
 #: Compact tables per space: the file names looked for under each data root.
 TABLE_CANDIDATES: dict[str, tuple[str, ...]] = {
     "nats-tss": (TABLE_FILE, "tss_test_accuracy.csv"),
@@ -36,6 +36,7 @@ class Located:
     sample_archives: tuple[Path, ...]
     tables: tuple[Path, ...]
     searched: tuple[Path, ...]
+    exports: tuple[Path, ...] = ()
 
 
 def covers(space: str) -> bool:
@@ -52,10 +53,17 @@ def archive_candidates(space: str) -> list[str]:
 def locate(space: str = "nats-tss", root: str | os.PathLike | None = None) -> Located:
     """Every archive folder and table for ``space`` under the data roots (nothing for a space
     NATS-Bench does not cover)."""
+    from zcnas.lookup.export import EXPORT_FILES
+
     space = canonical_space(space)
     size = get_space(space).size
-    full, sample, tables, searched = [], [], [], []
+    full, sample, tables, searched, exports = [], [], [], [], []
     for r in data_roots(root):
+        if space in EXPORT_FILES:
+            p = r / EXPORT_FILES[space]
+            searched.append(p)
+            if p.is_file():
+                exports.append(p)
         for cand in archive_candidates(space):
             p = r / cand
             searched.append(p)
@@ -66,26 +74,27 @@ def locate(space: str = "nats-tss", root: str | os.PathLike | None = None) -> Lo
             searched.append(p)
             if p.is_file():
                 tables.append(p)
-    return Located(tuple(full), tuple(sample), tuple(tables), tuple(searched))
+    return Located(tuple(full), tuple(sample), tuple(tables), tuple(searched), tuple(exports))
 
 
 def _not_found(space: str, what: str, loc: Located, kind: str = "auto") -> DataNotFoundError:
     if not covers(space):
         return DataNotFoundError(f"{what} not found: NATS-Bench has no lookup for the {space} "
                                  "space")
-    paths = [
-        p
-        for p in loc.searched
-        if kind == "auto" or (p.name == ARCHIVE_DIRS.get(space)) == (kind == "archive")
-    ]
+    def kind_of(p: Path) -> str:
+        if p.name == ARCHIVE_DIRS.get(space):
+            return "archive"
+        return "export" if p.suffix == ".parquet" else "table"
+
+    paths = [p for p in loc.searched if kind == "auto" or kind_of(p) == kind]
     if not paths:
         return DataNotFoundError(
-            f"{what} not found: no data folder given; pass root=PATH (--data PATH) or set "
-            f"{ENV_DATA} (official archives may also live in TORCH_HOME)"
+            f"{what} not found: no data folder given; pass --data PATH or set {ENV_DATA} "
+            "(official archives may also live in TORCH_HOME)"
         )
     searched = ", ".join(str(p) for p in paths)
     return DataNotFoundError(
-        f"{what} not found (searched {searched}); pass root=PATH (--data PATH) or set {ENV_DATA}"
+        f"{what} not found (searched {searched}); pass --data PATH or set {ENV_DATA}"
     )
 
 
@@ -97,9 +106,11 @@ def open_benchmark(
 ) -> Benchmark:
     """Open the best available NATS-Bench lookup for ``space``.
 
-    ``kind="auto"`` prefers a full official archive, then the compact table (tss only), then a
-    sample archive; ``"archive"`` takes the full archive, else a sample one; ``"table"`` the
-    compact table. Nothing found: one-line :class:`DataNotFoundError` naming the places searched.
+    ``kind="auto"`` prefers an export of the official archive (``zcnas data export``: the same
+    numbers, loaded in well under a second), then a full official archive, then the compact
+    table (tss only), then a sample archive; ``"archive"`` takes the full archive, else a
+    sample one; ``"table"`` the compact table; ``"export"`` the export. Nothing found: one-line
+    :class:`DataNotFoundError` naming the places searched.
     """
     space = canonical_space(space)
     if kind not in KINDS:
@@ -107,6 +118,10 @@ def open_benchmark(
     if kind == "table" and space not in TABLE_CANDIDATES:
         raise UserError(f"there is no compact table for {space}; use kind='archive'")
     loc = locate(space, root)
+    if kind in ("auto", "export") and loc.exports:
+        from zcnas.lookup.export import ExportedLookup
+
+        return ExportedLookup(loc.exports[0])
     if kind in ("auto", "archive") and loc.full_archives:
         return NatsArchive(loc.full_archives[0], space)
     if kind in ("auto", "table") and loc.tables:
@@ -117,6 +132,7 @@ def open_benchmark(
         "auto": f"NATS-Bench {space} lookup data (official archive or compact table)",
         "archive": f"NATS-Bench {space} archive ({ARCHIVE_DIRS.get(space, 'none')})",
         "table": f"NATS-Bench tss table ({TABLE_FILE})",
+        "export": f"exported NATS-Bench {space} lookup (zcnas data export)",
     }[kind]
     raise _not_found(space, what, loc, kind)
 

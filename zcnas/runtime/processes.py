@@ -32,8 +32,15 @@ def check_main_guard() -> None:
     script outside an ``if __name__ == "__main__":`` block (spawned workers would re-run it)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path or not Path(path).is_file():
+    if getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        path = getattr(main.__spec__, "origin", None) or path  # python -m: re-imported by name
+    if not path:
         return  # interactive, -c, or an embedded interpreter: nothing is re-imported
+    if not Path(path).is_file():  # e.g. "<stdin>": a spawned worker would die looking for it
+        raise UserError(
+            f"worker processes cannot start from a script without a file ({path}, e.g. "
+            "`python - < script.py`): save it to a file and run `python file.py`, or pass "
+            "workers=1")
     frame = inspect.currentframe()
     while frame is not None:
         if frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name == "<module>":

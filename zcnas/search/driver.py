@@ -31,8 +31,9 @@ from zcnas.search.method import BuildContext, Method, get_method
 from zcnas.search.proposer import Proposer
 
 DEFAULT_FITNESS = "ensemble:zcnas"
-#: The data-free ensemble used when no images are available (every component reads no data).
-DATA_FREE_FITNESS = "ensemble:az_nas"
+#: The data-free ensemble used when no images are available (every component reads no data;
+#: chosen in benchmarks/data_free_ensemble.py).
+DATA_FREE_FITNESS = "ensemble:data_free"
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,8 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
                index_of: Callable[[str], int] | None = None,
                checkpoint: str | os.PathLike | None = None,
                checkpoint_seconds: float = 5.0,
-               max_steps: int | None = None, lookup: str | None = None) -> SearchResult:
+               max_steps: int | None = None, lookup: str | None = None,
+               progress: Callable[[float], None] | None = None) -> SearchResult:
     """Drive ``searcher`` and ``ladder`` until the budget is spent.
 
     ``batch``: cells asked per step (None: the registered method's, 64 for an unregistered
@@ -260,7 +262,8 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
     every ``checkpoint_seconds`` and at the end; when it exists and holds this config, the
     run resumes from it (a finished run is returned after checking it against ``reporter``
     and ``index_of``). ``lookup``: the lookup's fingerprint, recorded in the checkpoint so a
-    run with another table never reuses it. ``max_steps`` stops early (tests).
+    run with another table never reuses it. ``progress(spent)`` hears the seconds of budget
+    spent after every step. ``max_steps`` stops early (tests).
     """
     if batch is None:
         from zcnas.search.method import METHODS
@@ -351,6 +354,8 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         if arch is not None and (idx, rep) != last_choice:
             trajectory.append((budget.spent, idx, rep))
             last_choice = (idx, rep)
+        if progress is not None:
+            progress(budget.spent)
         if time.perf_counter() - last_save > checkpoint_seconds:
             save(None)
             last_save = time.perf_counter()

@@ -24,7 +24,7 @@ from types import MappingProxyType
 import numpy as np
 
 from zcnas.errors import ArchError
-from zcnas.spaces.base import Costs, ModuleSpace
+from zcnas.spaces.base import ArchOrder, Costs, ModuleSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
@@ -267,6 +267,80 @@ def isomorphism_classes() -> tuple[tuple[Cell, ...], ...]:
     return tuple(tuple(members) for members in groups.values())
 
 
+# --- the benchmark's index order -------------------------------------------------------------
+
+ORDER_FILE = "data/nats-tss-order.u16.zlib"
+
+
+def cell_code(arch: Cell | str) -> int:
+    """The cell's position in :func:`all_cells` order (base-5 digits of the six ops)."""
+    code = 0
+    for op in as_cell(arch).ops:
+        code = code * len(OPS) + _OP_INDEX[op]
+    return code
+
+
+def cell_of_code(code: int) -> Cell:
+    ops = []
+    for _ in range(NUM_EDGES):
+        code, d = divmod(code, len(OPS))
+        ops.append(OPS[d])
+    return Cell(tuple(reversed(ops)))
+
+
+def write_order(meta_archs: Sequence[str], path) -> None:
+    """Write the benchmark's index order (NATS-Bench's ``meta_archs``, e.g. from
+    :func:`zcnas.lookup.load_meta_archs` of the official archive) as the packaged order file:
+    the cell code of every index, little-endian uint16, zlib-compressed."""
+    import zlib
+    from array import array
+
+    codes = array("H", (cell_code(a) for a in meta_archs))
+    if sys.byteorder != "little":  # pragma: no cover
+        codes.byteswap()
+    with open(path, "wb") as fh:
+        fh.write(zlib.compress(codes.tobytes(), 9))
+
+
+class BenchmarkOrder(ArchOrder):
+    """NATS-Bench's own numbering of the 15,625 cells (its ``meta_archs`` order, which is not
+    :func:`all_cells`'s), shipped with the package as a permutation of cell codes (30 KB) so
+    that an index is known without any data file; a test checks it against the official
+    archive's meta list and the compact table."""
+
+    def __init__(self) -> None:
+        import zlib
+        from array import array
+        from importlib.resources import files
+
+        raw = zlib.decompress(files("zcnas.spaces").joinpath(ORDER_FILE).read_bytes())
+        codes = array("H")
+        codes.frombytes(raw)
+        if sys.byteorder != "little":  # pragma: no cover
+            codes.byteswap()
+        if len(codes) != SIZE or len(set(codes)) != SIZE:
+            raise ArchError(f"the packaged {ORDER_FILE} is damaged: reinstall zcnas")
+        self.search_space = SPACE
+        self.space = SPACE.name
+        self._codes = codes
+        self._index = {c: i for i, c in enumerate(codes)}
+
+    def __len__(self) -> int:
+        return SIZE
+
+    def arch(self, index: int) -> str:
+        if not 0 <= index < SIZE:
+            raise ArchError(f"index {index} out of range 0..{SIZE - 1}")
+        return format_arch(cell_of_code(self._codes[index]))
+
+    def index(self, arch) -> int:
+        return self._index[cell_code(arch)]
+
+    @property
+    def archs(self) -> list[str]:
+        return [format_arch(cell_of_code(c)) for c in self._codes]
+
+
 # --- the space object (registered as ``nats-tss`` through the zcnas.spaces entry points) ------
 
 
@@ -287,6 +361,14 @@ class NatsTopology(ModuleSpace):
     )
     degenerate = DEGENERATE_CELLS
     ops = sys.modules[__name__]
+
+    @functools.cached_property
+    def _order(self) -> BenchmarkOrder:
+        return BenchmarkOrder()
+
+    def index_order(self) -> BenchmarkOrder:
+        """NATS-Bench's numbering, shipped with the package (:class:`BenchmarkOrder`)."""
+        return self._order
 
     def costs(self, arch, dataset: str) -> Costs:
         from zcnas.spaces.plan import count_costs, tss_plan
