@@ -49,15 +49,29 @@ def table_paths(out: str | os.PathLike) -> tuple[Path, Path]:
 
 def write_table(df, out: str | os.PathLike) -> tuple[Path, Path]:
     """Write a DataFrame as Parquet and CSV (see :func:`table_paths`), each atomically."""
-    import io
-
     parquet, csv = table_paths(out)
     parquet.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write(parquet, buf.getvalue())
+    write_parquet(df, parquet)
     atomic_write(csv, df.to_csv(index=False))
     return parquet, csv
+
+
+def write_figure(fig, path: str | os.PathLike, *, dpi: int) -> Path:
+    """Save a matplotlib figure as PNG atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return atomic_write(path, buf.getvalue())
+
+
+def write_parquet(df, path: str | os.PathLike) -> Path:
+    """Write a DataFrame as one Parquet file atomically."""
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return atomic_write(path, buf.getvalue())
 
 
 def _refuse_special(path: Path, what: str) -> None:

@@ -333,6 +333,27 @@ def methods_list() -> None:
                                 ("name", "from", "why")))
 
 
+def executor_options(fn):
+    """--executor, --address, --per-gpu, --oversubscribe: where the work of a command runs."""
+    options = [
+        click.option("--executor", default="process", show_default=True,
+                     type=click.Choice(["process", "inprocess", "ray"]),
+                     help="Where the work runs: a local process pool, this process, or Ray "
+                          "(pip install \"zcnas[ray]\")."),
+        click.option("--address", default=None,
+                     help="With --executor ray: an existing cluster (auto, HOST:PORT or "
+                          "ray://HOST:PORT); default: start a local Ray instance."),
+        click.option("--per-gpu", type=click.IntRange(1, 1024), default=None,
+                     help="With --executor ray --device cuda: tasks sharing one GPU (default "
+                          "1)."),
+        click.option("--oversubscribe", is_flag=True,
+                     help="Allow more --workers than the CPUs this process may use."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _wrap(text: str, width: int = 100) -> str:
     import textwrap
 
@@ -369,17 +390,7 @@ def _clip(text: str, width: int) -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with rate and ETA on stderr (default: on; every 30 s when "
                    "stderr is not a terminal).")
-@click.option("--executor", default="process", show_default=True,
-              type=click.Choice(["process", "inprocess", "ray"]),
-              help="Where the work runs: a local process pool, this process, or Ray "
-                   "(pip install \"zcnas[ray]\").")
-@click.option("--address", default=None,
-              help="With --executor ray: an existing cluster (auto, HOST:PORT or "
-                   "ray://HOST:PORT); default: start a local Ray instance.")
-@click.option("--per-gpu", type=click.IntRange(1, 1024), default=None,
-              help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
-@click.option("--oversubscribe", is_flag=True,
-              help="Allow more --workers than the CPUs this process may use.")
+@executor_options
 @click.option("--shard", default=None, metavar="I/N",
               help="Score only the I-th of N deterministic slices (SLURM job arrays); merge "
                    "the stores with `zcnas store merge`.")
@@ -526,17 +537,7 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
               help="= --param population=N (oneshot: population size, 100).")
 @click.option("--image-limit", type=int, default=None,
               help="= --param image_limit=N (oneshot: first N training images only).")
-@click.option("--executor", default="process", show_default=True,
-              type=click.Choice(["process", "inprocess", "ray"]),
-              help="Where the work runs: a local process pool, this process, or Ray "
-                   "(pip install \"zcnas[ray]\").")
-@click.option("--address", default=None,
-              help="With --executor ray: an existing cluster (auto, HOST:PORT or "
-                   "ray://HOST:PORT); default: start a local Ray instance.")
-@click.option("--per-gpu", type=click.IntRange(1, 1024), default=None,
-              help="With --executor ray --device cuda: tasks sharing one GPU (default 1).")
-@click.option("--oversubscribe", is_flag=True,
-              help="Allow more --workers than the CPUs this process may use.")
+@executor_options
 def search(space, datasets, methods, budget, seeds, workers, fitness, proxy_dataset, select,
            split, max_params, max_flops, data, lookup_kind, store_path, no_store, device, out,
            plots, progress, params, ladder, train_epochs, warmup_epochs, population,

@@ -113,3 +113,125 @@ def test_a_utf8_bom_is_accepted(run_isolated, tmp_path):
     r = run_isolated("score", "--archs", f, "--proxies", "params", "--no-store", "--workers", 1,
                      "--out", tmp_path / "o")
     assert r.exit_code == 0, r.output
+
+
+# --- the cases below were fixed without a test of their own; each now has one -------------------
+
+@pytest.mark.parametrize("args", [
+    ("arch", "|none~²|+|none~0|none~1|+|none~0|none~1|none~2|"),
+    ("arch", "²:16:24:32:40", "--space", "sss"),
+    ("arch", "²"),
+])
+def test_non_ascii_digits_are_one_line(run_isolated, args):
+    """``'²'.isdigit()`` is True but ``int('²')`` fails: it once ended as an internal error."""
+    r = run_isolated(*args)
+    assert r.exit_code == 2, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "internal error" not in r.output
+
+
+def test_the_lookup_takes_no_non_ascii_index(data_root):
+    from zcnas.errors import UserError
+    from zcnas.lookup import open_benchmark
+
+    bench = open_benchmark("nats-tss", root=data_root, kind="table")
+    with pytest.raises(UserError):
+        bench.accuracy("²", "cifar10")
+
+
+def test_concurrent_writes_of_one_file_never_clash(tmp_path):
+    """Two runs writing one checkpoint (`--method rea,rea`, two searches on one --out) once
+    shared a fixed NAME.tmp: every write now has its own temporary file."""
+    import threading
+
+    import torch
+
+    from zcnas._io import atomic_write
+    from zcnas.fidelity.train import save_state
+
+    target, errors = tmp_path / "run.json", []
+
+    def writer(k: int) -> None:
+        try:
+            for n in range(100):
+                atomic_write(target, json.dumps({"writer": k, "n": n, "pad": "x" * 5000}))
+                save_state(tmp_path / "ck.pt", {"writer": k, "n": n})
+        except Exception as err:  # noqa: BLE001 - any failure fails the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert json.loads(target.read_text())["n"] == 99  # a whole file, never a mix
+    assert torch.load(tmp_path / "ck.pt")["n"] == 99
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "run.json"]  # no temp left
+
+
+def test_an_unreadable_arch_file_is_one_line(run_isolated, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    f = tmp_path / "archs.txt"
+    f.write_text(CELL + "\n")
+    real = Path.read_bytes
+
+    def denied(self):
+        if self == f:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # tests run as root: chmod would not do
+    one_line_error(run_isolated("score", "--archs", f, "--proxies", "params", "--no-store",
+                                "--out", tmp_path / "o"), "cannot read")
+
+
+def test_training_on_a_missing_gpu_is_one_line(run_isolated, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    one_line_error(run_isolated("train", CELL, "--device", "cuda", "--epochs", 1, "--limit",
+                                10), "cuda")
+
+
+def test_a_non_finite_proxy_parameter_is_one_line_with_the_store_on(run_isolated, tmp_path):
+    for value in ("nan", "inf", "-inf"):
+        r = run_isolated("score", "--archs", "2", "--proxies", f"zen(mixup_gamma={value})",
+                         "--store", tmp_path / "s.sqlite", "--workers", 1,
+                         "--out", tmp_path / "o")
+        one_line_error(r, "finite")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("option", ["--max-params", "--max-flops"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "x"])
+def test_size_constraints_must_be_positive_and_finite(run_isolated, option, value):
+    r = run_isolated("search", "--lookup", "none", "--fitness", "params", "--no-store",
+                     option, value)
+    assert r.exit_code == 2, r.output
+    assert option in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.mark.parametrize("command", [
+    ("train", CELL, "--epochs", "1", "--limit", "10", "--checkpoint"),
+    ("train", CELL, "--epochs", "1", "--limit", "10", "--out"),
+    ("supernet", "train", "--epochs", "1", "--limit", "10", "--out"),
+])
+def test_training_outputs_are_checked_before_any_work(run_isolated, tmp_path, command):
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    for bad, why in ((tmp_path / "FILE" / "x", ("is a file",)),
+                     (tmp_path / "DIR", ("is a folder", "is a directory"))):
+        r = run_isolated(*command, bad)
+        one_line_error(r, "")
+        assert any(w in r.output for w in why), r.output
+        assert "epoch " not in r.output  # refused before the first epoch
+
+
+def test_correlate_outputs_are_checked_before_any_work(run_isolated, tmp_path, data_root):
+    (tmp_path / "FILE").write_text("x")
+    table = tmp_path / "t.csv"
+    table.write_text(f"arch,proxy,value\n{CELL},params,1.0\n")
+    one_line_error(run_isolated("correlate", table, "--data", data_root, "--out",
+                                tmp_path / "FILE"), "is a file")

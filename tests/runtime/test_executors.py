@@ -24,6 +24,7 @@ from zcnas.runtime.executors import (
     open_executor,
     usable_cpus,
 )
+from zcnas.runtime.reaper import children, descendants
 from zcnas.scoring.engine import score_archs, select_archs
 
 SUITE = "synflow,zen,params"
@@ -129,19 +130,6 @@ def test_zcnas_and_its_help_do_not_import_ray():
     assert out.stdout.strip() == "False"
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -170,7 +158,7 @@ def test_killing_the_parent_leaves_no_worker(tmp_path):
         workers: list[int] = []
         while time.time() < deadline and len(workers) < 2:
             time.sleep(0.5)
-            workers = [c for c in _children(proc.pid)
+            workers = [c for c in children(proc.pid)
                        if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
         assert len(workers) == 2, "the pool did not start"
         os.kill(proc.pid, signal.SIGKILL)
@@ -180,15 +168,6 @@ def test_killing_the_parent_leaves_no_worker(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        kids = _children(todo.pop())
-        out += kids
-        todo += kids
-    return out
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
@@ -202,7 +181,7 @@ def test_killing_the_driver_of_a_local_ray_instance_leaves_no_process(tmp_path):
                             cwd=tmp_path)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        procs = _descendants(proc.pid)
+        procs = descendants(proc.pid)
         assert procs, "Ray started no process"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

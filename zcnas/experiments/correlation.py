@@ -41,7 +41,7 @@ class CorrelateOutcome:
 
 
 def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
-    from zcnas._io import atomic_write, check_output_dir, write_table
+    from zcnas._io import atomic_write, check_output_dir, write_figure, write_table
     from zcnas.analysis.correlate import (
         SMALL_SAMPLE,
         check_bootstrap,
@@ -98,14 +98,12 @@ def run_correlate(req: CorrelateRequest) -> CorrelateOutcome:
         for ep in eps:
             fig = heatmap(wide(table, "spearman", ep),
                           title=f"Spearman rho vs {ep}-epoch {req.split} accuracy")
-            paths.append(outdir / f"heatmap-{ep}ep.png")
-            fig.savefig(paths[-1], dpi=130)
+            paths.append(write_figure(fig, outdir / f"heatmap-{ep}ep.png", dpi=130))
         d0 = wide(table, "spearman", eps[0]).columns[0]
         pop = prepared.population  # one lookup for every panel
         acc = pd.Series(bench.accuracies(pop, d0, epochs=eps[0], split=req.split), index=pop)
         panels = {name: (values.to_numpy(), acc.loc[values.index].to_numpy(), hib)
                   for name, values, hib in prepared.scored}
         fig = scatter_grid(panels, ylabel=f"{d0} {eps[0]}-ep {req.split} acc. (%)")
-        paths.append(outdir / "scatter.png")
-        fig.savefig(paths[-1], dpi=110)
+        paths.append(write_figure(fig, outdir / "scatter.png", dpi=110))
     return CorrelateOutcome(table, paths, wide(table, "spearman", eps[0]))

@@ -387,7 +387,7 @@ class SearchSession:
         return out
 
     def write(self, results: Sequence, *, plots: bool = True) -> list[Path]:
-        from zcnas._io import atomic_write, write_table
+        from zcnas._io import atomic_write, write_figure, write_parquet, write_table
         from zcnas.analysis.search import (
             anytime_figure,
             anytime_frame,
@@ -409,12 +409,9 @@ class SearchSession:
         paths.append(atomic_write(out / "summary.md",
                                   summary_markdown(summ, results, self.describe())))
         frame = anytime_frame(results)
-        frame.to_parquet(out / "anytime.parquet", index=False)
-        paths.append(out / "anytime.parquet")
+        paths.append(write_parquet(frame, out / "anytime.parquet"))
         if plots:
-            fig = anytime_figure(frame)
-            fig.savefig(out / "anytime.png", dpi=110)
-            paths.append(out / "anytime.png")
+            paths.append(write_figure(anytime_figure(frame), out / "anytime.png", dpi=110))
         return paths
 
 

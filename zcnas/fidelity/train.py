@@ -170,11 +170,15 @@ class TrainResult:
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """``torch.save`` atomically (a temporary file, then a rename): a crash never leaves a
     half-written checkpoint."""
+    import io
+
+    from zcnas._io import atomic_write
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, p)
+    atomic_write(p, buf.getvalue())  # a unique temporary file: concurrent writers never clash
 
 
 def read_state(path: str | os.PathLike, fmt: str, *, kind: str, missing: str,

@@ -255,7 +255,8 @@ class Benchmark(abc.ABC):
         x = arch_or_index
         if isinstance(x, bool):
             raise ArchError(f"an architecture is an index, arch string or genotype, got {x!r}")
-        if isinstance(x, numbers.Integral) or (isinstance(x, str) and x.strip().isdigit()):
+        if isinstance(x, numbers.Integral) or (isinstance(x, str) and x.strip().isascii()
+                                                    and x.strip().isdigit()):
             i = int(x)
             if not 0 <= i < len(self):
                 raise ArchError(f"index {i} out of range 0..{len(self) - 1}")

@@ -61,7 +61,7 @@ def parse_arch(text: str) -> Widths:
         )
     widths = []
     for p in parts:
-        if not p.strip().isdigit():
+        if not (p.strip().isascii() and p.strip().isdigit()):
             raise ArchError(f"malformed size-space arch {text!r}: {p!r} is not an integer")
         w = int(p)
         if w not in _WIDTH_INDEX:

@@ -107,7 +107,7 @@ def parse_arch(text: str) -> Cell:
                     f"malformed arch string {text!r}: unknown op {op!r}; "
                     f"valid ops: {', '.join(OPS)}"
                 )
-            if not src_text.isdigit():
+            if not (src_text.isascii() and src_text.isdigit()):
                 raise bad(f"edge {entry!r} has a non-integer input {src_text!r}")
             src = int(src_text)
             if src >= node:
