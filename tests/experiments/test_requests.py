@@ -75,6 +75,29 @@ def test_method_parameters_are_checked_and_reach_the_method():
                                            fitness="synflow"))
 
 
+def test_the_quick_start_takes_the_methods_quick_parameters():
+    """No lookup and the default budget: MFEA evolves a population of 20 (tournament 5), not
+    MFNAS's 100 that 60 s of proxies would never get past; a parameter the user sets wins, and
+    any other budget or a lookup keeps the defaults."""
+    def mfea(**kw):
+        s = SearchSession.create(SearchRequest(methods=("mfea", "rea"), fitness="synflow",
+                                               store=None, **kw))
+        return {c.method: dict(c.params) for c in s.configs}, s.notes
+
+    params, notes = mfea(lookup="none")
+    assert params == {"mfea": {"population_size": 20, "tournament_size": 5}, "rea": {}}
+    assert any("mfea with population_size=20, tournament_size=5" in n for n in notes)
+    params, _ = mfea(lookup="none", params=(("population_size", 30),))
+    assert params["mfea"] == {"population_size": 30, "tournament_size": 5}
+    assert mfea(lookup="none", budget="60")[0]["mfea"] == {}
+
+
+def test_the_quick_parameters_stay_out_of_searches_with_a_lookup(data_root):
+    s = SearchSession.create(SearchRequest(methods=("mfea",), fitness="synflow", store=None,
+                                           data=str(data_root)))
+    assert dict(s.configs[0].params) == {}
+
+
 def test_duplicate_methods_and_datasets_are_searched_once():
     s = SearchSession.create(SearchRequest(methods=("rea", "rea", "mfea"),
                                            datasets=("cifar10", "CIFAR10"), seeds=2,

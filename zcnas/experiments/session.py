@@ -212,6 +212,14 @@ class SearchSession:
                 fit = DATA_FREE_FITNESS
                 notes.append(f"no {d} images found: the zero-cost fidelity is {fit} "
                              "(its components read no data)")
+        if bench is None and auto_budget:  # the quick start: the methods' quick parameters
+            given = {k for k, _ in req.params}
+            for m in ms:
+                quick = {k: v for k, v in get_method(m).quick_params if k not in given}
+                if quick:
+                    params[m] = {**params[m], **quick}
+                    notes.append(f"{m} with {', '.join(f'{k}={v}' for k, v in quick.items())} "
+                                 f"for a {PROXY_ONLY_BUDGET:.0f} s proxy-only budget")
         base = SearchConfig(space=space, fitness=fit, select=req.select, split=req.split,
                             max_params=req.max_params, max_flops=req.max_flops,
                             device=req.device, ladder=req.ladder)

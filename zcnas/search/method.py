@@ -93,7 +93,10 @@ class Method:
     :data:`TRAINING_BUDGET`, and ``--method all`` leaves it out); ``spaces``: the spaces it is
     defined for (None: any); ``uses_fitness``: its default ladder scores cells with the run's
     zero-cost fitness even when a lookup is open (the images it needs are checked before any
-    run); ``params``: a frozen dataclass of its parameters, all with defaults.
+    run); ``params``: a frozen dataclass of its parameters, all with defaults;
+    ``quick_params``: ``(name, value)`` pairs it takes instead of the defaults in the quick
+    start (no lookup, the default 60 s of proxy compute: a few dozen cells), unless the user
+    sets them.
     """
 
     name: str
@@ -107,6 +110,7 @@ class Method:
     trains: bool = False
     spaces: tuple[str, ...] | None = None
     uses_fitness: bool = True
+    quick_params: tuple[tuple[str, Any], ...] = ()
 
     def make_params(self, values: Mapping[str, Any] | None = None) -> Any:
         """The method's parameters with ``values`` over the defaults; one-line errors for an
