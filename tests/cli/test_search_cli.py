@@ -90,3 +90,11 @@ def test_a_checkpoint_of_another_configuration_is_refused(run, data_root, tmp_pa
     ck.write_text(json.dumps(state))
     one_line_error(run("search", "--data", data_root, "--method", "rea", "--budget", 3000,
                        "--out", out, "--no-progress"), "another search configuration")
+
+
+def test_the_search_bar_advances_by_budget_seconds(run_isolated):
+    """Inside one run the bar counts seconds of the budget (3 s here), not runs (0/1 -> 1/1)."""
+    r = run_isolated("search", "--budget", 3, "--fitness", "synflow", "--no-store")
+    assert r.exit_code == 0, r.output
+    bars = [x for x in r.output.replace("\r", "\n").splitlines() if x.startswith("searching:")]
+    assert bars and "3/3 [" in bars[-1] and "s/s" in bars[-1] and "1/1 runs" in bars[-1]

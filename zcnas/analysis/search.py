@@ -140,7 +140,7 @@ def anytime_figure(frame, published: bool = True):
                       float(sub["acc"].max()))
             ax.set_ylim(min(lows) - 0.5, top + 0.3)
         ax.set_title(f"{ds}: accuracy of the current choice")
-        ax.set_xlabel("simulated cost (s)")
+        ax.set_xlabel("cost (s of the budget; lookups simulated, the rest measured)")
         ax.set_ylabel("200-epoch test accuracy (%)")
         ax.legend(fontsize=8, loc="lower right")
     return fig
