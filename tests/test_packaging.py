@@ -43,7 +43,7 @@ def test_proxies_folder_installs_as_zcnas_proxies():
 
 def test_builtin_entry_points_point_into_zcnas_proxies():
     eps = _pyproject()["project"]["entry-points"]["zcnas.proxies"]
-    assert len(eps) == 23
+    assert len(eps) == 24
     for name, target in eps.items():
         module, _, attr = target.partition(":")
         assert module.startswith("zcnas_proxies.") and attr, (name, target)

@@ -30,7 +30,7 @@ BUILTINS = {
     "params", "flops", "synflow", "naswot", "stable", "stable_mean", "grad_norm", "snip",
     "fisher", "grasp", "jacov", "epe_nas", "gradsign", "zico", "zen", "te_nas_ntk",
     "te_nas_lr", "meco", "swap", "az_expressivity", "az_progressivity", "az_trainability",
-    "az_complexity",
+    "az_complexity", "vkdnw",
 }
 
 GOOD_MODULE = '''

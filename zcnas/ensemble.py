@@ -81,6 +81,10 @@ PRESETS: dict[str, str] = {
     # on the other half (benchmarks/data_free_ensemble.py, results/correlations/): the quick
     # start's fitness when no images are found
     "data_free": "az(synflow,az_expressivity,az_progressivity,az_trainability,flops)",
+    # VKDNW_agg (Tybl & Neumann, CVPR 2025; ondratybl/VKDNW NB201/tss_utils.py vkdnw_comb_rank);
+    # its jacov here is foresight's recipe, the reference's is the AZ-NAS code base's (Kaiming
+    # init on the official network): a documented difference of this preset
+    "vkdnw": "az(vkdnw,jacov,az_expressivity,az_trainability,flops)",
     "mfnas": "maxnorm(stable,stable_mean)",
     "te_nas": "mean_rank(te_nas_ntk,te_nas_lr)",
 }

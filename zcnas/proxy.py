@@ -27,7 +27,7 @@ from zcnas.errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     from zcnas.scoring.context import ScoringContext
 
-BN_MODES = ("train", "none", "n/a")
+BN_MODES = ("train", "eval", "none", "n/a")
 INITS = ("default", "kaiming_normal_fan_in", "kaiming_normal_fan_out", "normal", "n/a")
 INPUTS = ("real", "gaussian", "ones", "none")
 TRANSFORMS = ("none", "log", "neg", "log_neg")
@@ -44,9 +44,10 @@ class ProxyInfo:
 
     ``needs_images``: the recipe needs real images (the proxy fails without a dataset);
     ``input``: what the network is fed (``real`` images, ``gaussian`` noise, all-``ones``,
-    or ``none`` for analytic proxies); ``bn``: BN in ``train`` mode (batch statistics) or
-    removed (``none``); ``transform``: applied to the raw quantity before it is reported
-    (``log`` for synflow); ``batch_size`` x ``n_batches``: the default batch configuration;
+    or ``none`` for analytic proxies); ``bn``: BN in ``train`` mode (batch statistics), in
+    ``eval`` mode (the fresh running statistics: mean 0, variance 1) or removed (``none``);
+    ``transform``: applied to the raw quantity before it is reported (``log`` for synflow);
+    ``batch_size`` x ``n_batches``: the default batch configuration;
     ``reference``/``code``: the paper and official code whose recipe this follows;
     ``spaces``: the search spaces the recipe is defined for (None: any space whose models
     follow :mod:`zcnas.spaces.base`); ``deviations``: every known difference from that recipe.

@@ -15,6 +15,9 @@ SOURCES: dict[str, str] = {
                  "(|rho|, default init, cifar10-valid ground truth)",
     "vkdnw": "VKDNW (CVPR 2025) Table 1, independent reproduction with the authors' code, "
              "mean of 5 runs (Kaiming init, AZ-NAS code base; cifar10 ori-test, x-test)",
+    "vkdnw-own": "Tybl & Neumann, VKDNW (CVPR 2025) Table 1, VKDNW_single and VKDNW_agg, "
+                 "mean of 5 runs on the 9,445 NB201 cells without unreachable operations "
+                 "(ondratybl/VKDNW NB201/paper_preparation.ipynb)",
     "aznas": "Lee & Ham, AZ-NAS (CVPR 2024), cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb "
              "(seed 1, all 15,625 cells)",
     "aznas-paper": "AZ-NAS (CVPR 2024) paper table, via the wizwand.com aggregator",
@@ -65,6 +68,12 @@ def _rows() -> list[Published]:
         "zico": {"cifar10": [("vkdnw", 0.802, 0.607)], "cifar100": [("vkdnw", 0.809, 0.614)],
                  "ImageNet16-120": [("vkdnw", 0.779, 0.587)]},
         "meco": {"cifar10": [("meco", 0.89, None)]},
+        "vkdnw": {"cifar10": [("vkdnw-own", 0.815, 0.618)],
+                  "cifar100": [("vkdnw-own", 0.829, 0.634)],
+                  "ImageNet16-120": [("vkdnw-own", 0.814, 0.622)]},
+        "ensemble:vkdnw": {"cifar10": [("vkdnw-own", 0.919, 0.750)],
+                           "cifar100": [("vkdnw-own", 0.919, 0.753)],
+                           "ImageNet16-120": [("vkdnw-own", 0.906, 0.743)]},
         "ensemble:te_nas": {"cifar10": [("vkdnw", 0.722, 0.536)],
                             "cifar100": [("vkdnw", 0.723, 0.537)],
                             "ImageNet16-120": [("vkdnw", 0.709, 0.523)]},

@@ -11,7 +11,7 @@ from zcnas.testing.recording import RelabelledInputs
 
 @register_check("honest_bn", group=5,
                 doc=("bn='none' builds every network without BN; bn='train' runs BN in train"
-                     ' mode'))
+                     " mode, bn='eval' in eval mode"))
 def honest_bn(kit: Kit) -> str | None:
     kit.require_scorable()
     info = kit.info
@@ -29,6 +29,12 @@ def honest_bn(kit: Kit) -> str | None:
                                  "(ctx.network(bn=False))")
         if any(not t for c in calls for t in c.bn_training):
             raise AssertionError("declares bn='train' but a BatchNorm layer ran in eval mode")
+    elif info.bn == "eval":
+        if any(not c.kwargs["bn"] for c in calls):
+            raise AssertionError("declares bn='eval' but built a network without BN "
+                                 "(ctx.network(bn=False))")
+        if any(t for c in calls for t in c.bn_training):
+            raise AssertionError("declares bn='eval' but a BatchNorm layer ran in train mode")
     else:
         return "n/a: bn='n/a'"
     return None
