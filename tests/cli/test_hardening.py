@@ -4,6 +4,7 @@ output lost or overwritten, no checkpoint trusted blindly."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -235,3 +236,31 @@ def test_correlate_outputs_are_checked_before_any_work(run_isolated, tmp_path, d
     table.write_text(f"arch,proxy,value\n{CELL},params,1.0\n")
     one_line_error(run_isolated("correlate", table, "--data", data_root, "--out",
                                 tmp_path / "FILE"), "is a file")
+
+
+def test_info_reads_each_file_and_reports_damage(run_isolated, data_root, tmp_path):
+    """A truncated image file, a random lookup table and a truncated archive record are
+    reported as damaged, with why; the healthy copies beside them are not."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(data_root)
+    (tmp_path / "cifar10").mkdir()
+    npz = (src / "cifar10" / "cifar10-subset.npz").read_bytes()
+    (tmp_path / "cifar10" / "cifar10-subset.npz").write_bytes(npz[: len(npz) // 3])
+    (tmp_path / "nats-tss").mkdir()
+    (tmp_path / "nats-tss" / "tss_test_accuracy.csv").write_bytes(os.urandom(4096))
+    arch = tmp_path / "nats-bench-sample" / "NATS-tss-v1_0-3ffb9-simple"
+    shutil.copytree(src / "nats-bench-sample" / "NATS-tss-v1_0-3ffb9-simple", arch)
+    rec = arch / "000000.pickle.pbz2"
+    rec.chmod(0o644)
+    rec.write_bytes(rec.read_bytes()[:500])
+    r = run_isolated("info", "--data", tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = [tuple(line.split()[:3]) for line in r.output.splitlines()
+            if line.split()[:1] in (["images"], ["lookup"])]
+    assert ("images", "cifar10", "damaged:") in rows
+    assert sum(1 for k in rows if k[:2] == ("lookup", "nats-tss") and k[2] == "damaged:") == 2
+    assert ("lookup", "nats-sss", "missing") in rows
+    healthy = run_isolated("info", "--data", data_root)
+    assert "damaged" not in healthy.output

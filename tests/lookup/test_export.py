@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from tests.lookup._util import SAMPLE
@@ -112,3 +113,38 @@ def test_the_file_is_the_same_for_any_number_of_workers(tss_archive, tmp_path):
     one = pq.read_table(export_lookup(tss_archive, tmp_path / "one.parquet"))
     two = pq.read_table(export_lookup(tss_archive, tmp_path / "two.parquet", workers=2))
     assert one.equals(two) and one.schema.metadata == two.schema.metadata
+
+
+def test_a_format_1_file_is_still_read(pair, tmp_path):
+    """Files written before the wide format (one long row per number) give the same numbers."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    archive, exported = pair
+    wide = pq.read_table(exported.path)
+    rows = {k: [] for k in ("index", "run", "split", "hp", "epoch", "metric", "value")}
+    index = wide.column("index").to_pylist()
+    for name in wide.column_names[1:]:
+        run, split, hp, epoch, metric = name.split("|")
+        for i, v in zip(index, wide.column(name).to_pylist(), strict=True):
+            if v == v:  # NaN: not recorded
+                for k, x in zip(rows, (i, run, split, int(hp), int(epoch), metric, v),
+                                strict=True):
+                    rows[k].append(x)
+    meta = json.loads(wide.schema.metadata[b"zcnas"])
+    meta["format"] = "zcnas-nats-lookup-1"
+    long = pa.table({"index": pa.array(rows["index"], pa.int32()),
+                     "run": pa.array(rows["run"]).dictionary_encode(),
+                     "split": pa.array(rows["split"]).dictionary_encode(),
+                     "hp": pa.array(rows["hp"], pa.int16()),
+                     "epoch": pa.array(rows["epoch"], pa.int16()),
+                     "metric": pa.array(rows["metric"]).dictionary_encode(),
+                     "value": pa.array(rows["value"], pa.float64())})
+    pq.write_table(long.replace_schema_metadata({"zcnas": json.dumps(meta)}),
+                   tmp_path / "v1.parquet")
+    old = ExportedLookup(tmp_path / "v1.parquet")
+    assert old._values.keys() == exported._values.keys()
+    for key, values in exported._values.items():
+        np.testing.assert_array_equal(old._values[key], values, err_msg=str(key))
