@@ -77,11 +77,11 @@ def ctx_for(arch: str, dataset: str = "cifar10") -> NCHW:
                 seed=0)
 
 
-def reference(ctx) -> tuple[int, torch.Tensor]:
+def reference(ctx, batch: int = BS) -> tuple[int, torch.Tensor]:
     """(aleph, FIM) of the official layout with zcnas's weights."""
     naive = ctx.network(affine=True, track=True, init=V.INIT, prune=False)
     ref = L.load_nats(L.NatsNB201(ctx.arch_str, ctx.num_classes), naive)
-    return len(list(ref.named_parameters())), ref_fisher(ref, ctx.batch(BS, "gaussian")[0])
+    return len(list(ref.named_parameters())), ref_fisher(ref, ctx.batch(batch, "gaussian")[0])
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -110,9 +110,9 @@ def test_vkdnw_is_the_reference(cell):
 
 def test_vkdnw_on_imagenet16_120s_120_classes():
     ctx = ctx_for(CELLS["normal"], "ImageNet16-120")
-    entropy = deciles_entropy(torch.linalg.svdvals(reference(ctx)[1]))
-    got = create_proxy(f"vkdnw(batch_size={BS},aleph=false)").score(ctx)
-    assert got == pytest.approx(entropy, rel=1e-4)
+    entropy = deciles_entropy(torch.linalg.svdvals(reference(ctx, batch=2)[1]))
+    got = create_proxy("vkdnw(batch_size=2,aleph=false)").score(ctx)
+    assert got == pytest.approx(entropy, rel=1e-3)
 
 
 def test_the_factor_is_the_covariance_and_the_reference_factor():
@@ -155,7 +155,7 @@ def test_the_fast_jacobian_is_torch_funcs(cell):
     """The tapped forward (conv, linear, BN) and ``torch.func`` (``jacrev`` under ``vmap``, the
     reference's way) give one Jacobian, whatever the memory format."""
     ctx = ctx_for(CELLS[cell])
-    x = ctx.batch(BS, "gaussian")[0]
+    x = ctx.batch(4, "gaussian")[0]
     net = ctx.network(affine=True, track=True, init=V.INIT, prune=False).eval()
     slow = V._jacobian_by_vmap(net, x, 128)
     scale = float(slow.abs().max())

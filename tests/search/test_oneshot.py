@@ -116,9 +116,9 @@ def test_oneshot_needs_the_topology_space(space, data_root):
 
 
 def test_oneshot_searches_on_real_images_within_its_budget(data_root, tmp_path):
-    cfg = SearchConfig(method="oneshot", budget=25.0, fitness="synflow",
+    cfg = SearchConfig(method="oneshot", budget=15.0, fitness="synflow",
                        params={"train_epochs": 1, "warmup_epochs": 0.1, "population": 8,
-                               "image_limit": 160})
+                               "image_limit": 120})
     plan = build(cfg, root=data_root, workdir=tmp_path / "run")
     ladder = plan.ladder
     assert [s.evaluator.name for s in ladder.stages] == ["proxy:synflow", "supernet",
