@@ -13,13 +13,15 @@ removed from the repository later, read at commit beb332b):
 - Weights: the first scalar (flat index 0) of each of the first 128 parameter tensors in
   registration order (stem conv, stem BN weight and bias, then the cells' conv/BN tensors edge
   by edge, ...). ``theta`` has ``P = min(128, #tensors)`` entries.
-- Per image ``b``: ``J_b = d logits / d theta`` (C x P, ``torch.func`` ``jacrev`` under
-  ``vmap``). The model's class probabilities are smoothed, ``p = (1 - a) softmax + a / C`` with
-  ``a = 0.05`` held as a float16 scalar (so ``1 - a`` is 0.9501953125 and ``a / C`` is rounded
-  to float16, as the reference does; ``sum(p)`` is 1.00017), and ``L_b`` is the lower-triangular
-  factor of ``diag(p) - p p^T`` (Tanabe and Sagae 1992: with ``q_k = 1 - sum_{j<=k} p_j``,
-  ``q_C = 0``, ``q_0 = 1``, ``d_k = sqrt(p_k q_k / q_{k-1})``: ``L_kk = d_k`` and
-  ``L_ik = -p_i d_k / q_k`` for ``i > k``).
+- Per image ``b``: ``J_b = d logits / d theta`` (C x P; the reference takes ``torch.func``
+  ``jacrev`` under ``vmap``, we tap a zero per-image perturbation into the layers that own the
+  chosen scalars and run one backward per class, see :func:`weight_jacobian`). The model's class
+  probabilities are smoothed, ``p = (1 - a) softmax + a / C`` with ``a = 0.05`` held as a
+  float16 scalar (so ``1 - a`` is 0.9501953125 and ``a / C`` is rounded to float16, as the
+  reference does; ``sum(p)`` is 1.00017), and ``L_b`` is the lower-triangular factor of
+  ``diag(p) - p p^T`` (Tanabe and Sagae 1992: with ``q_k = 1 - sum_{j<=k} p_j``, ``q_C = 0``,
+  ``q_0 = 1``, ``d_k = sqrt(p_k q_k / q_{k-1})``: ``L_kk = d_k`` and ``L_ik = -p_i d_k / q_k``
+  for ``i > k``).
 - FIM: ``F = mean_b (L_b J_b)^T (L_b J_b)``. This is the reference's code, which puts
   ``L^T L`` between the Jacobians; the paper's Fisher ``E[J^T (diag p - p p^T) J]`` would be
   ``L L^T``. We follow the code, whose numbers the paper reports.
@@ -42,8 +44,8 @@ context's device (CPU float32 by default) instead of CUDA; ``torch.linalg.svdval
 ``torch.svd(F).S``: the same singular values, except that float32 ``torch.svd`` on CPU floors
 the smallest ones of these rank-deficient matrices (several deciles at one value near
 ``3e-5 max``, where ``svdvals`` and float64 agree on 1e-9..1e-5), which moves VKDNW by up to
-1.5e-2 relative (``tests/proxies/test_vkdnw.py``). Any space's model works: its parameter tensors in
-registration order, its own ``aleph``.
+1.5e-2 relative (``tests/proxies/test_vkdnw.py``). Any space's model works: its parameter
+tensors in registration order, its own ``aleph``.
 """
 
 from __future__ import annotations
