@@ -277,7 +277,8 @@ def proxies_list(filter: str | None, fmt: str) -> None:
                                        "batch", "report", "spaces", "from")))
         click.echo(_wrap("input: what the network is fed (real images, Gaussian noise, "
                          "all-ones, none: analytic); labels: the score reads them; BN: batch "
-                         "statistics (train) or none; init: weight initialisation; report: "
+                         "statistics (train), fresh running statistics (eval) or none; init: "
+                         "weight initialisation; report: "
                          "transform of the raw value. `--format json` has the references and "
                          "deviations."))
     if broken:
