@@ -63,7 +63,7 @@ def main() -> None:
     import pandas as pd
     from scipy.stats import kendalltau, spearmanr
 
-    from zcnas.ensemble import PRESETS, az
+    from zcnas.ensemble import parse_ensemble
     from zcnas.lookup import open_benchmark
     from zcnas.spaces import nats_tss
 
@@ -72,13 +72,13 @@ def main() -> None:
     w = w.dropna(subset=["vkdnw"])
     aleph = np.floor(w["vkdnw"].to_numpy())
     entropy = (w["vkdnw"].to_numpy() - aleph) * (math.log(9) + 1e-6)
-    parts = PRESETS["vkdnw"][3:-1].split(",")
-    columns = {
-        "aleph": aleph, "VKDNW": entropy, "VKDNW_single": w["vkdnw"].to_numpy(),
-        "VKDNW_agg": az(w[parts].to_numpy(), [True] * len(parts)),
-        "ensemble:az_nas": az(w[["az_expressivity", "az_progressivity", "az_trainability",
-                                 "flops"]].to_numpy(), [True] * 4),
-    }
+
+    def preset(name: str) -> np.ndarray:  # the engine's own aggregation of a preset
+        ens = parse_ensemble(name)
+        return ens.aggregate({c.spec(): w[c.spec()].to_numpy() for c in ens.components})
+
+    columns = {"aleph": aleph, "VKDNW": entropy, "VKDNW_single": w["vkdnw"].to_numpy(),
+               "VKDNW_agg": preset("vkdnw"), "ensemble:az_nas": preset("az_nas")}
     bench = open_benchmark("nats-tss", root=args.data, kind="table")
     index = [bench.index(a) for a in w.index]
     valid = np.array([without_unreachable_ops(a) for a in w.index])

@@ -101,13 +101,14 @@ def weight_jacobian(net: nn.Module, x: torch.Tensor, n_tensors: int,
     differentiated with ``torch.func`` (:func:`_jacobian_by_vmap`). Both give the same
     Jacobian up to float32 summation order (``tests/proxies/test_vkdnw.py``)."""
     modules = dict(net.named_modules())
+    chosen = [name for name, _ in net.named_parameters()][:n_tensors]
     taps: dict[str, list[tuple[int, str]]] = {}
-    for col, (name, _) in enumerate(list(net.named_parameters())[:n_tensors]):
+    for col, name in enumerate(chosen):
         owner, _, attr = name.rpartition(".")
         taps.setdefault(owner, []).append((col, attr))
     if all(_tappable(modules[owner], [a for _, a in t]) for owner, t in taps.items()):
         return _jacobian_by_taps(net, x, {modules[o]: t for o, t in taps.items()},
-                                 min(n_tensors, len(list(net.parameters()))), classes)
+                                 len(chosen), classes)
     return _jacobian_by_vmap(net, x, n_tensors)
 
 
