@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,14 +106,16 @@ class TrainingData:
                    torch.from_numpy(self.y_train[idx].astype(np.int64)).to(device))
 
     def fixed_train_batches(self, n_batches: int, batch_size: int, *, seed: int = 0,
-                            device: str = "cpu") -> list[torch.Tensor]:
+                            device: str = "cpu", labels: bool = False) -> list[Any]:
         """``n_batches`` unaugmented training batches, the same on every call (BN
-        recalibration)."""
+        recalibration); ``labels``: (images, labels) pairs."""
         order = np.random.default_rng(seed).permutation(len(self.y_train))
-        out = []
+        out: list[Any] = []
         for b in range(n_batches):
-            idx = order[(np.arange(batch_size) + b * batch_size) % len(order)]
-            out.append(normalize(self.x_train[np.sort(idx)], self.spec).to(device))
+            idx = np.sort(order[(np.arange(batch_size) + b * batch_size) % len(order)])
+            x = normalize(self.x_train[idx], self.spec).to(device)
+            out.append((x, torch.from_numpy(self.y_train[idx].astype(np.int64)).to(device))
+                       if labels else x)
         return out
 
     def valid_batches(self, batch_size: int = 256, *, limit: int | None = None,

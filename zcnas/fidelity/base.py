@@ -91,6 +91,11 @@ class Evaluator(abc.ABC):
     def relative_values(self, canonicals: Sequence[str]) -> list[float]:
         raise NotImplementedError(f"{self.name} is not a relative evaluator")
 
+    def cost_parts(self) -> dict[str, float]:
+        """Seconds spent so far by part (e.g. a supernet's warm-up, upkeep and scoring), for
+        reports; they add up to what the evaluator charged. Default: no breakdown."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """What must survive a restart (JSON-able)."""
         return {}

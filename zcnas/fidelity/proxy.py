@@ -95,6 +95,14 @@ class ProxyEvaluator(Evaluator):
         values = self._agg[1]
         return [values[c] for c in canonicals]
 
+    def current_values(self, canonicals: Sequence[str]) -> list[float]:
+        """The value of each of ``canonicals`` (scored before) as the ladder ranks it now,
+        higher is better: the ensemble over the whole history, or the proxy's own score."""
+        if self.ensemble is not None:
+            return self.relative_values(canonicals)
+        sign = 1.0 if self.components[0].info.higher_is_better else -1.0
+        return [sign * self._history[c][0] for c in canonicals]
+
     def forget(self, canonicals: Sequence[str]) -> None:
         for c in canonicals:
             self._history.pop(c, None)

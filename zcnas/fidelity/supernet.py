@@ -61,12 +61,16 @@ SUPERNET_FORMAT = "zcnas-supernet-1"
 class SupernetRecipe(Recipe):
     """Supernet optimisation (NAS-Bench-201's weight-sharing config: the NATS recipe with lr
     0.025 to 0.001 and batch 64; ``epochs`` is unused, schedules are given per call) and
-    evaluation: ``recalib_batches`` training batches re-estimate BN statistics per path."""
+    evaluation: ``recalib_batches`` training batches re-estimate BN statistics per path.
+    ``channels`` / ``cells``: the supernet's width and cells per stage (NAS-Bench-201's 16 and
+    5 by default)."""
 
     lr: float = 0.025
     min_lr: float = 0.001
     batch_size: int = 64
     recalib_batches: int = 4
+    channels: int = 16
+    cells: int = 5
 
 
 def _cosine(lr0: float, lr1: float, t: float) -> float:
@@ -100,7 +104,8 @@ class SupernetTrainer:
         self.eval_limit = eval_limit
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = Supernet(self.dataset).to(device)
+            self.net = Supernet(self.dataset, channels=recipe.channels,
+                                cells=recipe.cells).to(device)
         self.opt = recipe.optimizer(self.net.parameters())
         self.rng = np.random.default_rng(seed)
         self.epochs_done = 0.0  # every epoch trained, fine-tuning included
@@ -112,6 +117,7 @@ class SupernetTrainer:
         # the same recalibration batches for every cell and every seed: a fixed protocol
         self._recalib = self.data.fixed_train_batches(recipe.recalib_batches, recipe.batch_size,
                                                       seed=0, device=device)
+        self._adapt: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # --- training ----------------------------------------------------------------------------
 
@@ -207,21 +213,55 @@ class SupernetTrainer:
 
     # --- evaluation --------------------------------------------------------------------------
 
-    def accuracy(self, arch: Any) -> tuple[float, float]:
+    def accuracy(self, arch: Any, *, adapt_steps: int = 0,
+                 adapt_lr: float = 0.01) -> tuple[float, float]:
         """(held-out accuracy %, loss) of ``arch`` with the supernet's weights, BN statistics
         re-estimated for that path. Raises :class:`OutsideSupernetError` for a cell that
-        needs a pruned op (and has no isomorph inside)."""
+        needs a pruned op (and has no isomorph inside).
+
+        ``adapt_steps`` > 0: the path is first decoupled from the others (GENAS): its
+        inherited weights take that many SGD steps of their own (lr ``adapt_lr``, the
+        recipe's momentum and weight decay) on fixed training batches, it is scored, and its
+        weights are put back, so no other cell ever sees the adaptation."""
         from zcnas.models.supernet import recalibrate_bn
 
         cell = self.net.resolve(arch)
-        recalibrate_bn(self.net, self._recalib, lambda x: self.net(x, cell))
-        return accuracy(lambda x: self.net(x, cell),
-                        self.data.valid_batches(device=self.device, limit=self.eval_limit))
+        saved = None
+        if adapt_steps > 0:
+            params = self.net.path_parameters(cell)
+            saved = [p.detach().clone() for p in params]
+            r = self.recipe
+            opt = torch.optim.SGD(params, lr=adapt_lr, momentum=r.momentum, nesterov=r.nesterov,
+                                  weight_decay=r.weight_decay)
+            self.net.train()
+            for x, y in self._adapt_batches(adapt_steps):
+                loss = torch.nn.functional.cross_entropy(self.net(x, cell), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        try:
+            recalibrate_bn(self.net, self._recalib, lambda x: self.net(x, cell))
+            return accuracy(lambda x: self.net(x, cell),
+                            self.data.valid_batches(device=self.device, limit=self.eval_limit))
+        finally:
+            if saved is not None:
+                with torch.no_grad():
+                    for p, v in zip(params, saved, strict=True):
+                        p.copy_(v)
+                        p.grad = None
+
+    def _adapt_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same ``n`` labelled training batches for every cell (a fixed protocol)."""
+        if len(self._adapt) < n:
+            self._adapt = self.data.fixed_train_batches(n, self.recipe.batch_size, seed=1,
+                                                        device=self.device, labels=True)
+        return self._adapt[:n]
 
     # --- pruning and gradient-guided search ---------------------------------------------------
 
-    def prune(self, elites: Sequence[str], *, label: str = "") -> list[tuple[int, str]]:
-        removed = self.net.prune(elites, label=label)
+    def prune(self, elites: Sequence[str], *, label: str = "",
+              edges: Iterable[int] | None = None) -> list[tuple[int, str]]:
+        removed = self.net.prune(elites, label=label, edges=edges)
         self.history.append({"what": "prune", "elites": len(elites),
                              "removed": [f"{nats_tss.EDGES[e][0]}->{nats_tss.EDGES[e][1]}:{op}"
                                          for e, op in removed],
@@ -248,15 +288,61 @@ class SupernetTrainer:
         for c in cells:
             for e, op in enumerate(c.ops):
                 table[e, OPS.index(op)] += 1
-        mask = torch.tensor(table > 0, device=self.device)
         init = np.where(table > 0, np.log(np.maximum(table, 1e-9) / len(cells)), 0.0)
+        alpha = self._relax(init, table > 0, steps=steps, lr=lr, deadline=deadline)
+        mask = torch.tensor(table > 0)
+        logp = torch.log_softmax(alpha.masked_fill(~mask, -math.inf), dim=1).numpy()
+        seen = {nats_tss.canonical_key(c) for c in cells}
+        out: list[str] = []
+        for ops in _best_combinations(logp, 5 ** nats_tss.NUM_EDGES):
+            cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
+            key = nats_tss.canonical_key(cell)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(nats_tss.format_arch(cell))
+            if len(out) >= candidates:
+                break
+        return out
+
+    def refine(self, arch: Any, *, steps: int = 5, lr: float = 0.1,
+               confidence: float = 0.8, deadline: float | None = None) -> str:
+        """GENAS's differentiable local search of one candidate: its edge x op table is
+        relaxed (probability ``confidence`` on its op, the rest shared by the other ops still
+        in the supernet), ``steps`` Adam steps on held-out cross-entropy move the relaxation
+        with the supernet frozen, and the argmax of each edge is taken back (ties: the
+        candidate's own op). Returns an arch string (possibly the candidate itself)."""
+        from zcnas.models.supernet import NUM_OPS, OPS
+
+        cell = self.net.resolve(arch)
+        allowed = self.net.allowed.copy()
+        init = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
+        for e, op in enumerate(cell.ops):
+            k, others = OPS.index(op), max(int(allowed[e].sum()) - 1, 1)
+            init[e] = np.log((1 - confidence) / others)
+            init[e, k] = np.log(confidence)
+        alpha = self._relax(init, allowed, steps=steps, lr=lr, deadline=deadline)
+        alpha[~torch.tensor(allowed)] = -math.inf
+        own = torch.tensor([OPS.index(op) for op in cell.ops])
+        best = alpha.argmax(1)
+        keep = alpha.gather(1, own[:, None])[:, 0] >= alpha.max(1).values
+        ops = torch.where(keep, own, best)
+        return nats_tss.format_arch(nats_tss.Cell(tuple(OPS[int(k)] for k in ops)))
+
+    def _relax(self, init: np.ndarray, allowed: np.ndarray, *, steps: int, lr: float,
+               deadline: float | None) -> torch.Tensor:
+        """Adam on a (6, 5) table of logits (the ops ``allowed`` on each edge) for ``steps``
+        held-out batches, the supernet's weights frozen (first-order DARTS); returns the
+        logits, on the CPU. ``deadline``: :class:`DeadlineExceeded` at the first step past
+        it."""
+        mask = torch.tensor(allowed, device=self.device)
         alpha = torch.tensor(init, dtype=torch.float32, device=self.device, requires_grad=True)
         opt = torch.optim.Adam([alpha], lr=lr, betas=(0.5, 0.999))
         frozen = [p.requires_grad for p in self.net.parameters()]
         for p in self.net.parameters():
             p.requires_grad_(False)
         saved_allowed = self.net.allowed
-        self.net.allowed = saved_allowed & (table > 0)
+        self.net.allowed = saved_allowed & allowed
         self.net.train()
         batches = list(itertools.islice(self.data.valid_batches(
             self.recipe.batch_size, device=self.device, limit=self.eval_limit), steps))
@@ -275,19 +361,7 @@ class SupernetTrainer:
             self.net.allowed = saved_allowed
             for p, f in zip(self.net.parameters(), frozen, strict=True):
                 p.requires_grad_(f)
-        logp = torch.log_softmax(alpha.detach().masked_fill(~mask, -math.inf), dim=1).cpu().numpy()
-        seen = {nats_tss.canonical_key(c) for c in cells}
-        out: list[str] = []
-        for ops in _best_combinations(logp, 5 ** nats_tss.NUM_EDGES):
-            cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
-            key = nats_tss.canonical_key(cell)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(nats_tss.format_arch(cell))
-            if len(out) >= candidates:
-                break
-        return out
+        return alpha.detach().cpu()
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -313,6 +387,11 @@ class SupernetTrainer:
             raise CheckpointError(f"supernet checkpoint {p} was trained on other images "
                                   f"({state['images']}, now {self.data.fingerprint}); use the "
                                   "same data, held-out size and limit")
+        shape = (state["recipe"].get("channels", 16), state["recipe"].get("cells", 5))
+        if shape != (self.recipe.channels, self.recipe.cells):
+            raise CheckpointError(f"supernet checkpoint {p} has {shape[0]} channels and "
+                                  f"{shape[1]} cells per stage, not {self.recipe.channels} and "
+                                  f"{self.recipe.cells}")
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = json.loads(state["rng"])
@@ -354,11 +433,11 @@ class SupernetEvaluator(Evaluator):
       (:meth:`elites`; the gradient-guided search around them is a proposer on the
       searcher's side, :class:`zcnas.methods.oneshot.GradientProposer`).
 
-    The value is the held-out accuracy (``metric="accuracy"``, the published choice) or the
-    negative held-out loss (``metric="loss"``: smoother on small held-out sets; on the
-    500-image CPU study in results/supernet it ranked cells better, Kendall 0.26 vs 0.01
-    after 90 epochs). A cell outside the pruned supernet (no isomorph inside) gets NaN
-    (ranks last) with ``meta['outside'] = 1``. ``checkpoint``: the supernet is saved there
+    ``fuse``: the ladder's zero-cost evaluator; the stage's values are then the fusion of both
+    ranks (:meth:`relative_values`). The value is the held-out accuracy (``metric="accuracy"``,
+    the published choice) or the negative held-out loss (``metric="loss"``: smoother on small
+    held-out sets; it ranks cells better in results/supernet). A cell outside the pruned
+    supernet (no isomorph inside) gets NaN (ranks last) with ``meta['outside'] = 1``. ``checkpoint``: the supernet is saved there
     whenever the search checkpoints, and a resumed search reloads it.
     """
 
@@ -369,10 +448,12 @@ class SupernetEvaluator(Evaluator):
                  finetune_every: int = 0, finetune_epochs: float = 0.25,
                  finetune_lr: float = 0.01, window: int = 50, prune_every: int = 0,
                  elites: int = 10, load: Any = None, checkpoint: Any = None,
-                 metric: str = "accuracy") -> None:
+                 metric: str = "accuracy", fuse: Any = None) -> None:
         if metric not in ("accuracy", "loss"):
             raise UserError(f"unknown supernet metric {metric!r}; use accuracy or loss")
         self.metric = metric
+        self.fuse = fuse
+        self.relative = fuse is not None
         self.trainer = SupernetTrainer(dataset, data=data, root=root, valid=valid, limit=limit,
                                        seed=seed, device=device, recipe=recipe,
                                        eval_limit=eval_limit)
@@ -412,10 +493,29 @@ class SupernetEvaluator(Evaluator):
         self._ready = True
 
     def elites(self) -> list[str]:
-        """The ``elites`` best cells scored so far (finite values; ties: the earlier)."""
-        ranked = sorted(((v, i, a) for i, (a, v) in enumerate(self._seen.values())
-                         if math.isfinite(v)), key=lambda t: (-t[0], t[1]))
+        """The ``elites`` best cells scored so far (finite values, fused when ``fuse`` is set;
+        ties: the earlier)."""
+        keys = list(self._seen)
+        values = self.relative_values(keys) if self.fuse is not None \
+            else [self._seen[k][1] for k in keys]
+        pairs = enumerate(zip(keys, values, strict=True))
+        ranked = sorted(((v, i, self._seen[k][0]) for i, (k, v) in pairs
+                         if math.isfinite(v) and math.isfinite(self._seen[k][1])),
+                        key=lambda t: (-t[0], t[1]))
         return [a for _, _, a in ranked[: self.n_elites]]
+
+    def relative_values(self, keys: Sequence[str]) -> list[float]:
+        """With ``fuse`` (the ladder's zero-cost stage, which scored every cell promoted
+        here): the AZ-NAS fusion of the supernet's rank and the zero-cost rank among the cells
+        of this stage (sum of log rank fractions; a cell outside the supernet ranks last)."""
+        from zcnas.fidelity.supernet_fitness import log_rank_fractions
+
+        if not keys:
+            return []
+        raw = np.array([self._seen[k][1] for k in keys], dtype=np.float64)
+        zc = np.array(self.fuse.current_values(keys), dtype=np.float64)
+        out = log_rank_fractions(raw) + log_rank_fractions(zc)
+        return np.where(np.isfinite(raw), out, np.nan).tolist()
 
     def _due(self, every: int, before: int) -> bool:
         return every > 0 and self._count // every > before // every

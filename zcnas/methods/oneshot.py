@@ -1,7 +1,9 @@
 """The ``oneshot`` method: multi-fidelity evolution on training fidelities, no lookup needed.
 
 Zero-cost ensemble -> weight-sharing supernet -> stand-alone training, on the dataset's own
-images. The population's best quarter by zero-cost score is scored by the supernet, which
+images. The population's best quarter by zero-cost score is scored by the supernet (by
+default the CPU recipe results/supernet measured: 8 channels x 1 cell per stage, held-out
+loss, its rank fused with the zero-cost rank), which
 fine-tunes on the population every quarter-population of cells and prunes its edges to the
 ops of its 10 best cells every two populations; every half population a gradient-guided local
 search around those 10 (GENAS) proposes new cells to the searcher (:class:`GradientProposer`);
@@ -28,12 +30,19 @@ from zcnas.search.searchers import MultiFidelityEvolution
 class OneshotParams:
     """``population``: MFEA's population; ``warmup_epochs``: supernet training before it
     scores its first cell; ``train_epochs``: stand-alone training at the top stage;
-    ``image_limit``: train on the first N training images only (None: all)."""
+    ``image_limit``: train on the first N training images only (None: all); ``channels`` /
+    ``cells``: the supernet's width and cells per stage; ``metric``: what the supernet ranks
+    by (held-out ``loss`` or ``accuracy``); ``fused``: the supernet stage ranks by the fusion
+    of its rank and the zero-cost rank (results/supernet: better than either alone)."""
 
     population: int = 100
-    warmup_epochs: float = 5.0
+    warmup_epochs: float = 30.0
     train_epochs: int = 12
     image_limit: int | None = None
+    channels: int = 8
+    cells: int = 1
+    metric: str = "loss"
+    fused: bool = True
 
     def __post_init__(self) -> None:
         if self.population < 4:
@@ -44,6 +53,10 @@ class OneshotParams:
             raise ValueError(f"--train-epochs must be >= 1, got {self.train_epochs}")
         if self.image_limit is not None and self.image_limit < 1:
             raise ValueError(f"--image-limit must be >= 1, got {self.image_limit}")
+        if self.channels < 1 or self.cells < 1:
+            raise ValueError("channels and cells must be >= 1")
+        if self.metric not in ("loss", "accuracy"):
+            raise ValueError(f"metric must be loss or accuracy, got {self.metric!r}")
 
 
 class GradientProposer(Proposer):
@@ -98,21 +111,24 @@ def _searcher(ctx: BuildContext) -> MultiFidelityEvolution:
 
 def _ladder(ctx: BuildContext, _searcher) -> Ladder:
     from zcnas.data.training import TrainingData
-    from zcnas.fidelity.supernet import SupernetEvaluator
+    from zcnas.fidelity.supernet import SupernetEvaluator, SupernetRecipe
     from zcnas.fidelity.train import TrainEvaluator
 
     c, p = ctx.config, ctx.params
     pop = p.population
     data = TrainingData.load(c.dataset, ctx.root, valid=0.1, limit=p.image_limit)
     wd = Path(ctx.workdir) if ctx.workdir is not None else None
+    zero_cost = proxy(ctx)
     supernet = SupernetEvaluator(
         dataset=c.dataset, data=data, seed=c.seed, device=c.device,
+        recipe=SupernetRecipe(channels=p.channels, cells=p.cells), metric=p.metric,
+        fuse=zero_cost if p.fused else None,
         warmup_epochs=p.warmup_epochs, finetune_every=max(1, pop // 4), prune_every=2 * pop,
         elites=10, checkpoint=wd / "supernet.pt" if wd is not None else None)
     train = TrainEvaluator(p.train_epochs, dataset=c.dataset, data=data, seed=c.seed,
                            device=c.device,
                            checkpoint_dir=wd / "train" if wd is not None else None)
-    stages = [Stage(proxy(ctx), Promotion(fraction=0.25, min_results=pop)),
+    stages = [Stage(zero_cost, Promotion(fraction=0.25, min_results=pop)),
               Stage(supernet, Promotion(fraction=0.1, min_results=10)),
               Stage(train)]
     return Ladder(stages, select=ctx.select("top"))

@@ -96,13 +96,17 @@ class Supernet(nn.Module):
     """The topology-space supernet for ``dataset`` (its class count and resolution).
 
     ``forward(x, arch)`` runs one path; ``forward(x, weights=w)`` the relaxation with ``w``
-    (6 x 5, rows = edges, columns = :data:`OPS`; masked ops are skipped).
+    (6 x 5, rows = edges, columns = :data:`OPS`; masked ops are skipped). ``channels`` and
+    ``cells`` (per stage) default to NAS-Bench-201's 16 and 5; a narrower, shallower supernet
+    trains more steps per CPU second (results/supernet/README.md).
     """
 
-    def __init__(self, dataset: str = "cifar10", *, num_classes: int | None = None) -> None:
+    def __init__(self, dataset: str = "cifar10", *, num_classes: int | None = None,
+                 channels: int = 16, cells: int = 5) -> None:
         super().__init__()
-        plan = tss_plan(("skip_connect",) * nats_tss.NUM_EDGES, dataset)
+        plan = tss_plan(("skip_connect",) * nats_tss.NUM_EDGES, dataset, C=channels, N=cells)
         self.dataset = dataset
+        self.channels, self.n_cells = channels, cells
         self.num_classes = num_classes or plan.num_classes
         self.stem = nn.Sequential(nn.Conv2d(3, plan.stem, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(plan.stem))
@@ -158,9 +162,11 @@ class Supernet(nn.Module):
         except OutsideSupernetError:
             return False
 
-    def prune(self, elites: Iterable[Any], *, label: str = "") -> list[tuple[int, str]]:
-        """Keep on each edge only the ops some elite uses there (G-EvoNAS); returns the
-        ``(edge, op)`` pairs removed. Elites are resolved into the supernet first."""
+    def prune(self, elites: Iterable[Any], *, label: str = "",
+              edges: Iterable[int] | None = None) -> list[tuple[int, str]]:
+        """Keep on each edge (of ``edges``, default all) only the ops some elite uses there
+        (G-EvoNAS); returns the ``(edge, op)`` pairs removed. Elites are resolved into the
+        supernet first."""
         cells = [self.resolve(a) for a in elites]
         if not cells:
             raise ValueError("pruning needs at least one elite")
@@ -168,6 +174,9 @@ class Supernet(nn.Module):
         for c in cells:
             for e, op in enumerate(c.ops):
                 used[e, OPS.index(op)] = True
+        keep = set(range(nats_tss.NUM_EDGES)) if edges is None else set(edges)
+        for e in set(range(nats_tss.NUM_EDGES)) - keep:
+            used[e] = True
         removed = [(e, OPS[k]) for e in range(nats_tss.NUM_EDGES) for k in range(NUM_OPS)
                    if self.allowed[e, k] and not used[e, k]]
         self.allowed &= used
@@ -207,6 +216,9 @@ class Supernet(nn.Module):
         from zcnas.models.network import build_network
 
         cell = self.resolve(arch)
+        if (self.channels, self.n_cells) != (16, 5):
+            raise ValueError("extract() builds NAS-Bench-201's network (16 channels, 5 cells "
+                             f"per stage); this supernet has {self.channels} and {self.n_cells}")
         net = build_network(cell, "nats-tss", self.dataset, num_classes=self.num_classes,
                             affine=False)
         own = self.state_dict()

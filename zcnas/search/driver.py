@@ -98,6 +98,9 @@ class SearchResult:
     trajectory: list[tuple[float, int | None, float | None]] = field(default_factory=list)
     steps: int = 0
     rejected: int = 0  # cells refused by the size constraints (never evaluated, no cost)
+    #: Seconds by part: "STAGE: part" from evaluators that break their cost down, and
+    #: "proposals" (proposers' searches).
+    cost_parts: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -373,7 +376,8 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
         wall_seconds=wall0 + time.perf_counter() - t0,
         uses_test_split=ladder.uses_test_split,
         chosen_values=_chosen_values(ladder, ch),
-        trajectory=trajectory, steps=steps, rejected=len(rejected))
+        trajectory=trajectory, steps=steps, rejected=len(rejected),
+        cost_parts=_cost_parts(ladder))
     save(result)
     return result
 
@@ -397,6 +401,15 @@ def _propose(proposers: Sequence[Proposer], ladder: Ladder, searcher: Searcher,
         if found and searcher.accepts_injection:
             searcher.inject(found)
     return False
+
+
+def _cost_parts(ladder: Ladder) -> dict[str, float]:
+    out = {f"{st.evaluator.name}: {k}": float(v)
+           for st in ladder.stages for k, v in st.evaluator.cost_parts().items()}
+    proposals = sum(c for _, k, c in ladder.log if k == "")
+    if proposals:
+        out["proposals"] = proposals
+    return out
 
 
 def _chosen_values(ladder: Ladder, ch) -> dict[str, float]:

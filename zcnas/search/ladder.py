@@ -20,7 +20,7 @@ architecture a search returns (:meth:`Ladder.choice`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,9 @@ class Ladder:
             raise ValueError(f"unknown selection rule {select!r}; valid: {', '.join(SELECT_RULES)}")
         self.stages = list(stages)
         self.select = select
+        #: Which cells may be the answer (None: any); e.g. only whole cells of a growth search.
+        #: When none of the top stage's cells is eligible, any is.
+        self.eligible: Callable[[str], bool] | None = None
         self.records: list[dict[str, Evaluation]] = [{} for _ in stages]
         self.promoted: list[set[str]] = [set() for _ in stages]
         self.log: list[tuple[int, str, float]] = []  # (stage, canonical, cost) in order
@@ -312,6 +315,8 @@ class Ladder:
         if top < 0:
             return None
         keys = list(self.records[top])
+        if self.eligible is not None:
+            keys = [k for k in keys if self.eligible(self.records[top][k].arch)] or keys
         if self.select == "top" or top == 0:
             vals = self.values(top)
             best = max(range(len(keys)), key=lambda i: (_finite(vals[keys[i]]), -i))

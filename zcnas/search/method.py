@@ -5,8 +5,8 @@ try next), the default ladder factory (how far to push each candidate), optional
 (candidates found outside the searcher's own operators, e.g. a supernet's gradient-guided
 local search), how many cells it asks per step, whether it needs a lookup or trains, and its
 own parameters as a frozen dataclass. Built-ins (``random``, ``rea``, ``ls``, ``mfea``,
-``mfnas``, ``oneshot``) register through the ``zcnas.methods`` entry-point group exactly as a
-third-party method does::
+``mfnas``, ``oneshot``, ``genas``, ``gevonas``, ``ftga``) register through the
+``zcnas.methods`` entry-point group exactly as a third-party method does::
 
     [project.entry-points."zcnas.methods"]
     my_method = "my_package.search:METHOD"     # a zcnas.search.Method named "my_method"
@@ -188,7 +188,7 @@ METHODS = Registry("zcnas.methods", kind="search method", validate=validate_meth
 #: The default budget (seconds of this machine) of a method that trains.
 TRAINING_BUDGET = 3600.0
 #: The order built-in methods are listed (and run by ``--method all``) in.
-BUILTIN_ORDER = ("mfea", "rea", "random", "ls", "mfnas", "oneshot")
+BUILTIN_ORDER = ("mfea", "rea", "random", "ls", "mfnas", "oneshot", "genas", "gevonas", "ftga")
 
 
 def get_method(name: str) -> Method:

@@ -166,6 +166,22 @@ def canonical_key(arch: Cell | str) -> str:
     return expr[NUM_NODES - 1]
 
 
+#: The edges into node k (k = 1, 2, 3), as indices into :data:`EDGES`.
+NODE_EDGES = {k: tuple(e for e, (_, dst) in enumerate(EDGES) if dst == k) for k in (1, 2, 3)}
+
+
+def grown_cell(ops: Sequence[str], stage: int) -> str:
+    """The cell of growth ``stage`` (1-3) whose grown edges carry ``ops`` (edges of nodes after
+    ``stage`` are ignored): node ``stage`` feeds the output by a skip connection, later nodes
+    are cut off. Stage 3 is the whole cell."""
+    out = list(ops)
+    if stage < 3:
+        for e, (src, dst) in enumerate(EDGES):
+            if dst > stage:
+                out[e] = "skip_connect" if (src, dst) == (stage, 3) else "none"
+    return format_arch(Cell(tuple(out)))
+
+
 def live_edges(arch: Cell | str) -> tuple[bool, ...]:
     """For each edge, whether it can change the cell output.
 

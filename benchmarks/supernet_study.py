@@ -1,0 +1,255 @@
+"""Does a CPU-sized supernet rank cells well enough to be worth escalating to? Ranking of a
+reduced supernet against NATS-Bench 200-epoch test accuracy, alone and fused with the zero-cost
+ensemble, along one training schedule, and before / after fine-tuning and pruning.
+
+Run (the numbers in results/supernet/)::
+
+    python -m benchmarks.supernet_study --data ../shared/data \\
+        --out results/supernet/study-c8n1-s0 --channels 8 --cells 1 --epochs 120 \\
+        --checkpoints 10,20,30,50,80,120 --finetune-epochs 10 --seed 0
+
+Protocol (seeded; the held-out images are part of the training split, never the test set):
+
+1. **Cells.** The 1,000-cell sample of ``results/scores/tss-cifar10-all-1000.parquet`` (every
+   zero-cost proxy computed on it) gives the zero-cost ensemble (``--ensemble``, AZ-NAS rank
+   aggregation over the sample). Two subsets of distinct isomorphism classes: ``sample``,
+   ``--sample`` cells drawn with a fixed seed (the same for every supernet seed), and ``top``,
+   the ensemble's best 100 cells of the 1,000 (the region a search escalates from). The full
+   space's ensemble table does not exist yet, so "the ensemble's best 100 of the space" is the
+   best 100 of the 1,000-cell sample.
+2. **One-shot.** The supernet (``--channels`` x ``--cells`` per stage) trains along one cosine
+   schedule of ``--epochs`` epochs (NB201's weight-sharing recipe, uniform de-isomorphic single
+   paths). At each of ``--checkpoints`` every cell is scored with inherited weights after
+   re-estimating its BN statistics, by held-out accuracy and by held-out loss. Training time
+   is the process's CPU seconds (one torch thread), so a busy machine does not inflate it.
+3. **Metrics** per checkpoint: Kendall tau and Spearman rho against the 200-epoch test accuracy
+   over ``sample`` and inside ``top``, for accuracy, loss, and loss averaged over this and the
+   two previous checkpoints (a temporal ensemble); inside ``top`` also the ensemble alone and the
+   fusion of the two ranks (sum of log rank fractions, AZ-NAS's rule: the ladder's ``fused``).
+4. **Continuations** of the final supernet, ``--finetune-epochs`` each, lr 0.01 cosine to the
+   recipe's minimum: uniform training (the control), fine-tuning on the paths of ``top`` (the
+   search region), and pruning each edge to the ops of the 10 best ``top`` cells by fused score
+   then training inside the pruned supernet; ``top`` is scored after each (cells outside the
+   pruned space are left out and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zcnas._text import markdown_table
+from zcnas.analysis.metrics import kendall, spearman
+from zcnas.data.training import TrainingData
+from zcnas.ensemble import parse_ensemble
+from zcnas.errors import OutsideSupernetError
+from zcnas.fidelity.supernet import SupernetRecipe, SupernetTrainer
+from zcnas.lookup import open_benchmark
+
+DATASET = "cifar10"
+SCORES = Path(__file__).resolve().parents[1] / "results/scores/tss-cifar10-all-1000.parquet"
+
+
+def ensemble_cells(path: Path, ensemble: str) -> pd.DataFrame:
+    """One row per distinct cell of the scored sample: index, arch, canonical, ensemble score
+    (aggregated over the whole sample, then the first cell of each isomorphism class kept)."""
+    d = pd.read_parquet(path)
+    d = d[d.dataset == DATASET]
+    wide = d.pivot_table(index="index", columns="proxy", values="value")
+    first = d.drop_duplicates("index").set_index("index").loc[wide.index]
+    ens = parse_ensemble(ensemble)
+    score = ens.aggregate({c.spec(): wide[c.spec()].to_numpy() for c in ens.components})
+    out = pd.DataFrame({"index": wide.index.to_numpy(), "arch": first.arch.to_numpy(),
+                        "canonical": first.canonical.to_numpy(), "ensemble": score})
+    return out.drop_duplicates("canonical").reset_index(drop=True)
+
+
+def log_rank(values: np.ndarray) -> np.ndarray:
+    """log(rank / n), higher value = higher rank (AZ-NAS aggregation of one component)."""
+    from scipy.stats import rankdata
+
+    v = np.where(np.isfinite(values), values, -np.inf)
+    return np.log(rankdata(v, method="average") / len(v))
+
+
+def fused(*columns: np.ndarray) -> np.ndarray:
+    return sum(log_rank(np.asarray(c, dtype=np.float64)) for c in columns)
+
+
+def corr(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    return kendall(score, truth), spearman(score, truth)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--cells", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=120)
+    ap.add_argument("--checkpoints", default="10,20,30,50,80,120")
+    ap.add_argument("--sample", type=int, default=200)
+    ap.add_argument("--top", type=int, default=100)
+    ap.add_argument("--ensemble", default="zcnas")
+    ap.add_argument("--scores", default=str(SCORES))
+    ap.add_argument("--finetune-epochs", type=float, default=10)
+    ap.add_argument("--elites", type=int, default=10)
+    ap.add_argument("--valid", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    log: list[str] = []
+
+    def note(msg: str) -> None:
+        line = f"[{time.perf_counter() - t_start:7.0f} s] {msg}"
+        print(line, flush=True)
+        log.append(line)
+
+    bench = open_benchmark("nats-tss", root=args.data, kind="table")
+    cells = ensemble_cells(Path(args.scores), args.ensemble)
+    cells["true"] = bench.accuracies(cells["index"].tolist(), DATASET, epochs=200)
+    pick = np.random.default_rng(12345).permutation(len(cells))[: args.sample]
+    cells["in_sample"] = False
+    cells.loc[pick, "in_sample"] = True
+    top = np.argsort(-cells.ensemble.to_numpy(), kind="stable")[: args.top]
+    cells["in_top"] = False
+    cells.loc[top, "in_top"] = True
+    cells = cells[cells.in_sample | cells.in_top].reset_index(drop=True)
+    note(f"{int(cells.in_sample.sum())} sampled + {int(cells.in_top.sum())} top cells "
+         f"({len(cells)} distinct)")
+
+    data = TrainingData.load(DATASET, args.data, valid=args.valid)
+    recipe = SupernetRecipe(channels=args.channels, cells=args.cells)
+    trainer = SupernetTrainer(DATASET, data=data, seed=args.seed, device=args.device,
+                              recipe=recipe)
+    trainer.bar = False
+
+    def score(t: SupernetTrainer) -> tuple[np.ndarray, np.ndarray]:
+        acc, loss = [], []
+        for a in cells.arch:
+            try:
+                x, y = t.accuracy(a)
+            except OutsideSupernetError:
+                x, y = math.nan, math.nan
+            acc.append(x)
+            loss.append(y)
+        return np.array(acc), np.array(loss)
+
+    rows: list[dict] = []
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    losses: list[np.ndarray] = []
+    train_cpu = 0.0
+    checkpoints = sorted({int(c) for c in args.checkpoints.split(",")} | {args.epochs})
+
+    def measure(phase: str, acc: np.ndarray, loss: np.ndarray, **extra) -> None:
+        """Record both subsets; the temporal average takes this loss and the two one-shot
+        checkpoints before it."""
+        scored[phase] = (acc, loss)
+        avg = -np.mean([*losses[-2:], loss], axis=0)
+        for subset, mask in (("sample", cells.in_sample), ("top", cells.in_top)):
+            m = mask.to_numpy() & np.isfinite(loss)
+            t = cells.true.to_numpy()[m]
+            row = {"phase": phase, "subset": subset, "n": int(m.sum()), **extra}
+            row["kendall_acc"], row["spearman_acc"] = corr(acc[m], t)
+            row["kendall_loss"], row["spearman_loss"] = corr(-loss[m], t)
+            row["kendall_loss_avg3"], row["spearman_loss_avg3"] = corr(avg[m], t)
+            ens = cells.ensemble.to_numpy()[m]
+            row["kendall_ensemble"], row["spearman_ensemble"] = corr(ens, t)
+            row["kendall_fused"], row["spearman_fused"] = corr(fused(ens, -loss[m]), t)
+            row["kendall_fused_avg3"], row["spearman_fused_avg3"] = corr(fused(ens, avg[m]), t)
+            rows.append(row)
+        s, tp = rows[-2], rows[-1]
+        note(f"{phase}: sample tau acc {s['kendall_acc']:.3f} loss {s['kendall_loss']:.3f} "
+             f"avg3 {s['kendall_loss_avg3']:.3f}; top tau ens {tp['kendall_ensemble']:.3f} "
+             f"loss {tp['kendall_loss']:.3f} fused {tp['kendall_fused']:.3f} fused-avg3 "
+             f"{tp['kendall_fused_avg3']:.3f}")
+
+    for c in checkpoints:
+        c0 = time.process_time()
+        trainer.train_schedule(args.epochs, until=c)
+        train_cpu += time.process_time() - c0
+        e0 = time.process_time()
+        acc, loss = score(trainer)
+        eval_cpu = (time.process_time() - e0) / len(cells)
+        measure(f"one-shot, {c} epochs", acc, loss, epochs=c, train_cpu_min=train_cpu / 60,
+                eval_cpu_s_per_cell=eval_cpu)
+        losses.append(loss)
+    base = out.with_name(out.name + "-final.pt")
+    trainer.save(base)
+    final_loss = losses[-1]
+
+    def fresh() -> SupernetTrainer:
+        t = SupernetTrainer(DATASET, data=data, seed=args.seed, device=args.device,
+                            recipe=recipe)
+        t.bar = False
+        t.load(base)
+        return t
+
+    ft_lr = (0.01, recipe.min_lr)
+    ft = f"{args.finetune_epochs:g}"
+    region = cells.arch[cells.in_top].tolist()
+    for label, how in (("uniform (control)", None), ("fine-tuned on top", "region"),
+                       ("pruned by elites", "prune")):
+        t = fresh()
+        c0 = time.process_time()
+        extra = {}
+        if how == "prune":
+            m = cells.in_top.to_numpy()
+            f = np.full(len(cells), -np.inf)
+            f[m] = fused(cells.ensemble.to_numpy()[m], -final_loss[m])
+            elites = cells.arch[np.argsort(-f, kind="stable")[: args.elites]].tolist()
+            t.prune(elites)
+            extra["space"] = t.net.space_size()
+        t.train(args.finetune_epochs, pool=region if how == "region" else None, lr=ft_lr,
+                label=label)
+        extra["train_cpu_min"] = train_cpu / 60 + (time.process_time() - c0) / 60
+        measure(f"+{ft} epochs {label}", *score(t), epochs=args.epochs, **extra)
+    base.unlink(missing_ok=True)
+
+    table = pd.DataFrame(rows)
+    table.to_csv(out.with_suffix(".csv"), index=False)
+    every = cells.copy()
+    for phase, (acc, loss) in scored.items():
+        every[f"acc | {phase}"] = acc
+        every[f"loss | {phase}"] = loss
+    every.to_parquet(out.with_name(out.name + "-cells.parquet"), index=False)
+    machine = (f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), "
+               f"device {args.device}")
+    meta = {"command": "python -m benchmarks.supernet_study "
+                       + " ".join(argv if argv is not None else sys.argv[1:]),
+            "args": vars(args), "machine": machine, "train_images": len(data.y_train),
+            "held_out_images": len(data.y_valid), "train_cpu_minutes": train_cpu / 60,
+            "total_seconds": time.perf_counter() - t_start, "log": log}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    cols = ["phase", "subset", "n", "kendall_acc", "kendall_loss", "kendall_loss_avg3",
+            "kendall_ensemble", "kendall_fused", "kendall_fused_avg3", "spearman_loss",
+            "train_cpu_min"]
+    shown = table[cols].round(3)
+    lines = [f"# Supernet ranking, {args.channels} channels x {args.cells} cell(s) per stage, "
+             f"seed {args.seed} ({machine})", "",
+             f"`{meta['command']}`", "",
+             f"{len(data.y_train)} training / {len(data.y_valid)} held-out images; truth: "
+             "NATS-Bench 200-epoch CIFAR-10 test accuracy; ensemble: "
+             f"`{args.ensemble}`. Training CPU time {train_cpu / 60:.1f} min; total wall "
+             f"{meta['total_seconds'] / 60:.1f} min.", "",
+             markdown_table(shown.values.tolist(), cols), ""]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
