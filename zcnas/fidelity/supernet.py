@@ -437,8 +437,9 @@ class SupernetEvaluator(Evaluator):
     ranks (:meth:`relative_values`). The value is the held-out accuracy (``metric="accuracy"``,
     the published choice) or the negative held-out loss (``metric="loss"``: smoother on small
     held-out sets; it ranks cells better in results/supernet). A cell outside the pruned
-    supernet (no isomorph inside) gets NaN (ranks last) with ``meta['outside'] = 1``. ``checkpoint``: the supernet is saved there
-    whenever the search checkpoints, and a resumed search reloads it.
+    supernet (no isomorph inside) gets NaN (ranks last) with ``meta['outside'] = 1``.
+    ``checkpoint``: the supernet is saved there whenever the search checkpoints, and a resumed
+    search reloads it.
     """
 
     def __init__(self, *, dataset: str = "cifar10", root: Any = None, seed: int = 0,
