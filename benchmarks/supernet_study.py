@@ -89,8 +89,43 @@ def corr(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return kendall(score, truth), spearman(score, truth)
 
 
+def plot(csvs: list[str], out: Path) -> None:
+    """Kendall tau against training CPU minutes, one line per seed and measure: over the
+    sample by loss and accuracy, and inside the top region the ensemble, the supernet and
+    their fusion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    series = {"sample": [("kendall_loss", "supernet, held-out loss"),
+                         ("kendall_acc", "supernet, held-out accuracy"),
+                         ("kendall_ensemble", "zero-cost ensemble")],
+              "top": [("kendall_loss", "supernet, held-out loss"),
+                      ("kendall_ensemble", "zero-cost ensemble"),
+                      ("kendall_fused", "fused ranks")]}
+    for ax, subset in zip(axes, ("sample", "top"), strict=True):
+        for i, csv in enumerate(csvs):
+            d = pd.read_csv(csv)
+            d = d[(d.subset == subset) & d.phase.str.startswith("one-shot")]
+            for j, (col, label) in enumerate(series[subset]):
+                ax.plot(d.train_cpu_min, d[col], marker="o", color=f"C{j}",
+                        linestyle="-" if i == 0 else "--",
+                        label=f"{label} (seed {i})" if subset == "top" or j < 3 else None)
+        ax.axhline(0.40 if subset == "sample" else 0.0, color="grey", linewidth=0.8)
+        ax.set_xlabel("supernet training, CPU minutes (one core)")
+        ax.set_title({"sample": "200 sampled cells", "top": "ensemble's top 100"}[subset])
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("Kendall tau vs 200-epoch test accuracy")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--plot", nargs="+", metavar="CSV",
+                    help="only draw tau against training time from these study tables")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--channels", type=int, default=8)
@@ -108,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.plot:
+        plot(args.plot, Path(args.out))
+        return
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

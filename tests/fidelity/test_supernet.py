@@ -156,7 +156,7 @@ def test_evaluator_resumes_from_its_checkpoint(data, tmp_path):
     ev = SupernetEvaluator(**kw)
     (a,) = ev.evaluate([A])
     state = ev.state_dict()
-    assert (tmp_path / "sn.pt").is_file()
+    assert (tmp_path / "sn-1.pt").is_file() and state["checkpoint"] == str(tmp_path / "sn-1.pt")
     again = SupernetEvaluator(**kw)
     again.load_state_dict(state)
     (b,) = again.evaluate([A])

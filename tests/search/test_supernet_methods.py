@@ -199,3 +199,64 @@ def test_a_killed_search_resumes_exactly(method, data_root, tmp_path):
         _same(_snapshot(resumed), ref)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_oneshot_supernet_stage_ranks_by_fused_ranks(data_root):
+    """oneshot's supernet rung fuses its rank with the zero-cost rank (AZ-NAS log-rank sum),
+    and its elites (pruning, gradient-guided search) follow the fused ranks."""
+    from zcnas.data.training import TrainingData
+    from zcnas.fidelity.supernet import SupernetEvaluator, SupernetRecipe
+
+    class ZeroCost:
+        relative = False
+
+        def __init__(self, values):
+            self.values = values
+
+        def current_values(self, keys):
+            return [self.values[k] for k in keys]
+
+    data = TrainingData.load("cifar10", data_root, valid=32, limit=96)
+    keys = [f"c{i}" for i in range(5)]
+    supernet = [1.0, 2.0, 3.0, 4.0, 5.0]      # supernet alone: c4 best
+    zc = dict(zip(keys, [5.0, 4.0, 3.0, 2.0, 0.5], strict=True))  # zero-cost: c0 best
+    ev = SupernetEvaluator(data=data, recipe=SupernetRecipe(channels=4, cells=1),
+                           fuse=ZeroCost(zc), elites=2)
+    assert ev.relative
+    ev._seen = {k: (k, v) for k, v in zip(keys, supernet, strict=True)}
+    fused = ev.relative_values(keys)
+    expect = [math.log(a / 5) + math.log(b / 5) for a, b in zip([1, 2, 3, 4, 5],
+                                                                 [5, 4, 3, 2, 1], strict=True)]
+    assert np.allclose(fused, expect)
+    assert ev.elites() == ["c2", "c1"]  # the middle cells win when both ranks count
+    ev.fuse, ev.relative = None, False
+    assert ev.elites() == ["c4", "c3"]
+
+
+def test_every_second_is_charged_once_and_broken_down(data_root):
+    """Warm-up, fine-tuning, re-scoring the parents and scoring are all charged to the cells
+    that triggered them, once; the parts add up to the charge."""
+    from zcnas.data.training import TrainingData
+    from zcnas.fidelity.supernet import SupernetRecipe, SupernetTrainer
+
+    data = TrainingData.load("cifar10", data_root, valid=32, limit=96)
+    trainer = SupernetTrainer(data=data, recipe=SupernetRecipe(channels=4, cells=1))
+    parents = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|"
+               "nor_conv_3x3~1|nor_conv_1x1~2|",
+               "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|none~1|none~2|"]
+    searcher = SimpleNamespace(generation=1, members=lambda: parents)
+    ev = SupernetFitness(trainer, searcher=searcher, warmup_epochs=0.5, upkeep="finetune",
+                         finetune_epochs=0.5, adapt_steps=2)
+    children = ["|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|"
+                "nor_conv_3x3~1|none~2|",
+                "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|none~0|"
+                "nor_conv_3x3~1|avg_pool_3x3~2|"]
+    t0 = time.perf_counter()
+    out = ev.evaluate(children)
+    wall = time.perf_counter() - t0
+    charged = sum(e.cost for e in out)
+    assert 0.9 * wall <= charged <= wall
+    parts = ev.cost_parts()
+    assert parts["warm-up"] > 0 and parts["upkeep"] > 0 and parts["scoring"] > 0
+    assert 0.9 * charged <= sum(parts.values()) <= charged + 1e-9
+    assert ev.version == 1 and all(ev.values[k][2] == 1 for k in ev.values)

@@ -438,7 +438,8 @@ class SupernetEvaluator(Evaluator):
     the published choice) or the negative held-out loss (``metric="loss"``: smoother on small
     held-out sets; it ranks cells better in results/supernet). A cell outside the pruned
     supernet (no isomorph inside) gets NaN (ranks last) with ``meta['outside'] = 1``.
-    ``checkpoint``: the supernet is saved there whenever the search checkpoints, and a resumed
+    ``checkpoint``: the supernet is saved beside it (``NAME-<n>.pt``, one file per save, the
+    search's JSON naming the current one) whenever the search checkpoints, and a resumed
     search reloads it.
     """
 
@@ -472,6 +473,7 @@ class SupernetEvaluator(Evaluator):
         self._ready = False
         self._seen: dict[str, tuple[str, float]] = {}  # canonical -> (arch, value), in order
         self._count = 0
+        self._saves = 0
         self._population: list[str] = []
 
     def describe(self) -> str:
@@ -585,15 +587,23 @@ class SupernetEvaluator(Evaluator):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"seen": [[c, a, v] for c, (a, v) in self._seen.items()],
-                                 "count": self._count, "ready": self._ready}
+                                 "count": self._count, "ready": self._ready,
+                                 "saves": self._saves}
         if self.checkpoint is not None and self._ready:
-            self.trainer.save(self.checkpoint)
-            state["checkpoint"] = str(self.checkpoint)
+            # a new numbered file per save, named by the search's checkpoint: a run killed
+            # between the two writes resumes from the pair the JSON names
+            self._saves += 1
+            c = self.checkpoint
+            path = c.with_name(f"{c.stem}-{self._saves}{c.suffix}")
+            self.trainer.save(path)
+            c.with_name(f"{c.stem}-{self._saves - 2}{c.suffix}").unlink(missing_ok=True)
+            state["checkpoint"], state["saves"] = str(path), self._saves
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._seen = {c: (a, float(v)) for c, a, v in state.get("seen", [])}
         self._count = int(state.get("count", 0))
+        self._saves = int(state.get("saves", 0))
         if state.get("ready") and state.get("checkpoint"):
             self.trainer.load(state["checkpoint"])
             self._ready = True
