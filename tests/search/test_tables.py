@@ -149,3 +149,30 @@ def test_a_growth_search_answers_with_a_whole_cell():
     assert s.final(ladder.choice().arch)
     ladder.eligible = None
     assert not s.final(ladder.choice().arch)  # without the rule a partial cell would win
+
+
+def test_a_converged_growth_stage_runs_until_every_reachable_cell_is_tried():
+    """A population settled on one prefix still makes new cells of its stage; the search ends
+    only when every cell reachable from the elites was proposed."""
+    import itertools
+
+    s = GrowthGA(seed=0, population_size=20, generations=(1, 3), elites=5)
+    stage3 = []
+    for _ in range(500):
+        got = s.ask(64)
+        if not got:
+            break
+        if s.stage == 3:
+            stage3 += got
+        s.tell([(a, conv_count(a)) for a in got] + [(m, conv_count(m)) for m in s.members()])
+    grown = NODE_EDGES[3]
+    reachable = set()
+    for elite in s.stage_elites[2]:
+        for combo in itertools.product(nats_tss.OPS, repeat=3):
+            ops = list(nats_tss.parse_arch(elite).ops)
+            for e, op in zip(grown, combo, strict=True):
+                ops[e] = op
+            reachable.add(nats_tss.canonical_key(grown_cell(ops, 3)))
+    proposed = {nats_tss.canonical_key(a) for a in stage3}
+    earlier = s._proposed - proposed  # isomorphs proposed at stages 1-2
+    assert proposed <= reachable and reachable - proposed <= earlier

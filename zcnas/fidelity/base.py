@@ -93,7 +93,9 @@ class Evaluator(abc.ABC):
 
     def cost_parts(self) -> dict[str, float]:
         """Seconds spent so far by part (e.g. a supernet's warm-up, upkeep and scoring), for
-        reports; they add up to what the evaluator charged. Default: no breakdown."""
+        reports; they add up to what the evaluator spent (an evaluation killed at the budget's
+        deadline is booked up to the kill, the ladder charges only what was left).
+        Default: no breakdown."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:

@@ -144,9 +144,11 @@ class SupernetFitness(Evaluator):
             if self.fuse is not None:  # charged its own compute seconds (cached or not)
                 t0 = time.perf_counter()
                 scored = self.fuse.evaluate(list(archs))
-                mark += time.perf_counter() - t0
+                wall = time.perf_counter() - t0
                 zc, zc_cost = [e.value for e in scored], [e.cost for e in scored]
-                parts["zero-cost"] += sum(zc_cost)
+                mark += wall
+                if deadline is not None:  # the deadline counts charged seconds too
+                    deadline += wall - sum(zc_cost)
             for arch, z, z_cost in zip(archs, zc, zc_cost, strict=True):
                 if deadline is not None and time.perf_counter() > deadline:
                     raise DeadlineExceeded("supernet")
@@ -160,8 +162,11 @@ class SupernetFitness(Evaluator):
                 now = time.perf_counter()
                 out.append(Evaluation(arch, canonical, self.name, value,
                                       now - mark + z_cost, meta))
+                parts["zero-cost"] += z_cost
                 mark = now
         except DeadlineExceeded:
+            if self.fuse is not None:  # the cells not scored are forgotten by both
+                self.fuse.forget([nats_tss.canonical_key(a) for a in archs[len(out):]])
             arch = archs[len(out)]
             out.append(Evaluation(arch, nats_tss.canonical_key(arch), self.name, math.nan,
                                   time.perf_counter() - mark, {"killed": 1.0}))
@@ -201,8 +206,9 @@ class SupernetFitness(Evaluator):
                 grown = [e for k in range(1, stage) for e in nats_tss.NODE_EDGES[k]]
                 removed = self.trainer.prune(elites, edges=grown,
                                              label=f"growth stage {stage}")
-                self.trainer.train(self.stage_epochs, pool=self._stage_cells(stage),
-                                   label=f"stage {stage}", deadline=deadline)
+                if self.stage_epochs > 0:
+                    self.trainer.train(self.stage_epochs, pool=self._stage_cells(stage),
+                                       label=f"stage {stage}", deadline=deadline)
             self.version += 1
             self._seen_stage = stage
             self.upkeep_log.append({"what": "growth", "stage": stage, "version": self.version,

@@ -113,9 +113,10 @@ class GenasParams(SupernetGAParams):
 
 @dataclass(frozen=True)
 class GevonasParams(SupernetGAParams):
-    """G-EvoNAS: ``stage_generations`` generations at stage 2 (stage 1 has only five cells,
-    stage 3 runs to the end of the budget); ``elites``: the elite group each stage grows from
-    and prunes to; ``stage_epochs``: supernet training on each new stage's pruned space."""
+    """G-EvoNAS: ``stage_generations`` generations of children at stage 2 after its first
+    population (stage 1 has only five cells, stage 3 runs to the end of the budget);
+    ``elites``: the elite group each stage grows from and prunes to; ``stage_epochs``:
+    supernet training on each new stage's pruned space."""
 
     stage_generations: int = 3
     elites: int = 5

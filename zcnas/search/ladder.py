@@ -258,7 +258,7 @@ class Ladder:
             batch = ev.evaluate(archs[i:i + n])
             for j, e in enumerate(batch):
                 left = room()
-                if e.cost > left + 1e-9:  # killed at the deadline
+                if e.cost > left + 1e-9 or e.meta.get("killed"):  # killed at the deadline
                     budget.charge(max(0.0, left))
                     self.log.append((stage, e.canonical, max(0.0, left)))
                     if left < budget.left:

@@ -126,7 +126,7 @@ class TableGA(Searcher):
 
     def _offspring(self) -> list[str]:
         out: list[str] = []
-        for _ in range(20 * self.population_size):
+        for _ in range(20 * self.population_size if len(self.population) >= 2 else 0):
             if len(out) >= self.population_size:
                 break
             pa, pb = self._tournament(), self._tournament()
@@ -163,7 +163,8 @@ class TableGA(Searcher):
         if arch not in self.pending:
             return
         self.pending.remove(arch)
-        (self.children if self.generation else self.population).append(arch)
+        if self.fit(arch) > -math.inf:  # a cell refused (size limits) never joins
+            (self.children if self.generation else self.population).append(arch)
         if self.pending or self.queue:
             return
         if self.generation:
@@ -199,8 +200,10 @@ class GrowthGA(Searcher):
     """G-EvoNAS's growth stages over the cell (see the module docstring).
 
     Stage ``k`` (1, 2, 3) starts from ``population_size`` cells: each takes the grown edges of
-    an elite of stage ``k - 1`` (drawn in turn) and random ops on node ``k``'s edges. Each of
-    ``generations[k - 1]`` generations makes children of binary-tournament parents by table
+    an elite of stage ``k - 1`` (in turn) and random ops on node ``k``'s edges; then
+    ``generations[k - 1]`` generations of children (fewer when the stage runs out of new
+    cells; a converged population is topped up with new cells of the stage), each made of
+    binary-tournament parents by table
     crossover and mutation restricted to node ``k``'s edges (the earlier nodes stay the
     parent's); parents and children compete (mu + lambda). At the end of a stage its
     ``elites`` best form the elite group the next stage grows from (:attr:`stage_elites`, what
@@ -247,24 +250,44 @@ class GrowthGA(Searcher):
             self.stage_elites[self.stage] = ranked[: self.n_elites]
         self.stage, self.stage_generation = stage, 0
         self.population, self.children = [], []
-        grown = NODE_EDGES[stage]
-        bases = self.stage_elites.get(stage - 1) or [grown_cell(["none"] * 6, 0)]
+        return self._stage_cells(self.population_size)
+
+    def _stage_cells(self, k: int) -> list[str]:
+        """Up to ``k`` fresh cells of the current stage, each an elite prefix of the previous
+        stage (in turn) with random ops on the new node's edges; when random draws keep
+        hitting cells proposed before, the rest are enumerated (only when all of them were
+        proposed does this come back short)."""
+        import itertools
+
+        grown = NODE_EDGES[self.stage]
+        bases = [list(nats_tss.as_cell(b).ops) for b in
+                 self.stage_elites.get(self.stage - 1) or [grown_cell(["none"] * 6, 0)]]
         out: list[str] = []
-        for i in range(20 * self.population_size):
-            if len(out) >= self.population_size:
-                break
-            ops = list(nats_tss.as_cell(bases[i % len(bases)]).ops)
+        for i in range(20 * k):
+            if len(out) >= k:
+                return out
+            ops = list(bases[i % len(bases)])
             for e in grown:
                 ops[e] = OPS[int(self.rng.integers(NUM_OPS))]
-            a = grown_cell(ops, stage)
+            a = grown_cell(ops, self.stage)
             if self._fresh(a):
                 out.append(a)
+        for base in bases:
+            for combo in itertools.product(OPS, repeat=len(grown)):
+                if len(out) >= k:
+                    return out
+                ops = list(base)
+                for e, op in zip(grown, combo, strict=True):
+                    ops[e] = op
+                a = grown_cell(ops, self.stage)
+                if self._fresh(a):
+                    out.append(a)
         return out
 
     def _offspring(self) -> list[str]:
         grown = NODE_EDGES[self.stage]
         out: list[str] = []
-        for _ in range(20 * self.population_size):
+        for _ in range(20 * self.population_size if self.population else 0):
             if len(out) >= self.population_size:
                 break
             pick = [self.population[int(i)] for i in
@@ -280,7 +303,8 @@ class GrowthGA(Searcher):
                 at_least_one=from_table(ta) in (pa, pb)))).ops, self.stage)
             if self._fresh(child):
                 out.append(child)
-        return out
+        # a converged population: the rest of the generation from the stage's own cells
+        return out + self._stage_cells(self.population_size - len(out))
 
     def ask(self, n: int = 1) -> list[str]:
         if self.pending:
@@ -288,7 +312,7 @@ class GrowthGA(Searcher):
         if not self.queue:
             if self.stage == 0:
                 self.queue = self._start_stage(1)
-            elif self.stage_generation >= self._stage_limit() and self.stage < 3:
+            elif self.stage_generation > self._stage_limit() and self.stage < 3:
                 self.queue = self._start_stage(self.stage + 1)
             else:
                 self.queue = self._offspring()
@@ -304,7 +328,8 @@ class GrowthGA(Searcher):
         if arch not in self.pending:
             return
         self.pending.remove(arch)
-        (self.children if self.stage_generation else self.population).append(arch)
+        if self.fit(arch) > -math.inf:  # a cell refused (size limits) never joins
+            (self.children if self.stage_generation else self.population).append(arch)
         if self.pending or self.queue:
             return
         if self.children:
