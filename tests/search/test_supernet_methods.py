@@ -128,7 +128,7 @@ def test_without_rescoring_the_check_fails():
 @pytest.mark.parametrize("method", METHODS_)
 def test_each_method_searches_on_real_images_within_its_budget(method, data_root, tmp_path):
     torch.manual_seed(0)
-    cfg = SearchConfig(method=method, budget=8.0, fitness="synflow",
+    cfg = SearchConfig(method=method, budget=5.0, fitness="synflow",
                        params={**dict(config(method).params), "warmup_epochs": 0.05})
     plan = build(cfg, root=data_root, workdir=tmp_path / "run")
     t0 = time.perf_counter()
@@ -173,7 +173,7 @@ def test_a_killed_search_resumes_exactly(method, data_root, tmp_path):
     does: searcher, fitness values and versions, supernet weights."""
     threads = torch.get_num_threads()
     try:
-        steps = 6
+        steps = 4
         ref_plan, _ = run(method, tmp_path / "ref.json", steps, str(data_root))
         ref = _snapshot(ref_plan)
         ck = tmp_path / "killed.json"
