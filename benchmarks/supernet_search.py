@@ -12,6 +12,9 @@ in parts), then this script writes the table::
     zcnas search --method mfea --ladder proxy --budget 300 --seeds 3 --workers 2 \\
         --data ../shared/data --out results/search/supernet-cpu/mfea-proxy
     python -m benchmarks.supernet_search results/search/supernet-cpu
+
+It writes ``README.md`` (the tables) and ``results.json`` (every finished run's result, the
+per-run checkpoints under ``*/runs/`` being too large to commit) beside the output folders.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
     ]
     (root / "README.md").write_text("\n".join(lines))
+    # the finished runs' results (the checkpoints under */runs/ are not committed)
+    (root / "results.json").write_text(json.dumps(runs, indent=1))
     print("\n".join(lines))
 
 

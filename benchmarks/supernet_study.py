@@ -122,10 +122,52 @@ def plot(csvs: list[str], out: Path) -> None:
     fig.savefig(out, dpi=120)
 
 
+def combine(prefixes: list[str], out: Path) -> str:
+    """Seeds side by side and together: per one-shot checkpoint, Kendall tau of each seed and
+    of the seeds' mean loss rank (a supernet ensemble costing one training per seed), alone
+    and fused with the zero-cost ensemble; writes ``out`` (markdown) and returns it."""
+    from scipy.stats import rankdata
+
+    cells = [pd.read_parquet(f"{p}-cells.parquet") for p in prefixes]
+    tables = [pd.read_csv(f"{p}.csv") for p in prefixes]
+    base = cells[0]
+    for c in cells[1:]:
+        if not (c.arch.to_numpy() == base.arch.to_numpy()).all():
+            raise SystemExit("the studies scored different cells")
+    truth = base.true.to_numpy()
+    ens = base.ensemble.to_numpy()
+    phases = [c[len("loss | "):] for c in base.columns if c.startswith("loss | ")]
+    rows = []
+    for phase in phases:
+        losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
+        together = np.mean([rankdata(-x) for x in losses], axis=0)
+        row = [phase]
+        cpu = [t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
+               for t in tables]
+        row.append(f"{np.mean(cpu):.1f}")
+        for subset in ("in_sample", "in_top"):
+            m = base[subset].to_numpy() & np.all([np.isfinite(x) for x in losses], axis=0)
+            per = [kendall(-x[m], truth[m]) for x in losses]
+            row += [" / ".join(f"{v:.3f}" for v in per), f"{kendall(together[m], truth[m]):.3f}"]
+            if subset == "in_top":
+                fz = [kendall(fused(ens[m], -x[m]), truth[m]) for x in losses]
+                row += [f"{kendall(ens[m], truth[m]):.3f}", " / ".join(f"{v:.3f}" for v in fz),
+                        f"{kendall(fused(ens[m], together[m]), truth[m]):.3f}"]
+        rows.append(row)
+    head = ["phase", "train CPU min per seed", "sample: tau by loss, per seed",
+            "sample: seeds' mean rank", "top: tau by loss, per seed", "top: seeds' mean rank",
+            "top: ensemble alone", "top: fused, per seed", "top: fused with seeds' mean rank"]
+    text = markdown_table(rows, head)
+    out.write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plot", nargs="+", metavar="CSV",
                     help="only draw tau against training time from these study tables")
+    ap.add_argument("--combine", nargs="+", metavar="PREFIX",
+                    help="only tabulate these studies (their --out) side by side and together")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--channels", type=int, default=8)
@@ -145,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.plot:
         plot(args.plot, Path(args.out))
+        return
+    if args.combine:
+        print(combine(args.combine, Path(args.out)))
         return
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -478,14 +478,18 @@ class SupernetEvaluator(Evaluator):
 
     def describe(self) -> str:
         t = self.trainer
-        parts = [f"weight-sharing supernet on {len(t.data.y_train)} train / "
+        shape = (f" ({t.recipe.channels} channels x {t.recipe.cells} cells per stage)"
+                 if (t.recipe.channels, t.recipe.cells) != (16, 5) else "")
+        parts = [f"weight-sharing supernet{shape} on {len(t.data.y_train)} train / "
                  f"{len(t.data.y_valid)} held-out {t.dataset} images, warm-up "
-                 f"{self.warmup_epochs:g} epochs"]
+                 f"{self.warmup_epochs:g} epochs, held-out {self.metric}"]
         if self.finetune_every:
             parts.append(f"fine-tune {self.finetune_epochs:g} epochs every "
                          f"{self.finetune_every} cells")
         if self.prune_every:
             parts.append(f"prune by the best {self.n_elites} every {self.prune_every} cells")
+        if self.fuse is not None:
+            parts.append(f"ranks fused with {self.fuse.name}")
         return ", ".join(parts) + f", {t.device}"
 
     def _warm_up(self, deadline: float | None = None) -> None:
