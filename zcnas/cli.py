@@ -533,9 +533,11 @@ def correlate(tables, space, proxy_list, data, lookup_kind, datasets, epochs, sp
 @click.option("--train-epochs", type=int, default=None,
               help="= --param train_epochs=N (oneshot: stand-alone training epochs, 12).")
 @click.option("--warmup-epochs", type=float, default=None,
-              help="= --param warmup_epochs=E (oneshot: supernet warm-up epochs, 5).")
+              help="= --param warmup_epochs=E (supernet warm-up epochs: oneshot 30; genas, "
+                   "gevonas, ftga 50).")
 @click.option("--population", type=int, default=None,
-              help="= --param population=N (oneshot: population size, 100).")
+              help="= --param population=N (population size: oneshot 100; genas, gevonas, "
+                   "ftga 20).")
 @click.option("--image-limit", type=int, default=None,
               help="= --param image_limit=N (oneshot: first N training images only).")
 @executor_options

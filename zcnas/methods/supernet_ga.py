@@ -20,7 +20,9 @@ node: stage 1 evolves node 1's incoming edge, stage 2 node 2's, stage 3 node 3's
 nodes fixed to the previous stage's elite group (a partial cell is the cell whose newest node
 feeds the output, later nodes cut off). At each new stage the supernet is pruned to the ops
 the elite group uses on the grown edges and trained ``stage_epochs`` on the new stage's cells
-inside the pruned space. Only whole cells of stage 3 can be the answer.
+inside the pruned space. The answer is the best whole cell of stage 3; a run whose budget ends
+before stage 3 answers with the best cell of the last stage reached (itself a cell of the space,
+its newest node wired to the output).
 
 **ftga** (one-shot NAS with supernet fine-tuning, Yuan, Xue and Zhang, GECCO 2023). The same
 GA; before each generation's children are scored, the supernet is fine-tuned
