@@ -125,7 +125,9 @@ def test_without_rescoring_the_check_fails():
     assert original is not None
 
 
-@pytest.mark.parametrize("method", METHODS_)
+@pytest.mark.parametrize("method", [
+    "ftga", pytest.param("genas", marks=pytest.mark.slow),
+    pytest.param("gevonas", marks=pytest.mark.slow)])
 def test_each_method_searches_on_real_images_within_its_budget(method, data_root, tmp_path):
     torch.manual_seed(0)
     cfg = SearchConfig(method=method, budget=5.0, fitness="synflow",
