@@ -115,6 +115,7 @@ def test_oneshot_needs_the_topology_space(space, data_root):
         build(SearchConfig(space=space, method="oneshot", fitness="synflow"), root=data_root)
 
 
+@pytest.mark.slow  # the command-line test runs oneshot end to end in the default run
 def test_oneshot_searches_on_real_images_within_its_budget(data_root, tmp_path):
     cfg = SearchConfig(method="oneshot", budget=15.0, fitness="synflow",
                        params={"train_epochs": 1, "warmup_epochs": 0.1, "population": 8,
