@@ -53,6 +53,7 @@ from zcnas.data.training import TrainingData
 from zcnas.ensemble import parse_ensemble
 from zcnas.errors import OutsideSupernetError
 from zcnas.fidelity.supernet import SupernetRecipe, SupernetTrainer
+from zcnas.fidelity.supernet_fitness import log_rank_fractions
 from zcnas.lookup import open_benchmark
 
 DATASET = "cifar10"
@@ -73,16 +74,9 @@ def ensemble_cells(path: Path, ensemble: str) -> pd.DataFrame:
     return out.drop_duplicates("canonical").reset_index(drop=True)
 
 
-def log_rank(values: np.ndarray) -> np.ndarray:
-    """log(rank / n), higher value = higher rank (AZ-NAS aggregation of one component)."""
-    from scipy.stats import rankdata
-
-    v = np.where(np.isfinite(values), values, -np.inf)
-    return np.log(rankdata(v, method="average") / len(v))
-
-
 def fused(*columns: np.ndarray) -> np.ndarray:
-    return sum(log_rank(np.asarray(c, dtype=np.float64)) for c in columns)
+    """AZ-NAS's fusion: the sum of each column's log rank fractions."""
+    return sum(log_rank_fractions(np.asarray(c, dtype=np.float64)) for c in columns)
 
 
 def corr(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

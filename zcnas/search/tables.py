@@ -83,7 +83,42 @@ def table_mutation(t: np.ndarray, rng: np.random.Generator, rate: float,
     return out
 
 
-class TableGA(Searcher):
+class _Generations(Searcher):
+    """Bookkeeping shared by the generational searchers: ``population``, this generation's
+    ``children`` told so far, ``pending`` (asked, not told) and ``queue`` (made, not asked)."""
+
+    def __init__(self, space: str = "nats-tss", seed: int = 0) -> None:
+        super().__init__(space, seed)
+        self.population: list[str] = []
+        self.children: list[str] = []
+        self.pending: list[str] = []
+        self.queue: list[str] = []
+
+    def members(self) -> list[str]:
+        return list(self.population)
+
+    def _take(self, arch: str, first: bool) -> bool:
+        """Record a told cell (into the population during a ``first`` generation, else into
+        the children; a cell refused by the size limits never joins); True when the whole
+        generation has been told."""
+        if arch not in self.pending:
+            return False
+        self.pending.remove(arch)
+        if self.fit(arch) > -math.inf:
+            (self.population if first else self.children).append(arch)
+        return not self.pending and not self.queue
+
+    def _survive(self, size: int) -> None:
+        """mu + lambda: parents and children compete; the ``size`` fittest stay, in their
+        order (ties keep the older)."""
+        if self.children:
+            pool = self.population + self.children
+            ranked = sorted(range(len(pool)), key=lambda i: (-self.fit(pool[i]), i))
+            self.population = [pool[i] for i in sorted(ranked[:size])]
+            self.children = []
+
+
+class TableGA(_Generations):
     """A generational GA over edge x op tables (see the module docstring).
 
     ``generation`` counts completed generations (0 while the first population is evaluated).
@@ -104,15 +139,8 @@ class TableGA(Searcher):
         self.population_size = population_size
         self.crossover_rate = crossover_rate
         self.mutation_rate = mutation_rate
-        self.population: list[str] = []
-        self.children: list[str] = []  # this generation's children told so far
-        self.pending: list[str] = []
-        self.queue: list[str] = []
         self.generation = 0
         self._bred = False  # this generation's cells were made
-
-    def members(self) -> list[str]:
-        return list(self.population)
 
     def inject(self, archs: Iterable[str]) -> list[str]:
         fresh = [a for a in archs if self._fresh(a)]
@@ -160,27 +188,18 @@ class TableGA(Searcher):
         return out
 
     def _told(self, arch: str) -> None:
-        if arch not in self.pending:
-            return
-        self.pending.remove(arch)
-        if self.fit(arch) > -math.inf:  # a cell refused (size limits) never joins
-            (self.children if self.generation else self.population).append(arch)
-        if self.pending or self.queue:
+        if not self._take(arch, first=not self.generation):
             return
         if self.generation:
             self._select()
-        else:
-            self.generation = 1
-        self._bred = False
+        else:  # the first population is in
+            self.generation, self._bred = 1, False
 
     def _select(self) -> None:
-        """mu + lambda: parents and children compete; ties keep the older."""
-        pool = self.population + self.children
-        ranked = sorted(range(len(pool)), key=lambda i: (-self.fit(pool[i]), i))
-        keep = sorted(ranked[: self.population_size])
-        self.population = [pool[i] for i in keep]
-        self.children = []
+        """The generation is told: mu + lambda, then the next generation."""
+        self._survive(self.population_size)
         self.generation += 1
+        self._bred = False
 
     def _state(self) -> dict[str, Any]:
         return {"population": self.population, "children": self.children,
@@ -196,7 +215,7 @@ class TableGA(Searcher):
         self._bred = bool(state["bred"])
 
 
-class GrowthGA(Searcher):
+class GrowthGA(_Generations):
     """G-EvoNAS's growth stages over the cell (see the module docstring).
 
     Stage ``k`` (1, 2, 3) starts from ``population_size`` cells: each takes the grown edges of
@@ -227,14 +246,7 @@ class GrowthGA(Searcher):
         self.stage = 0  # 0: not started
         self.stage_generation = 0
         self.stage_elites: dict[int, list[str]] = {}
-        self.population: list[str] = []
-        self.children: list[str] = []
-        self.pending: list[str] = []
-        self.queue: list[str] = []
         self._final: set[str] = set()
-
-    def members(self) -> list[str]:
-        return list(self.population)
 
     def final(self, arch: str) -> bool:
         """Whether ``arch`` is a whole cell evaluated at the last growth stage."""
@@ -325,19 +337,9 @@ class GrowthGA(Searcher):
         return out
 
     def _told(self, arch: str) -> None:
-        if arch not in self.pending:
-            return
-        self.pending.remove(arch)
-        if self.fit(arch) > -math.inf:  # a cell refused (size limits) never joins
-            (self.children if self.stage_generation else self.population).append(arch)
-        if self.pending or self.queue:
-            return
-        if self.children:
-            pool = self.population + self.children
-            ranked = sorted(range(len(pool)), key=lambda i: (-self.fit(pool[i]), i))
-            self.population = [pool[i] for i in sorted(ranked[: self.population_size])]
-            self.children = []
-        self.stage_generation += 1
+        if self._take(arch, first=not self.stage_generation):
+            self._survive(self.population_size)
+            self.stage_generation += 1
 
     def _state(self) -> dict[str, Any]:
         return {"stage": self.stage, "stage_generation": self.stage_generation,
