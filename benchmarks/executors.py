@@ -21,26 +21,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks._machine import cpu_name
 
 SUITE = "synflow,naswot,stable"
 
 
 def _table(rows):
     return sorted((r.arch, r.proxy, r.value) for r in rows)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -65,7 +56,7 @@ def main() -> None:
     items = list(distinct.values())  # distinct cells only: every one is computed
     scorers = create_scorers(SUITE)
     lines = [f"# executors, {len(items)} distinct cells of {SUITE} (stable 2x128), "
-             f"{_cpu_name()}, {usable_cpus()} usable CPUs, torch one thread per worker",
+             f"{cpu_name()}, {usable_cpus()} usable CPUs, torch one thread per worker",
              f"# command: python -m benchmarks.executors --cells {args.cells} "
              f"--rounds {args.rounds} --driver-cells {args.driver_cells}", ""]
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks._machine import cpu_name
 from benchmarks.scoring_speed import sample_archs
 from zcnas.registry import create_proxies
 from zcnas.scoring import InputBank, ScoringContext
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         measure(p, archs[0], bank, "contiguous")
     lines = [
         f"# benchmarks.memory_format: {len(archs)} archs x {args.rounds} rounds, one thread, "
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}",
+        f"torch {torch.__version__}, {cpu_name()}",
         "# archs: " + "; ".join(archs),
         "# seconds summed over the archs (min over rounds); ratio = channels_last / contiguous;",
         "# max_rel = largest relative score difference, channels_last vs contiguous; ratios "

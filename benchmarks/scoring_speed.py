@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks._machine import cpu_name
 from zcnas.models.network import count_flops
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
@@ -132,7 +132,7 @@ def run(n_archs: int, workers: int, root, seed: int = 0) -> str:
     full_base, full_eng = per_base * FULL, per_eng * DISTINCT
     lines = [
         f"# zcnas scoring speed, default suite {SUITE} (stable 2 x 128, naswot 128), cifar10",
-        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"# machine: {cpu_name()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}; {n_archs} distinct archs (seed {seed}), "
         f"engine workers {workers}",
         f"# matmul rate {rate / 1e9:.1f} GFLOP/s; engine work {flops / n_archs / 1e9:.2f} "

@@ -7,9 +7,10 @@ ops are ReLU -> Conv -> BN; a conv carries a bias exactly when its BN has no aff
 
 ``avg_pool_3x3`` (3x3, stride 1, padding 1, ``count_include_pad=False``) is computed as a
 depthwise 3x3 convolution with a kernel of ones divided by the number of in-image taps
-(:class:`AvgPool3x3`): the same average, 2.5-7x faster forward + backward than
-``nn.AvgPool2d`` on the CPU at the NB201 shapes (torch's CPU pooling kernel is not
-vectorised over these small maps), within 4e-7 of it (the sum is taken in another order).
+(:class:`AvgPool3x3`): the same average, faster forward + backward than ``nn.AvgPool2d`` on
+the CPU at the NB201 shapes of a 128-image batch (3-7x contiguous, 1.1-1.8x channels-last;
+``benchmarks.scoring_floor``). The forward is bitwise the same there; the backward sums in
+another order (rounding-level differences, see ``tests/scoring/test_reference_scores.py``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,162 @@
+"""zcnas against SamsungLabs/zero-cost-nas (foresight) on foresight's six proxies.
+
+Run (CPU; the numbers in results/benchmarks/foresight-cpu.txt)::
+
+    git clone https://github.com/SamsungLabs/zero-cost-nas /somewhere/zero-cost-nas
+    python -m benchmarks.foresight_speed --foresight /somewhere/zero-cost-nas --archs 30 \
+        --data ../shared/data --out results/benchmarks/foresight-cpu.txt
+
+Nothing of the peer is installed: with ``--foresight PATH`` its checkout is put on
+``sys.path`` and timed in this process; with ``--foresight-times FILE`` (the ``.csv`` a timed
+run writes beside ``--out``) its per-arch seconds are read from that file instead, and the
+output says which.
+
+Side by side, one torch thread each, on a seeded sample of distinct topology cells, the same
+64 real CIFAR-10 training images and labels for both, interleaved per architecture (the order
+of the two alternates from one architecture to the next):
+
+- **foresight**: its NB201 model build (``get_model_from_arch_str``, 10 classes) and
+  ``predictive.find_measures`` with grad_norm, snip, grasp, fisher, jacob_cov and synflow;
+- **zcnas**: one :class:`ScoringContext` and the same six proxies (``grad_norm``, ``snip``,
+  ``grasp``, ``fisher``, ``jacov``, ``synflow``; batch 64, synflow on one all-ones image as
+  foresight's), with zcnas's shared passes; per-proxy seconds are reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks._machine import cpu_name
+from benchmarks.scoring_speed import sample_archs
+from zcnas.registry import create_scorers
+from zcnas.scoring import InputBank, ScoringContext
+
+ZCNAS = ("grad_norm", "snip", "grasp", "fisher", "jacov", "synflow")
+FORESIGHT = ["grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow"]
+
+
+class _OneBatch:
+    """A loader that yields the one fixed batch (foresight reads ``next(iter(loader))``)."""
+
+    def __init__(self, x, y):
+        self.batch = (x, y)
+
+    def __iter__(self):
+        return iter([self.batch])
+
+
+def foresight_timer(path: Path, x, y):
+    sys.path.insert(0, str(path))
+    try:
+        from foresight.models.nasbench2 import get_model_from_arch_str
+        from foresight.pruners import predictive
+    except ImportError as exc:
+        raise SystemExit(f"error: no foresight checkout at {path} ({exc})") from None
+    import warnings
+
+    loader = _OneBatch(x, y)
+
+    def run(arch: str) -> float:
+        start = time.perf_counter()
+        net = get_model_from_arch_str(arch, 10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predictive.find_measures(net, loader, ("random", 1, 10), torch.device("cpu"),
+                                     measure_names=FORESIGHT)
+        return time.perf_counter() - start
+
+    return run
+
+
+def zcnas_timer(bank):
+    proxies = create_scorers(",".join(ZCNAS))
+
+    def run(arch: str) -> dict[str, float]:
+        times = {}
+        start = time.perf_counter()
+        ctx = ScoringContext(arch, inputs=bank, requests=[r for p in proxies for r in p.requests()])
+        for p in proxies:
+            t = time.perf_counter()
+            p.score(ctx)
+            times[p.name] = time.perf_counter() - t
+        times["total"] = time.perf_counter() - start
+        return times
+
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--foresight", type=Path, help="a checkout of SamsungLabs/zero-cost-nas")
+    src.add_argument("--foresight-times", type=Path,
+                     help="per-arch foresight seconds (CSV with arch, foresight_s)")
+    ap.add_argument("--archs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    archs = sample_archs(args.archs, args.seed)
+    bank = InputBank("cifar10", seed=0, root=args.data)
+    x, y = bank.batches("real", 64, 1)[0]
+    ours = zcnas_timer(bank)
+    if args.foresight is not None:
+        theirs = foresight_timer(args.foresight, x.contiguous(), y)
+        theirs(archs[0])  # warm-up (imports, first allocations), not timed
+        source = f"timed in this run from the checkout at {args.foresight}"
+    else:
+        table = pd.read_csv(args.foresight_times).set_index("arch")["foresight_s"]
+        missing = [a for a in archs if a not in table.index]
+        if missing:
+            raise SystemExit(f"error: {args.foresight_times} has no time for {missing[0]}")
+        theirs = table.loc.__getitem__
+        source = f"read from {args.foresight_times} (not timed in this run)"
+    ours(archs[0])
+
+    rows = []
+    for i, arch in enumerate(archs):
+        if i % 2:
+            z = ours(arch)
+            f = theirs(arch)
+        else:
+            f = theirs(arch)
+            z = ours(arch)
+        rows.append({"arch": arch, "foresight_s": float(f), "zcnas_s": z["total"],
+                     **{f"zcnas_{k}_s": v for k, v in z.items() if k != "total"}})
+    df = pd.DataFrame(rows)
+    f_mean, z_mean = df["foresight_s"].mean(), df["zcnas_s"].mean()
+    ratio = df["foresight_s"] / df["zcnas_s"]
+    lines = [
+        "# foresight's six proxies (grad_norm, snip, grasp, fisher, jacob_cov, synflow), batch 64",
+        f"# machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, one thread "
+        f"each; {len(archs)} distinct cells (seed {args.seed}), interleaved per cell",
+        f"# foresight times: {source}",
+        "",
+        f"{'':24s}{'s/cell':>9s}",
+        f"{'foresight':24s}{f_mean:9.3f}",
+        f"{'zcnas':24s}{z_mean:9.3f}",
+        *[f"{'  zcnas ' + k:24s}{df[f'zcnas_{k}_s'].mean():9.3f}" for k in ZCNAS],
+        "",
+        f"zcnas faster by {f_mean / z_mean:.2f}x (mean seconds); per cell: median "
+        f"{np.median(ratio):.2f}x, range {ratio.min():.2f}-{ratio.max():.2f}x",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report + "\n")
+        df.to_csv(args.out.with_suffix(".csv"), index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""A stable yardstick for scoring speed: the kernel floor of the suite's own shapes, and where
+the rest of the time goes.
+
+Run (CPU, one thread; the numbers in results/benchmarks/scoring-floor-cpu.txt)::
+
+    python -m benchmarks.scoring_floor --archs 10 --data ../shared/data \
+        --out results/benchmarks/scoring-floor-cpu.txt
+
+For each proxy set (the default suite ``synflow,naswot,stable`` and the components of
+``ensemble:zcnas``), on the same seeded sample of distinct topology cells, one torch thread,
+in this process:
+
+1. **wall**: seconds per cell of the scoring itself (one :class:`ScoringContext` per cell,
+   every proxy of the set on it, as a worker of ``zcnas score`` runs them), best of two rounds;
+2. **kernel floor**: every convolution (forward and backward) and matrix product the set runs
+   is recorded with its exact arguments (a ``TorchDispatchMode``: shapes, dtypes, memory
+   format, strides, padding, groups, which gradients the backward computes); each distinct call
+   is then re-run alone on fresh tensors of the same layout, best of ``--reps`` repetitions,
+   and the floor is the sum over all calls of those best times. It is what the set would cost
+   if its convolutions and matmuls ran at the best speed this machine reaches *on those very
+   shapes* and everything else (BN, ReLU, node sums, autograd, Python) were free;
+3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
+   matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
+   NB201 convolutions, which never reach that rate);
+4. **replaced kernels**, side by side: ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``
+   against zcnas's depthwise-convolution pooling (forward + backward at the NB201 shapes of
+   a 128-image batch, both memory formats), and GradSign's per-sample gradients by
+   ``torch.func.vmap`` (the previous implementation, kept here for the comparison) against the
+   batched pass with per-sample BN (same cells, same batch, scores compared);
+5. **profile**: self CPU time per op class under ``torch.profiler`` (convolution, pooling = the
+   depthwise 3x3 ones-kernel convolutions of ``avg_pool_3x3``, batch norm, ReLU, node sums,
+   matmul / linear algebra, other tensor ops, autograd engine) and what lies outside every op
+   (Python and framework overhead), so the next speed step is chosen from data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from benchmarks._machine import cpu_name
+from benchmarks.scoring_speed import matmul_rate, sample_archs
+from zcnas.registry import create_scorers
+from zcnas.scoring import InputBank, ScoringContext
+
+SETS = {
+    "default suite": "synflow,naswot,stable",
+    "ensemble:zcnas": "meco,stable,jacov,gradsign,az_progressivity,az_trainability",
+}
+aten = torch.ops.aten
+CONV, CONV_BWD = aten.convolution.default, aten.convolution_backward.default
+MATMUL = {aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default}
+RECORDED = {CONV, CONV_BWD, *MATMUL}
+
+
+def _describe(x):
+    if isinstance(x, torch.Tensor):
+        layout = ("cl" if x.dim() == 4 and not x.is_contiguous()
+                  and x.is_contiguous(memory_format=torch.channels_last) else "c")
+        return ("T", tuple(x.shape), x.dtype, layout)
+    if isinstance(x, list | tuple):
+        return tuple(_describe(v) for v in x)
+    return x
+
+
+def _make(d, gen):
+    if isinstance(d, tuple) and d and d[0] == "T":
+        _, shape, dtype, layout = d
+        t = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
+        return t.to(memory_format=torch.channels_last) if layout == "cl" else t
+    if isinstance(d, tuple):
+        return [_make(v, gen) for v in d]
+    return d
+
+
+class Recorder(TorchDispatchMode):
+    """Counts every recorded aten call by its full signature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in RECORDED:
+            self.calls[(func, _describe(tuple(args)))] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def flops(func, sig) -> float:
+    """FLOPs of one call (multiply-adds x 2)."""
+    shapes = [a[1] if isinstance(a, tuple) and a and a[0] == "T" else None for a in sig]
+    if func is CONV:
+        x, w = shapes[0], shapes[1]
+        n = x[0]
+        out = _conv_out(x, w, sig[3], sig[4], sig[5])
+        return 2.0 * n * w[0] * out * w[1] * w[2] * w[3]
+    if func is CONV_BWD:
+        gout, w = shapes[0], shapes[2]
+        mask = sig[10]
+        per = 2.0 * gout[0] * gout[1] * gout[2] * gout[3] * w[1] * w[2] * w[3]
+        return per * (int(mask[0]) + int(mask[1]))
+    if func in (aten.mm.default, aten.addmm.default):
+        a, b = (shapes[0], shapes[1]) if func is aten.mm.default else (shapes[1], shapes[2])
+        return 2.0 * a[0] * a[1] * b[1]
+    a, b = (shapes[0], shapes[1]) if func is aten.bmm.default else (shapes[1], shapes[2])
+    return 2.0 * a[0] * a[1] * a[2] * b[2]
+
+
+def _conv_out(x, w, stride, padding, dilation) -> int:
+    ho = (x[2] + 2 * padding[0] - dilation[0] * (w[2] - 1) - 1) // stride[0] + 1
+    wo = (x[3] + 2 * padding[1] - dilation[1] * (w[3] - 1) - 1) // stride[1] + 1
+    return ho * wo
+
+
+def _is_pool(func, sig) -> bool:
+    """A depthwise 3x3 ones-kernel convolution: zcnas's avg_pool_3x3."""
+    w = sig[1][1] if func is CONV else sig[2][1]
+    groups = sig[8] if func is CONV else sig[9]
+    return w[1] == 1 and groups == w[0] and w[2:] == (3, 3) and groups > 1
+
+
+def best_time(func, sig, reps: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    args = [_make(a, gen) for a in sig]
+    func(*args)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        func(*args)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def score_all(archs, proxies, bank) -> None:
+    for arch in archs:
+        ctx = ScoringContext(arch, inputs=bank, requests=[r for p in proxies for r in p.requests()])
+        for p in proxies:
+            p.score(ctx)
+
+
+CLASSES = (
+    ("convolution", ("aten::mkldnn_convolution", "aten::convolution_backward",
+                     "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward",
+                     "aten::thnn_conv2d", "aten::_convolution")),
+    ("batch norm", ("aten::native_batch_norm", "aten::native_batch_norm_backward",
+                    "aten::batch_norm", "aten::_batch_norm_impl_index")),
+    ("ReLU", ("aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::relu_")),
+    ("node sums", ("aten::add", "aten::add_")),
+    ("matmul / linalg", ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm",
+                         "aten::_linalg_eigh", "aten::linalg_eigh", "aten::_linalg_svd",
+                         "aten::linalg_svdvals", "aten::im2col")),
+)
+
+
+def profile_classes(archs, proxies, bank) -> tuple[dict[str, float], float]:
+    """Self CPU seconds per op class (per cell) and the profiled wall per cell."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.perf_counter()
+        score_all(archs, proxies, bank)
+        wall = time.perf_counter() - start
+    out: dict[str, float] = defaultdict(float)
+    for evt in prof.events():
+        self_s = evt.self_cpu_time_total / 1e6
+        name = evt.name
+        if name in ("aten::mkldnn_convolution", "aten::convolution_backward"):
+            shapes = evt.input_shapes
+            w = shapes[1] if name == "aten::mkldnn_convolution" else shapes[2]
+            if len(w) == 4 and w[1] == 1 and w[2:] == [3, 3] and w[0] > 1:
+                out["pooling (depthwise 3x3)"] += self_s
+                continue
+        if name.startswith("autograd::engine"):
+            out["autograd engine"] += self_s
+            continue
+        for cls, names in CLASSES:
+            if name in names:
+                out[cls] += self_s
+                break
+        else:
+            if name in ("aten::avg_pool2d", "aten::avg_pool2d_backward", "aten::div"):
+                out["pooling (depthwise 3x3)" if name == "aten::div" else "pooling"] += self_s
+            else:
+                out["other tensor ops"] += self_s
+    n = len(archs)
+    per = {k: v / n for k, v in out.items()}
+    per["outside any op (Python, framework)"] = max(0.0, wall / n - sum(per.values()))
+    return per, wall / n
+
+
+def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[str]:
+    proxies = create_scorers(spec)
+    score_all(archs[:1], proxies, bank)  # warm-up: imports, first allocations
+    walls = []
+    for _ in range(2):
+        start = time.perf_counter()
+        score_all(archs, proxies, bank)
+        walls.append((time.perf_counter() - start) / len(archs))
+    wall = min(walls)
+    rec = Recorder()
+    with rec:
+        score_all(archs, proxies, bank)
+    floor = peak_floor = conv_floor = pool_floor = mm_floor = 0.0
+    for (func, sig), count in rec.calls.items():
+        t = best_time(func, sig, reps) * count
+        f = flops(func, sig) * count
+        floor += t
+        peak_floor += f / peak
+        if func in MATMUL:
+            mm_floor += t
+        elif _is_pool(func, sig):
+            pool_floor += t
+        else:
+            conv_floor += t
+    n = len(archs)
+    floor, peak_floor = floor / n, peak_floor / n
+    classes, prof_wall = profile_classes(archs, proxies, bank)
+    lines = [
+        f"## {name}: {spec}",
+        "",
+        f"{'':44s}{'s/cell':>9s}{'wall / it':>11s}",
+        f"{'wall (one thread, best of 2 rounds)':44s}{wall:9.3f}{1:11.2f}",
+        f"{'kernel floor (own shapes, best of reps)':44s}{floor:9.3f}{wall / floor:11.2f}",
+        f"{'  of it: convolutions':44s}{conv_floor / n:9.3f}",
+        f"{'  of it: pooling (depthwise 3x3)':44s}{pool_floor / n:9.3f}",
+        f"{'  of it: matmuls':44s}{mm_floor / n:9.3f}",
+        f"{'peak-GEMM floor (FLOPs / 2048^3 rate)':44s}{peak_floor:9.3f}{wall / peak_floor:11.2f}",
+        f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
+        "",
+        f"profile (self CPU per cell under torch.profiler; profiled wall {prof_wall:.3f} s/cell:",
+        "the profiler's own cost lands in the ops, so many small ops weigh more than they do",
+        "unprofiled; read the shares, not the seconds):",
+        "",
+        f"{'op class':40s}{'s/cell':>9s}{'share':>8s}",
+    ]
+    for cls, sec in sorted(classes.items(), key=lambda kv: -kv[1]):
+        lines.append(f"{cls:40s}{sec:9.3f}{sec / prof_wall:8.1%}")
+    return lines + [""]
+
+
+def pooling_lines(reps: int) -> list[str]:
+    from zcnas.models.ops import AvgPool3x3
+
+    ref = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    ours = AvgPool3x3()
+    lines = ["## replaced kernels", "",
+             "3x3 average pooling, forward + backward, one thread (ms, best of reps):", "",
+             f"{'shape':22s}{'layout':>8s}{'AvgPool2d':>11s}{'depthwise':>11s}{'speed-up':>10s}"
+             f"{'max |diff|':>12s}"]
+    for shape in ((128, 16, 32, 32), (128, 32, 16, 16), (128, 64, 8, 8)):
+        for layout in ("c", "cl"):
+            x = torch.randn(shape)
+            if layout == "cl":
+                x = x.to(memory_format=torch.channels_last)
+            x.requires_grad_(True)
+            times = []
+            for f in (ref, ours):
+                best = float("inf")
+                for _ in range(reps + 1):
+                    start = time.perf_counter()
+                    y = f(x)
+                    y.backward(torch.ones_like(y))
+                    best = min(best, time.perf_counter() - start)
+                times.append(best * 1e3)
+            with torch.no_grad():
+                diff = float((ref(x) - ours(x)).abs().max())
+            lines.append(f"{str(shape):22s}{layout:>8s}{times[0]:11.2f}{times[1]:11.2f}"
+                         f"{times[0] / times[1]:9.2f}x{diff:12.1e}")
+    return lines + [""]
+
+
+def _gradsign_vmap(net, x, y) -> float:
+    """GradSign by ``torch.func.vmap`` of one sample's gradient (zcnas's previous code)."""
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+
+    replace_all_batch_norm_modules_(net)
+    layers = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    params = {f"{n}.weight": m.weight.detach() for n, m in layers}
+    rest = {k: v.detach() for k, v in net.named_parameters() if k not in params}
+    buffers = dict(net.named_buffers())
+
+    def sample_loss(p, xi, yi):
+        out = functional_call(net, (p, rest, buffers), (xi.unsqueeze(0),))
+        return F.cross_entropy(out, yi.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    chunk = max(1, min(32, 2**25 // max(sum(p.numel() for p in params.values()), 1)))
+    votes = {k: torch.zeros_like(v) for k, v in params.items()}
+    for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True):
+        for k, g in per_sample(params, xc, yc).items():
+            votes[k] += torch.sign(g).sum(0)
+    return float(sum(torch.nansum(v.abs(), dtype=torch.float64) for v in votes.values()))
+
+
+def gradsign_lines(archs, bank) -> list[str]:
+    from zcnas_proxies.gradsign import gradsign_score
+
+    x, y = bank.batches("real", 128, 1)[0]
+    x = x.contiguous()
+    times = {"vmap": 0.0, "batched": 0.0}
+    worst = 0.0
+    for arch in archs:
+        values = {}
+        for name, fn in (("vmap", _gradsign_vmap), ("batched", gradsign_score)):
+            net = ScoringContext(arch, inputs=bank).network(affine=False, track=False,
+                                                            channels_last=False)
+            start = time.perf_counter()
+            values[name] = fn(net, x, y)
+            times[name] += time.perf_counter() - start
+        worst = max(worst, abs(values["batched"] - values["vmap"]) / max(abs(values["vmap"]), 1))
+    n = len(archs)
+    return ["GradSign per-sample gradients (128 images, one thread, s/cell):", "",
+            f"vmap of one sample's gradient   {times['vmap'] / n:7.3f}",
+            f"batched pass, per-sample BN     {times['batched'] / n:7.3f}   "
+            f"({times['vmap'] / times['batched']:.2f}x; scores differ by <= {worst:.1e} relative)",
+            ""]
+
+
+def run(n_archs: int, root, reps: int, seed: int, sets: list[str]) -> str:
+    torch.set_num_threads(1)
+    archs = sample_archs(n_archs, seed)
+    bank = InputBank("cifar10", seed=0, root=root)
+    bank.batches("real", 128, 2)
+    peak = max(matmul_rate(1) for _ in range(3))
+    lines = [
+        "# zcnas scoring: wall vs the kernel floor of the suite's own shapes, one thread",
+        f"# machine: {cpu_name()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}; {n_archs} distinct cells (seed {seed}); cifar10 images",
+        f"# peak float32 matmul (2048^3, one thread, best of 3): {peak / 1e9:.1f} GFLOP/s",
+        "",
+    ]
+    for name in sets:
+        lines += measure(name, SETS[name], archs, bank, reps, peak)
+    lines += pooling_lines(reps) + gradsign_lines(archs, bank)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--archs", type=int, default=10)
+    ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default=",".join(SETS),
+                    help=f"comma-separated, of: {', '.join(SETS)}")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    sets = [s.strip() for s in args.sets.split(",")]
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        ap.error(f"unknown set {unknown[0]!r}; valid: {', '.join(SETS)}")
+    report = run(args.archs, args.data, args.reps, args.seed, sets)
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
