@@ -46,7 +46,7 @@ CELLS = (
     "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|nor_conv_3x3~1|avg_pool_3x3~2|",
     "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
 )
-#: The default ensemble's components and the default suite (default run, first two cells).
+#: The default ensemble's components and the default suite (default run, first cell).
 DEFAULT = ("meco", "stable", "jacov", "gradsign", "az_expressivity", "az_progressivity",
            "az_trainability", "synflow", "naswot")
 #: Every other built-in proxy (slow run, all five cells).
@@ -79,7 +79,7 @@ def _check(root, proxies, cells, reference=REFERENCE):
 
 
 def test_default_suite_and_ensemble_components_reproduce_reference_scores(data_root):
-    _check(data_root, DEFAULT, CELLS[:2])
+    _check(data_root, DEFAULT, CELLS[:1])
 
 
 @pytest.mark.slow
