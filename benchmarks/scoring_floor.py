@@ -13,9 +13,10 @@ in this process:
 1. **wall**: seconds per cell of the scoring itself (one :class:`ScoringContext` per cell,
    every proxy of the set on it, as a worker of ``zcnas score`` runs them), best of two rounds;
 2. **kernel floor**: every convolution (forward and backward) and matrix product the set runs
-   is recorded with its exact arguments (a ``TorchDispatchMode``: shapes, dtypes, memory
-   format, strides, padding, groups, which gradients the backward computes); each distinct call
-   is then re-run alone on fresh tensors of the same layout, best of ``--reps`` repetitions,
+   is recorded with its arguments (a ``TorchDispatchMode``: shapes, dtypes, memory format
+   (contiguous or channels-last; other strides are re-timed as contiguous), stride, padding,
+   groups, which gradients the backward computes); each distinct call is then re-run alone on
+   fresh tensors of that layout, best of ``--reps`` repetitions,
    and the floor is the sum over all calls of those best times. It is what the set would cost
    if its convolutions and matmuls ran at the best speed this machine reaches *on those very
    shapes* and everything else (BN, ReLU, node sums, autograd, Python) were free;
@@ -158,6 +159,12 @@ CLASSES = (
 )
 
 
+def _is_pool_division(shapes) -> bool:
+    """The pooling's division by its (1, 1, H, W) tap-count map."""
+    return (len(shapes) >= 2 and len(shapes[0]) == 4 and len(shapes[1]) == 4
+            and shapes[1][:2] == [1, 1] and shapes[1][2:] == shapes[0][2:])
+
+
 def profile_classes(archs, proxies, bank) -> tuple[dict[str, float], float]:
     """Self CPU seconds per op class (per cell) and the profiled wall per cell."""
     from torch.profiler import ProfilerActivity, profile
@@ -184,8 +191,10 @@ def profile_classes(archs, proxies, bank) -> tuple[dict[str, float], float]:
                 out[cls] += self_s
                 break
         else:
-            if name in ("aten::avg_pool2d", "aten::avg_pool2d_backward", "aten::div"):
-                out["pooling (depthwise 3x3)" if name == "aten::div" else "pooling"] += self_s
+            if name in ("aten::avg_pool2d", "aten::avg_pool2d_backward"):
+                out["pooling"] += self_s
+            elif name == "aten::div" and _is_pool_division(evt.input_shapes):
+                out["pooling (depthwise 3x3)"] += self_s
             else:
                 out["other tensor ops"] += self_s
     n = len(archs)

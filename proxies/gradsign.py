@@ -48,9 +48,13 @@ CHUNK_ELEMENTS = 2**25  # unfolded input elements of one layer held at once (128
 
 @contextmanager
 def _single_sample_pass(net: nn.Module):
-    """Every BatchNorm normalises each sample on its own (a train-mode BN of a batch of one)
-    and no parameter takes a gradient; restored on exit."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """Every train-mode BatchNorm normalises each sample on its own (a train-mode BN of a batch
+    of one; an eval-mode BN uses its running statistics and is left alone), no parameter takes
+    a gradient, and autograd is on; all restored on exit."""
+    bns = [m for m in net.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    if any("forward" in vars(m) for m in bns):
+        raise RuntimeError("gradsign: a BatchNorm layer has its own forward attribute")
     grads = [(p, p.requires_grad) for p in net.parameters()]
 
     def per_sample(m):
@@ -63,7 +67,8 @@ def _single_sample_pass(net: nn.Module):
     for p, _ in grads:
         p.requires_grad_(False)
     try:
-        yield
+        with torch.enable_grad():
+            yield
     finally:
         for m in bns:
             del m.forward

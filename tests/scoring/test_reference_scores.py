@@ -8,16 +8,15 @@ change of recipe bumps the proxy's version and re-writes the file on purpose::
 
     ZCNAS_DATA=../shared/data python -m tests.scoring.test_reference_scores --write
 
-Tolerance: relative 1e-4 (absolute 1e-6 near zero). The scores are float32 network passes: a
-kernel that sums in another order moves a score by about 1e-7 relative, and a count-based proxy
-(GradSign's sign votes, the stable proxy's bins) by a few votes where a gradient sits at
-rounding level (GradSign moved by <= 9e-5 between memory formats,
-``results/benchmarks/memory-format-cpu.txt``). Two proxies amplify rounding and get 1e-3: ZiCo
-divides by the standard deviation of each weight's gradient over only two batches (near-zero
-denominators), and GraSP takes a float32 Hessian-gradient product; both moved by 1e-2 to 6e-2
-between memory formats (the same file), and by up to 8e-4 (ZiCo) and 2e-4 (GraSP) when the
-3x3 average pooling became a depthwise convolution (its backward sums in another order). Beyond
-these tolerances is a change of recipe, not rounding.
+Tolerance: relative 1e-4 (absolute 1e-6 near zero), except for proxies whose float32 value
+moves further when only the summation order of the kernels changes: for those, twice the largest
+change measured between the two memory formats (``results/benchmarks/memory-format-cpu.txt``:
+same recipe, other kernels), since another CPU (AVX2 against AVX-512, another oneDNN) changes
+the summation order in the same way. ZiCo and GraSP, for example, divide by or multiply
+small float32 quantities (gradient standard deviations over two batches, a Hessian-gradient
+product). Within these tolerances a score moved by rounding; beyond them, by a change of recipe.
+Where this machine measured the speed changes: the depthwise-convolution pooling moved ZiCo by
+8e-4 and GraSP by 2e-4, GradSign's batched per-sample pass moved it by <= 1e-4.
 """
 
 import argparse
@@ -33,8 +32,10 @@ from zcnas.scoring.engine import make_items, score_archs
 
 REFERENCE = Path(__file__).with_name("reference-scores.csv")
 RTOL, ATOL = 1e-4, 1e-6
-#: Proxies that amplify float32 rounding (see the module docstring).
-LOOSE = {"zico": 1e-3, "grasp": 1e-3}
+#: Twice the relative change between memory formats (see the module docstring).
+LOOSE = {"fisher": 1e-2, "grad_norm": 5e-3, "grasp": 0.1, "jacov": 1e-3, "epe_nas": 2e-2,
+         "stable": 2e-2, "stable_mean": 2e-2, "zico": 5e-2, "gradsign": 2e-4,
+         "te_nas_ntk": 5e-2}
 
 #: Five fixed cells; each uses pooling, 1x1 and 3x3 convolutions (every kernel a speed change
 #: touches is on the path) and no conv edge whose source is always zero (whose output is BN

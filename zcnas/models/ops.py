@@ -62,26 +62,32 @@ class WidthChange(nn.Sequential):
 
 @functools.lru_cache(maxsize=64)
 def _tap_counts(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(1, 1, h, w): how many of the 3x3 taps around each pixel lie inside the image."""
-    rows = torch.full((h,), 3.0, dtype=torch.float64)
-    cols = torch.full((w,), 3.0, dtype=torch.float64)
-    rows[0] -= 1
-    rows[-1] -= 1
-    cols[0] -= 1
-    cols[-1] -= 1
-    if h == 1:
-        rows[:] = 1
-    if w == 1:
-        cols[:] = 1
-    return torch.outer(rows, cols).to(dtype=dtype, device=device).view(1, 1, h, w)
+    """(1, 1, h, w): how many of the 3x3 taps around each pixel lie inside the image. Built as
+    a plain tensor whatever mode the first caller runs under (an inference-mode tensor in the
+    cache would break a later backward)."""
+    with torch.inference_mode(False), torch.no_grad():
+        rows = torch.full((h,), 3.0, dtype=torch.float64)
+        cols = torch.full((w,), 3.0, dtype=torch.float64)
+        rows[0] -= 1
+        rows[-1] -= 1
+        cols[0] -= 1
+        cols[-1] -= 1
+        if h == 1:
+            rows[:] = 1
+        if w == 1:
+            cols[:] = 1
+        return torch.outer(rows, cols).to(dtype=dtype, device=device).view(1, 1, h, w)
 
 
 class AvgPool3x3(nn.Module):
     """``nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)``, computed as a
     depthwise convolution with ones divided by the in-image tap count (see the module
-    docstring). Works under autograd (double backward included) and ``torch.func``."""
+    docstring). Works under autograd (double backward included) and ``torch.func``; takes
+    (N, C, H, W) or unbatched (C, H, W) input, as ``nn.AvgPool2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         c, h, w = x.shape[-3:]
         ones = torch.ones((c, 1, 3, 3), dtype=x.dtype, device=x.device)
         return F.conv2d(x, ones, padding=1, groups=c) / _tap_counts(h, w, x.dtype, x.device)
