@@ -120,7 +120,9 @@ def az_components_of(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> d
     progressivity = float(np.min(scores[1:] - scores[:-1]))  # NaN if any entropy is NaN
     pairs = []
     for i in reversed(range(1, len(feats))):
-        g_out = sign_tensor(feats[i].shape, gen).to(device=feats[i].device, dtype=feats[i].dtype)
+        # same values, laid out like the feature (channels-last on the CPU): a contiguous
+        # gradient into channels-last BN takes torch's slow mixed-format backward (4x slower)
+        g_out = torch.empty_like(feats[i]).copy_(sign_tensor(feats[i].shape, gen))
         pairs.append(trainability_of(feats[i - 1], feats[i], g_out))
     trainability = float(np.mean(pairs))
     return {"expressivity": _finite_or_neg_inf(expressivity),
