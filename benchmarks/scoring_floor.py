@@ -23,11 +23,12 @@ in this process:
 3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
    matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
    NB201 convolutions, which never reach that rate);
-4. **replaced kernels**, side by side: ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``
+4. **kernels compared**, side by side: ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``
    against zcnas's depthwise-convolution pooling (forward + backward at the NB201 shapes of
    a 128-image batch, both memory formats), and GradSign's per-sample gradients by
-   ``torch.func.vmap`` (the previous implementation, kept here for the comparison) against the
-   batched pass with per-sample BN (same cells, same batch, scores compared);
+   ``torch.func.vmap`` (zcnas's code) against one batched pass with per-sample BN
+   (``benchmarks._gradsign_batched``, measured slower and not kept; same cells, same batch,
+   scores compared);
 5. **profile**: self CPU time per op class under ``torch.profiler`` (convolution, pooling = the
    depthwise 3x3 ones-kernel convolutions of ``avg_pool_3x3``, batch norm, ReLU, node sums,
    matmul / linear algebra, other tensor ops, autograd engine) and what lies outside every op
@@ -229,7 +230,9 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[s
             conv_floor += t
     n = len(archs)
     floor, peak_floor = floor / n, peak_floor / n
-    classes, prof_wall = profile_classes(archs, proxies, bank)
+    # the profiler keeps every event with its shapes: a few cells suffice for the shares and
+    # keep its memory bounded (10 cells of ensemble:zcnas grew past 20 GB)
+    classes, prof_wall = profile_classes(archs[:3], proxies, bank)
     lines = [
         f"## {name}: {spec}",
         "",
@@ -242,7 +245,8 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[s
         f"{'peak-GEMM floor (FLOPs / 2048^3 rate)':44s}{peak_floor:9.3f}{wall / peak_floor:11.2f}",
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
         "",
-        f"profile (self CPU per cell under torch.profiler; profiled wall {prof_wall:.3f} s/cell:",
+        f"profile (self CPU per cell under torch.profiler, first 3 cells; profiled wall "
+        f"{prof_wall:.3f} s/cell:",
         "the profiler's own cost lands in the ops, so many small ops weigh more than they do",
         "unprofiled; read the shares, not the seconds):",
         "",
@@ -258,7 +262,7 @@ def pooling_lines(reps: int) -> list[str]:
 
     ref = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     ours = AvgPool3x3()
-    lines = ["## replaced kernels", "",
+    lines = ["## kernels compared", "",
              "3x3 average pooling, forward + backward, one thread (ms, best of reps):", "",
              f"{'shape':22s}{'layout':>8s}{'AvgPool2d':>11s}{'depthwise':>11s}{'speed-up':>10s}"
              f"{'max |diff|':>12s}"]
@@ -284,33 +288,9 @@ def pooling_lines(reps: int) -> list[str]:
     return lines + [""]
 
 
-def _gradsign_vmap(net, x, y) -> float:
-    """GradSign by ``torch.func.vmap`` of one sample's gradient (zcnas's previous code)."""
-    import torch.nn.functional as F
-    from torch import nn
-    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
-
-    replace_all_batch_norm_modules_(net)
-    layers = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    params = {f"{n}.weight": m.weight.detach() for n, m in layers}
-    rest = {k: v.detach() for k, v in net.named_parameters() if k not in params}
-    buffers = dict(net.named_buffers())
-
-    def sample_loss(p, xi, yi):
-        out = functional_call(net, (p, rest, buffers), (xi.unsqueeze(0),))
-        return F.cross_entropy(out, yi.unsqueeze(0))
-
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    chunk = max(1, min(32, 2**25 // max(sum(p.numel() for p in params.values()), 1)))
-    votes = {k: torch.zeros_like(v) for k, v in params.items()}
-    for xc, yc in zip(x.split(chunk), y.split(chunk), strict=True):
-        for k, g in per_sample(params, xc, yc).items():
-            votes[k] += torch.sign(g).sum(0)
-    return float(sum(torch.nansum(v.abs(), dtype=torch.float64) for v in votes.values()))
-
-
 def gradsign_lines(archs, bank) -> list[str]:
-    from zcnas_proxies.gradsign import gradsign_score
+    from benchmarks._gradsign_batched import gradsign_score as batched
+    from zcnas_proxies.gradsign import gradsign_score as vmapped
 
     x, y = bank.batches("real", 128, 1)[0]
     x = x.contiguous()
@@ -318,7 +298,7 @@ def gradsign_lines(archs, bank) -> list[str]:
     worst = 0.0
     for arch in archs:
         values = {}
-        for name, fn in (("vmap", _gradsign_vmap), ("batched", gradsign_score)):
+        for name, fn in (("vmap", vmapped), ("batched", batched)):
             net = ScoringContext(arch, inputs=bank).network(affine=False, track=False,
                                                             channels_last=False)
             start = time.perf_counter()
@@ -327,8 +307,8 @@ def gradsign_lines(archs, bank) -> list[str]:
         worst = max(worst, abs(values["batched"] - values["vmap"]) / max(abs(values["vmap"]), 1))
     n = len(archs)
     return ["GradSign per-sample gradients (128 images, one thread, s/cell):", "",
-            f"vmap of one sample's gradient   {times['vmap'] / n:7.3f}",
-            f"batched pass, per-sample BN     {times['batched'] / n:7.3f}   "
+            f"vmap of one sample's gradient (zcnas)     {times['vmap'] / n:7.3f}",
+            f"batched pass, per-sample BN (not kept)   {times['batched'] / n:7.3f}   "
             f"({times['vmap'] / times['batched']:.2f}x; scores differ by <= {worst:.1e} relative)",
             ""]
 
