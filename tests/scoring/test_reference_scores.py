@@ -15,8 +15,7 @@ same recipe, other kernels), since another CPU (AVX2 against AVX-512, another on
 the summation order in the same way. ZiCo and GraSP, for example, divide by or multiply
 small float32 quantities (gradient standard deviations over two batches, a Hessian-gradient
 product). Within these tolerances a score moved by rounding; beyond them, by a change of recipe.
-Where this machine measured the speed changes: the depthwise-convolution pooling moved ZiCo by
-8e-4 and GraSP by 2e-4, GradSign's batched per-sample pass moved it by <= 1e-4.
+On this machine the depthwise-convolution pooling moved ZiCo by 8e-4 and GraSP by 2e-4.
 """
 
 import argparse
