@@ -67,18 +67,19 @@ def proxy_costs(names, cells, bank):
 
 
 def set_cost(names, costs) -> float:
+    """Estimated seconds per cell of scoring ``names`` together: each shared pass once, the
+    AZ-NAS group's one memoised pass once (its dearest member's measurement), every other
+    proxy's own work."""
     passes: dict = {}
-    total, az = 0.0, False
+    total = 0.0
+    az = [costs[n][0] for n in names if n in AZ_GROUP]
     for name in names:
         own, ps = costs[name]
-        if name in AZ_GROUP:
-            if az:
-                continue
-            az = True
-        total += own
+        if name not in AZ_GROUP:
+            total += own
         for ident, sec in ps.items():
             passes[ident] = max(passes.get(ident, 0.0), sec)
-    return total + sum(passes.values())
+    return total + (max(az) if az else 0.0) + sum(passes.values())
 
 
 def measured_cost(names, cells, bank) -> float:
@@ -127,6 +128,8 @@ def main() -> None:
     as_good = []
     for k in range(2, args.max_components + 1):
         for combo in itertools.combinations(cands, k):
+            if set(combo) == set(zcnas):
+                continue
             cost = set_cost(combo, costs)
             if cost >= z_est:
                 continue
