@@ -1,4 +1,4 @@
-"""What machine a benchmark ran on, for the header of its output."""
+"""What machine a benchmark ran on (for the header of its output), and writing that output."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def emit(report: str, out: Path | None) -> None:
+    """Print ``report`` and, when ``out`` is given, write it there (folders made)."""
+    print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report + "\n")

@@ -33,13 +33,13 @@ from scipy.stats import kendalltau
 
 from benchmarks._machine import cpu_name
 from benchmarks.ensemble_selection import _ens, _matrix
+from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
 from zcnas._text import markdown_table
 from zcnas.analysis.correlate import prepare, read_scores
 from zcnas.analysis.metrics import spearman
-from zcnas.ensemble import PRESETS
 from zcnas.lookup import open_benchmark
-from zcnas.registry import create_scorers
+from zcnas.registry import create_scorer, create_scorers
 from zcnas.scoring import InputBank, ScoringContext
 
 AZ_GROUP = ("az_expressivity", "az_progressivity", "az_trainability")
@@ -83,12 +83,8 @@ def set_cost(names, costs) -> float:
 
 
 def measured_cost(names, cells, bank) -> float:
-    proxies = create_scorers(",".join(names))
     start = time.perf_counter()
-    for arch in cells:
-        ctx = ScoringContext(arch, inputs=bank, requests=[r for p in proxies for r in p.requests()])
-        for p in proxies:
-            p.score(ctx)
+    score_all(cells, create_scorers(",".join(names)), bank)
     return (time.perf_counter() - start) / len(cells)
 
 
@@ -118,7 +114,7 @@ def main() -> None:
     bank = InputBank("cifar10", seed=0, root=args.data)
     bank.batches("real", 256, 1)
     costs = proxy_costs(list(df.columns), cells, bank)
-    zcnas = [c.strip() for c in PRESETS["zcnas"].split("(", 1)[1].rstrip(")").split(",")]
+    zcnas = [c.spec() for c in create_scorer("ensemble:zcnas").components]
     z_est = set_cost(zcnas, costs)
     z_test = _ens("az", test, zcnas, higher)
     z_rho, z_tau = spearman(z_test, test_acc), kendalltau(z_test, test_acc)[0]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks._machine import cpu_name
+from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import sample_archs
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
@@ -151,10 +151,8 @@ def main() -> None:
         f"{np.median(ratio):.2f}x, range {ratio.min():.2f}-{ratio.max():.2f}x",
     ]
     report = "\n".join(lines)
-    print(report)
+    emit(report, args.out)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
         df.to_csv(args.out.with_suffix(".csv"), index=False)
 
 

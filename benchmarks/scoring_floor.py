@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks._machine import cpu_name
+from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import matmul_rate, sample_archs
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
@@ -347,10 +347,7 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown set {unknown[0]!r}; valid: {', '.join(SETS)}")
     report = run(args.archs, args.data, args.reps, args.seed, sets)
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks._machine import cpu_name
+from benchmarks._machine import cpu_name, emit
 from zcnas.models.network import count_flops
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
@@ -160,10 +160,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     report = run(args.archs, args.workers, args.data, args.seed)
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
