@@ -250,6 +250,43 @@ def test_mfea_escalates_during_the_run_and_feeds_back(table):
     assert r.cost <= 8_000
 
 
+def test_running_bookkeeping_equals_recomputing_it(table):
+    """The ladder's per-cell fitness, its per-stage costs and the proxy stage's ensemble values
+    are kept up to date as a search runs; each equals what recomputing it from scratch gives,
+    also after a checkpoint round trip and after the stage forgets cells."""
+    cfg = SearchConfig(method="mfea", budget=8_000, seed=1, fitness="ensemble:az(flops,params)")
+    plan = build(cfg, table)
+    ladder = plan.ladder
+    run_search(cfg, plan.searcher, ladder, reporter=lambda a: table.accuracy(a, "cifar10").value,
+               index_of=table.index, max_steps=60)
+
+    def check(lad):
+        fits = lad.fitnesses()
+        assert len(fits) > 100
+        assert {k: lad.fitness(k) for k in fits} == fits
+        assert lad.fitness("not a cell") == -math.inf and lad.fitness("x", 0.5) == 0.5
+        sums = [0.0] * len(lad.stages)
+        for s, _, c in lad.log:
+            sums[s] += c
+        assert lad.cost_by_stage() == sums  # bitwise: the same additions in the same order
+        ev = lad.stages[0].evaluator
+        hist = ev.state_dict()["history"]
+        agg = ev.ensemble.aggregate(np.array(list(hist.values())))
+        assert ev.relative_values(list(hist)) == agg.tolist()
+
+    check(ladder)
+    again = build(cfg, table).ladder
+    again.load_state_dict(json.loads(json.dumps(ladder.state_dict())))
+    check(again)
+    ev = again.stages[0].evaluator
+    gone = list(ev.state_dict()["history"])[::3]
+    ev.forget(gone)
+    hist = ev.state_dict()["history"]
+    assert len(hist) and not set(gone) & set(hist)
+    assert ev.relative_values(list(hist)) == ev.ensemble.aggregate(
+        np.array(list(hist.values()))).tolist()
+
+
 def test_checkpoint_resumes_where_it_stopped(table, tmp_path):
     cfg = SearchConfig(method="mfea", budget=8_000, seed=4, fitness="ensemble:az(flops,params)")
     full = _run(table, cfg, max_steps=40)

@@ -163,6 +163,44 @@ def test_random_search_exhausts_the_space_without_repeats():
     assert s.ask(3) == []
 
 
+def _plain_random_fresh(searcher, space, tries=10_000):
+    """The searchers' first random-draw loop: one cell at a time, skip those proposed."""
+    for _ in range(tries):
+        a = searcher.fmt(space.sample(searcher.rng))
+        if searcher._fresh(a):
+            return a
+    return None
+
+
+@pytest.mark.parametrize("space", ["nats-tss", "nats-sss"])
+def test_batched_random_draws_consume_the_stream_of_one_draw_at_a_time(space):
+    """``_random_fresh`` draws in batches and rewinds: what it returns, and every draw made
+    after it, must be those of the plain loop."""
+    from zcnas.spaces import get_space
+
+    sp = get_space(space)
+    keys = sorted({sp.canonical_key(a) for a in sp.all_archs()})
+    pick = np.random.default_rng(7)
+    # nothing proposed; 300 classes proposed; all but 40 proposed (thousands of draws per
+    # cell, batches of up to 1024 rewound, and the 10,000-draw cap reached)
+    cases = [(0, len(keys)), (1, len(keys) - 300)] + ([(2, 40)] if space == "nats-tss" else [])
+    for seed, left in cases:
+        s, plain = RandomSearch(space=space, seed=seed), RandomSearch(space=space, seed=seed)
+        keep = set(pick.choice(len(keys), size=left, replace=False).tolist())
+        for x in (s, plain):
+            x._proposed = {k for i, k in enumerate(keys) if i not in keep}
+        calls = 45 if left == 40 else 30
+        got = [s._random_fresh() for _ in range(calls)]
+        assert got == [_plain_random_fresh(plain, sp) for _ in range(calls)]
+        assert s.rng.integers(1 << 62) == plain.rng.integers(1 << 62)
+        if left == 40:
+            assert None in got and len(set(got) - {None}) > 5
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    batch = sp.sample_archs(rng_a, 37)
+    assert batch == [sp.format_arch(sp.sample(rng_b)) for _ in range(37)]
+    assert rng_a.random() == rng_b.random()
+
+
 def test_searchers_do_not_import_torch():
     code = ("import sys, zcnas.search, zcnas.search.searchers, zcnas.search.ladder;"
             "assert 'torch' not in sys.modules, 'torch imported'")

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -58,6 +60,24 @@ def test_malformed_arch_strings(text, fragment):
     msg = str(err.value)
     assert fragment in msg
     assert "\n" not in msg
+    with pytest.raises(ArchError, match=re.escape(fragment)):  # a raise is never cached
+        parse_arch(text)
+
+
+def test_cached_operators_return_fresh_results():
+    """parse, format, key and neighbours are cached per cell: the answers stay right and a
+    caller that changes a returned list changes nothing for the next caller."""
+    cell = parse_arch(ARCH_11)
+    assert parse_arch(ARCH_11) == cell and format_arch(cell) == ARCH_11
+    with pytest.raises(ArchError, match="is a str"):
+        parse_arch(123)
+    nb = nats_tss.neighbours(cell)
+    nb.clear()
+    assert len(nats_tss.neighbours(cell)) == 24
+    assert nats_tss.neighbours(ARCH_11) == nats_tss.neighbours(cell)
+    reordered = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+" + ARCH_11.split("+")[2]
+    assert parse_arch(reordered) == cell  # another string, the same (cached) cell
+    assert nats_tss.canonical_key(reordered) == nats_tss.canonical_key(cell)
 
 
 def test_canonical_key_count_without_data():

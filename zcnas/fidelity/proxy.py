@@ -53,6 +53,10 @@ class ProxyEvaluator(Evaluator):
         self._specs = [p.spec() for p in plain]
         self._history: dict[str, list[float]] = {}
         self._agg: tuple[int, dict[str, float]] | None = None  # (history size, values)
+        # the history as a matrix (rows in the history's order), grown in place: rebuilding
+        # it from the dict on every evaluation made a search quadratic in Python
+        self._matrix: np.ndarray | None = None
+        self._row: dict[str, int] = {}
 
     def describe(self) -> str:
         on = (f"{self.dataset} images" if self.proxy.needs_images
@@ -71,7 +75,7 @@ class ProxyEvaluator(Evaluator):
         for item in items:
             comps = [by[(item.canonical, s)] for s in self._specs]
             values = [float(r.value) for r in comps]
-            self._history[item.canonical] = values
+            self._remember(item.canonical, values)
             cost = float(sum(r.seconds for r in comps))
             meta = {s: v for s, v in zip(self._specs, values, strict=True)}
             meta["cached"] = all(r.origin == "store" for r in comps)
@@ -89,9 +93,12 @@ class ProxyEvaluator(Evaluator):
     def relative_values(self, canonicals: Sequence[str]) -> list[float]:
         """The ensemble's value of each of ``canonicals`` over everything scored so far."""
         if self._agg is None or self._agg[0] != len(self._history):
-            keys = list(self._history)
-            agg = self.ensemble.aggregate(np.array([self._history[k] for k in keys]))
-            self._agg = (len(keys), dict(zip(keys, agg.tolist(), strict=True)))
+            n = len(self._history)
+            if self._matrix is None or n == 0:  # first use, or after a forget or a restore
+                self._matrix = np.array(list(self._history.values()), dtype=np.float64)
+                self._row = {k: i for i, k in enumerate(self._history)}
+            agg = self.ensemble.aggregate(self._matrix[:n]) if n else np.empty(0)
+            self._agg = (n, dict(zip(self._history, agg.tolist(), strict=True)))
         values = self._agg[1]
         return [values[c] for c in canonicals]
 
@@ -103,10 +110,26 @@ class ProxyEvaluator(Evaluator):
         sign = 1.0 if self.components[0].info.higher_is_better else -1.0
         return [sign * self._history[c][0] for c in canonicals]
 
+    def _remember(self, canonical: str, values: list[float]) -> None:
+        self._history[canonical] = values
+        self._agg = None
+        if self._matrix is None or self._matrix.ndim != 2:
+            self._matrix = None  # rebuilt from the history when next needed
+            return
+        i = self._row.get(canonical)
+        if i is None:
+            i = self._row[canonical] = len(self._row)
+            if i == len(self._matrix):
+                grown = np.empty((max(64, 2 * i), self._matrix.shape[1]))
+                grown[:i] = self._matrix[:i]
+                self._matrix = grown
+        self._matrix[i] = values
+
     def forget(self, canonicals: Sequence[str]) -> None:
         for c in canonicals:
             self._history.pop(c, None)
         self._agg = None
+        self._matrix = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": {k: list(v) for k, v in self._history.items()}}
@@ -114,3 +137,4 @@ class ProxyEvaluator(Evaluator):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._history = {k: [float(x) for x in v] for k, v in state.get("history", {}).items()}
         self._agg = None
+        self._matrix = None

@@ -110,10 +110,23 @@ class Searcher(abc.ABC):
         return True
 
     def _random_fresh(self, tries: int = 10_000) -> str | None:
-        for _ in range(tries):
-            a = self.fmt(self._space.sample(self.rng))
-            if self._fresh(a):
-                return a
+        """The first of up to ``tries`` random cells never proposed before, or None.
+
+        Draws in growing batches (most calls succeed at once; near the end of a small space
+        thousands of draws are rejected), then rewinds ``rng`` so that exactly the draws up
+        to the accepted cell are consumed: the same stream as one cell at a time."""
+        drawn, block = 0, 1
+        while drawn < tries:
+            n = min(block, tries - drawn)
+            state = self.rng.bit_generator.state
+            for j, a in enumerate(self._space.sample_archs(self.rng, n)):
+                if self._fresh(a):
+                    if j + 1 < n:  # give the draws after it back
+                        self.rng.bit_generator.state = state
+                        self._space.sample_archs(self.rng, j + 1)
+                    return a
+            drawn += n
+            block = min(4 * block, 1024)
         return None
 
     def _fresh_neighbour(self, arch: str) -> str | None:

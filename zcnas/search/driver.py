@@ -344,9 +344,9 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
             progressed = bool(done or bad)
         else:
             progressed = ladder.cascade(budget) > 0
-        fits = ladder.fitnesses()
-        told = [(a, -math.inf) for a in bad] + [(e.arch, fits[e.canonical]) for e in done]
-        told += [(a, fits.get(searcher.key(a), -math.inf)) for a in searcher.members()]
+        told = [(a, -math.inf) for a in bad] + [(e.arch, ladder.fitness(e.canonical))
+                                                 for e in done]
+        told += [(a, ladder.fitness(searcher.key(a))) for a in searcher.members()]
         searcher.tell(told)
         members = searcher.members()
         for ev in evaluators:

@@ -128,8 +128,10 @@ class Ladder:
         self.input_closed = False
         self._capped: set[int] = set()  # stages that refused an evaluation over max_cost
         self._spent_now = 0.0  # seconds spent by the stage being evaluated
+        self._stage_cost = [0.0] * len(self.stages)  # the log's costs summed per stage
         self._values_cache: dict[int, dict[str, float]] = {}
         self._ranks_cache: dict[int, tuple[list[str], np.ndarray]] = {}
+        self._rank_of: dict[int, dict[str, float]] = {}  # stage -> cell -> its rank
 
     # --- state -------------------------------------------------------------------------------
 
@@ -182,6 +184,17 @@ class Ladder:
                 out[k] = s + float(r) / len(keys)
         return out
 
+    def fitness(self, canonical: str, default: float = -math.inf) -> float:
+        """``fitnesses()[canonical]`` (``default`` when not evaluated) without building the
+        whole table: a search asks for a few cells per step out of thousands."""
+        for s in range(len(self.stages) - 1, -1, -1):
+            if canonical in self.records[s]:
+                if s not in self._rank_of:
+                    keys, ranks = self._ranked(s)
+                    self._rank_of[s] = dict(zip(keys, ranks.tolist(), strict=True))
+                return s + self._rank_of[s][canonical] / len(self.records[s])
+        return default
+
     def closed(self, stage: int) -> bool:
         """No more candidates will enter ``stage``."""
         st = self.stages[stage]
@@ -201,7 +214,8 @@ class Ladder:
         q = rule.quota(len(keys)) if rule is not None else 0
         if q == 0:
             return []
-        return [keys[i] for i in sorted(range(len(keys)), key=lambda i: (-ranks[i], i))[:q]]
+        # best first, ties in evaluation order (a stable sort of the negated ranks)
+        return [keys[i] for i in np.argsort(-ranks, kind="stable")[:q].tolist()]
 
     # --- evaluation --------------------------------------------------------------------------
 
@@ -213,7 +227,7 @@ class Ladder:
         done: list[Evaluation] = []
         if not archs:
             return done
-        self._spent_now = self.cost_by_stage()[stage]
+        self._spent_now = self._stage_cost[stage]
 
         def room() -> float:  # seconds this stage may still spend
             own = math.inf if st.max_cost is None else st.max_cost - self._spent_now
@@ -233,10 +247,19 @@ class Ladder:
             done = self._evaluate_measured(stage, list(archs), budget, room)
         for e in done:
             self.records[stage][e.canonical] = e
-            self.log.append((stage, e.canonical, e.cost))
+            self._book(stage, e.canonical, e.cost)
+        self._forget_ranks(stage)
+        return done
+
+    def _forget_ranks(self, stage: int) -> None:
         self._values_cache.pop(stage, None)
         self._ranks_cache.pop(stage, None)
-        return done
+        self._rank_of.pop(stage, None)
+
+    def _book(self, stage: int, canonical: str, cost: float) -> None:
+        """Append to :attr:`log` (the only way it grows) and to the stage's running total."""
+        self.log.append((stage, canonical, cost))
+        self._stage_cost[stage] += cost
 
     def _evaluate_measured(self, stage: int, archs: list[str], budget: Budget,
                            room) -> list[Evaluation]:
@@ -260,7 +283,7 @@ class Ladder:
                 left = room()
                 if e.cost > left + 1e-9 or e.meta.get("killed"):  # killed at the deadline
                     budget.charge(max(0.0, left))
-                    self.log.append((stage, e.canonical, max(0.0, left)))
+                    self._book(stage, e.canonical, max(0.0, left))
                     if left < budget.left:
                         self._capped.add(stage)
                     ev.forget([x.canonical for x in batch[j:]])
@@ -332,13 +355,10 @@ class Ladder:
     def upkeep(self, stage: int, seconds: float) -> None:
         """Book ``seconds`` of work done for ``stage`` outside any one evaluation (a
         proposer's search), so :meth:`cost_by_stage` adds up to what the run spent."""
-        self.log.append((stage, "", float(seconds)))
+        self._book(stage, "", float(seconds))
 
     def cost_by_stage(self) -> list[float]:
-        out = [0.0] * len(self.stages)
-        for s, _, c in self.log:
-            out[s] += c
-        return out
+        return list(self._stage_cost)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -359,13 +379,17 @@ class Ladder:
              for a, c, v, cost, m in recs}
             for i, recs in enumerate(state["records"])]
         self.promoted = [set(p) for p in state["promoted"]]
-        self.log = [(int(s), c, float(x)) for s, c, x in state["log"]]
+        self.log = []
+        self._stage_cost = [0.0] * len(self.stages)
+        for s, c, x in state["log"]:
+            self._book(int(s), c, float(x))
         self.input_closed = bool(state.get("input_closed", False))
         self._capped = set(state.get("capped", []))
         for st, es in zip(self.stages, state["evaluators"], strict=True):
             st.evaluator.load_state_dict(es)
         self._values_cache.clear()
         self._ranks_cache.clear()
+        self._rank_of.clear()
 
 
 def _finite(x: float) -> float:

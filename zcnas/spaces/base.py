@@ -153,6 +153,12 @@ class SearchSpace(abc.ABC):
     def sample(self, rng: np.random.Generator) -> Any:
         """A uniformly random genotype, drawn from ``rng`` only."""
 
+    def sample_archs(self, rng: np.random.Generator, n: int) -> list[str]:
+        """The arch strings of ``n`` calls of :meth:`sample`, drawing from ``rng`` exactly what
+        those calls draw. A space may override it with a faster batch that keeps this
+        contract: a searcher rewinds ``rng`` and redraws a prefix of the batch."""
+        return [self.format_arch(self.sample(rng)) for _ in range(n)]
+
     @abc.abstractmethod
     def mutate(self, arch: Any, rng: np.random.Generator) -> Any:
         """A genotype that differs from ``arch`` by one elementary change."""
@@ -240,6 +246,10 @@ class ModuleSpace(SearchSpace):
 
     def sample(self, rng: np.random.Generator) -> Any:
         return self.ops.sample(rng)
+
+    def sample_archs(self, rng: np.random.Generator, n: int) -> list[str]:
+        fast = getattr(self.ops, "sample_archs", None)
+        return fast(rng, n) if fast is not None else super().sample_archs(rng, n)
 
     def mutate(self, arch: Any, rng: np.random.Generator) -> Any:
         return self.ops.mutate(arch, rng)

@@ -83,6 +83,13 @@ def parse_arch(text: str) -> Cell:
     """
     if not isinstance(text, str):
         raise ArchError(f"an arch string is a str, got {type(text).__name__}")
+    return _parse_arch(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_arch(text: str) -> Cell:
+    # cached: a search parses the same few thousand strings again and again (a raise is not
+    # cached, and a Cell is immutable, so sharing one is safe)
     s = text.strip()
 
     def bad(why: str) -> ArchError:
@@ -120,6 +127,12 @@ def parse_arch(text: str) -> Cell:
 
 def format_arch(cell: Cell) -> str:
     """The benchmark's string form of ``cell``."""
+    return _format_ops(cell.ops)
+
+
+@functools.cache  # at most the space's 15,625 cells
+def _format_ops(ops: tuple[str, ...]) -> str:
+    cell = Cell(ops)
     nodes = []
     for node in range(1, NUM_NODES):
         nodes.append("|" + "|".join(f"{op}~{src}" for op, src in cell.inputs(node)) + "|")
@@ -151,7 +164,11 @@ def canonical_key(arch: Cell | str) -> str:
     functionally equal cells apart (``#+0`` is not simplified to ``0``); we keep that on purpose
     so keys and the benchmark's isomorphism classes agree exactly.
     """
-    cell = as_cell(arch)
+    return _canonical_key(as_cell(arch))
+
+
+@functools.cache  # at most the space's 15,625 cells
+def _canonical_key(cell: Cell) -> str:
     expr = {0: "0"}
     for node in range(1, NUM_NODES):
         terms = []
@@ -224,7 +241,25 @@ def all_cells() -> Iterator[Cell]:
 
 def sample(rng: np.random.Generator) -> Cell:
     """A uniformly random cell."""
-    return Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=NUM_EDGES)))
+    return Cell(tuple([OPS[i] for i in rng.integers(len(OPS), size=NUM_EDGES).tolist()]))
+
+
+#: Weight of each edge's op index in :func:`cell_code` (the first edge is the leading digit).
+_CODE_WEIGHTS = np.array([len(OPS) ** (NUM_EDGES - 1 - e) for e in range(NUM_EDGES)])
+
+
+@functools.lru_cache(maxsize=1)
+def _arch_strings() -> tuple[str, ...]:
+    """Every cell's arch string, by :func:`cell_code`."""
+    return tuple(format_arch(c) for c in all_cells())
+
+
+def sample_archs(rng: np.random.Generator, n: int) -> list[str]:
+    """The arch strings of ``n`` calls of :func:`sample`, from the same draws of ``rng``
+    (numpy fills one ``(n, 6)`` call with the values of ``n`` calls of size 6, in order)."""
+    codes = rng.integers(len(OPS), size=(n, NUM_EDGES)) @ _CODE_WEIGHTS
+    table = _arch_strings()
+    return [table[c] for c in codes.tolist()]
 
 
 def mutate(arch: Cell | str, rng: np.random.Generator) -> Cell:
@@ -258,7 +293,11 @@ def crossover(
 
 def neighbours(arch: Cell | str) -> list[Cell]:
     """The 24 cells that differ from ``arch`` on exactly one edge (edge order, then op order)."""
-    cell = as_cell(arch)
+    return list(_neighbours(as_cell(arch)))
+
+
+@functools.cache  # at most the space's 15,625 cells
+def _neighbours(cell: Cell) -> tuple[Cell, ...]:
     out = []
     for e in range(NUM_EDGES):
         for op in OPS:
@@ -266,7 +305,7 @@ def neighbours(arch: Cell | str) -> list[Cell]:
                 ops = list(cell.ops)
                 ops[e] = op
                 out.append(Cell(tuple(ops)))
-    return out
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=1)
