@@ -160,15 +160,27 @@ def test_rejected_cells_get_minus_inf_and_nan_counts_as_worst():
 def test_random_search_exhausts_the_space_without_repeats():
     s = RandomSearch(seed=0)
     s._proposed = {nats_tss.canonical_key(c) for c in nats_tss.all_cells()}
-    assert s.ask(3) == []
+    drawn = []
+    sample_archs = s._space.sample_archs
+    s._space.sample_archs = lambda rng, n: drawn.append(n) or sample_archs(rng, n)
+    try:
+        assert s.ask(3) == []
+    finally:
+        del s._space.sample_archs
+    # every class proposed: each try stops after its first draw instead of drawing 10,000
+    assert drawn == [1]  # and the search stops asking
+    assert s._space.distinct_count() == 6466
 
 
 def _plain_random_fresh(searcher, space, tries=10_000):
-    """The searchers' first random-draw loop: one cell at a time, skip those proposed."""
-    for _ in range(tries):
+    """The searchers' random draw, one cell at a time: skip the cells proposed before, and
+    stop after the first failed draw when every class has been proposed."""
+    for i in range(tries):
         a = searcher.fmt(space.sample(searcher.rng))
         if searcher._fresh(a):
             return a
+        if i == 0 and len(searcher._proposed) >= space.distinct_count():
+            return None
     return None
 
 

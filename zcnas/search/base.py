@@ -114,9 +114,15 @@ class Searcher(abc.ABC):
 
         Draws in growing batches (most calls succeed at once; near the end of a small space
         thousands of draws are rejected), then rewinds ``rng`` so that exactly the draws up
-        to the accepted cell are consumed: the same stream as one cell at a time."""
+        to the accepted cell are consumed: the same stream as one cell at a time. Once the
+        first draw fails and every class of the space has been proposed, it stops at once
+        (the space is exhausted; drawing on only spends the generator)."""
         drawn, block = 0, 1
         while drawn < tries:
+            if drawn == 1:
+                total = self._space.distinct_count()
+                if total is not None and len(self._proposed) >= total:
+                    return None
             n = min(block, tries - drawn)
             state = self.rng.bit_generator.state
             for j, a in enumerate(self._space.sample_archs(self.rng, n)):

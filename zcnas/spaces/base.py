@@ -147,6 +147,21 @@ class SearchSpace(abc.ABC):
         scored once). Default: every genotype is its own class."""
         return self.format_arch(self.as_genotype(arch))
 
+    def distinct_count(self) -> int | None:
+        """How many classes (distinct :meth:`canonical_key`) the space has, or None when it is
+        not counted (no finite ``size``, over 100,000 genotypes, or no :meth:`all_archs`).
+        Counted once, by enumeration, the first time it is asked (a searcher asks when its
+        random draws start failing, to stop drawing in an exhausted space)."""
+        if "_distinct_count" not in self.__dict__:
+            n = None
+            if self.size is not None and self.size <= 100_000:
+                try:
+                    n = len({self.canonical_key(a) for a in self.all_archs()})
+                except (UserError, NotImplementedError):  # not enumerable
+                    n = None
+            self.__dict__["_distinct_count"] = n
+        return self.__dict__["_distinct_count"]
+
     # --- evolution operators (they take and return genotypes) -----------------------------
 
     @abc.abstractmethod
