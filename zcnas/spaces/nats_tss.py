@@ -248,18 +248,16 @@ def sample(rng: np.random.Generator) -> Cell:
 _CODE_WEIGHTS = np.array([len(OPS) ** (NUM_EDGES - 1 - e) for e in range(NUM_EDGES)])
 
 
-@functools.lru_cache(maxsize=1)
-def _arch_strings() -> tuple[str, ...]:
-    """Every cell's arch string, by :func:`cell_code`."""
-    return tuple(format_arch(c) for c in all_cells())
+@functools.cache  # at most the space's 15,625 cells, each formatted when first drawn
+def _arch_of_code(code: int) -> str:
+    return format_arch(cell_of_code(code))
 
 
 def sample_archs(rng: np.random.Generator, n: int) -> list[str]:
     """The arch strings of ``n`` calls of :func:`sample`, from the same draws of ``rng``
     (numpy fills one ``(n, 6)`` call with the values of ``n`` calls of size 6, in order)."""
     codes = rng.integers(len(OPS), size=(n, NUM_EDGES)) @ _CODE_WEIGHTS
-    table = _arch_strings()
-    return [table[c] for c in codes.tolist()]
+    return [_arch_of_code(c) for c in codes.tolist()]
 
 
 def mutate(arch: Cell | str, rng: np.random.Generator) -> Cell:
