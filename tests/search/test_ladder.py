@@ -275,6 +275,9 @@ def test_running_bookkeeping_equals_recomputing_it(table):
         assert ev.relative_values(list(hist)) == agg.tolist()
 
     check(ladder)
+    before = ladder.cost_by_stage()
+    ladder.log.append((0, "", 2.5))  # the log is public: an entry appended to it is counted
+    assert ladder.cost_by_stage() == [before[0] + 2.5, *before[1:]]
     again = build(cfg, table).ladder
     again.load_state_dict(json.loads(json.dumps(ladder.state_dict())))
     check(again)

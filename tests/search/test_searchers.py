@@ -169,7 +169,30 @@ def test_random_search_exhausts_the_space_without_repeats():
         del s._space.sample_archs
     # every class proposed: each try stops after its first draw instead of drawing 10,000
     assert drawn == [1]  # and the search stops asking
-    assert s._space.distinct_count() == 6466
+    assert len(s._space.distinct_keys()) == 6466
+    # a key that is no class of the space (an old checkpoint's) does not make it exhausted
+    last = nats_tss.canonical_key(nats_tss.all_cells().__next__())
+    s = RandomSearch(seed=0)
+    s._proposed = ({nats_tss.canonical_key(c) for c in nats_tss.all_cells()} - {last}) | {"x"}
+    assert [nats_tss.canonical_key(a) for a in s.ask(2)] == [last]
+
+
+def test_a_subclass_with_its_own_sampler_is_drawn_from_it():
+    """The space module's batched draw stands in for ``sample`` only when ``sample`` and
+    ``format_arch`` are the module's own."""
+    from zcnas.spaces import get_space
+
+    tss = get_space("nats-tss")
+
+    class OnlyConvs(type(tss)):
+        def sample(self, rng):
+            return nats_tss.Cell(tuple(rng.choice(["nor_conv_1x1", "nor_conv_3x3"], 6)))
+
+    sub = OnlyConvs()
+    a, b = np.random.default_rng(0), np.random.default_rng(0)
+    drawn = sub.sample_archs(a, 20)
+    assert drawn == [sub.format_arch(sub.sample(b)) for _ in range(20)]
+    assert all("none" not in x and "skip" not in x and "pool" not in x for x in drawn)
 
 
 def _plain_random_fresh(searcher, space, tries=10_000):
@@ -179,7 +202,7 @@ def _plain_random_fresh(searcher, space, tries=10_000):
         a = searcher.fmt(space.sample(searcher.rng))
         if searcher._fresh(a):
             return a
-        if i == 0 and len(searcher._proposed) >= space.distinct_count():
+        if i == 0 and space.distinct_keys() <= searcher._proposed:
             return None
     return None
 

@@ -78,6 +78,8 @@ def test_cached_operators_return_fresh_results():
     reordered = "|nor_conv_3x3~0|+|avg_pool_3x3~1|nor_conv_3x3~0|+" + ARCH_11.split("+")[2]
     assert parse_arch(reordered) == cell  # another string, the same (cached) cell
     assert nats_tss.canonical_key(reordered) == nats_tss.canonical_key(cell)
+    listed = Cell(list(cell.ops))  # any sequence of ops: stored as a tuple, so it hashes
+    assert listed == cell and format_arch(listed) == ARCH_11
 
 
 def test_canonical_key_count_without_data():

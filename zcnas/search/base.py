@@ -116,12 +116,12 @@ class Searcher(abc.ABC):
         thousands of draws are rejected), then rewinds ``rng`` so that exactly the draws up
         to the accepted cell are consumed: the same stream as one cell at a time. Once the
         first draw fails and every class of the space has been proposed, it stops at once
-        (the space is exhausted; drawing on only spends the generator)."""
+        (the space is exhausted; drawing on would only spend the generator)."""
         drawn, block = 0, 1
         while drawn < tries:
             if drawn == 1:
-                total = self._space.distinct_count()
-                if total is not None and len(self._proposed) >= total:
+                keys = self._space.distinct_keys()
+                if keys is not None and keys <= self._proposed:
                     return None
             n = min(block, tries - drawn)
             state = self.rng.bit_generator.state

@@ -344,6 +344,7 @@ def run_search(config: SearchConfig, searcher: Searcher, ladder: Ladder, *,
             progressed = bool(done or bad)
         else:
             progressed = ladder.cascade(budget) > 0
+        ladder.refresh()
         told = [(a, -math.inf) for a in bad] + [(e.arch, ladder.fitness(e.canonical))
                                                  for e in done]
         told += [(a, ladder.fitness(searcher.key(a))) for a in searcher.members()]

@@ -128,7 +128,9 @@ class Ladder:
         self.input_closed = False
         self._capped: set[int] = set()  # stages that refused an evaluation over max_cost
         self._spent_now = 0.0  # seconds spent by the stage being evaluated
-        self._stage_cost = [0.0] * len(self.stages)  # the log's costs summed per stage
+        # the costs of log[:_costed] summed per stage (the log is append-only)
+        self._stage_cost = [0.0] * len(self.stages)
+        self._costed = 0
         self._values_cache: dict[int, dict[str, float]] = {}
         self._ranks_cache: dict[int, tuple[list[str], np.ndarray]] = {}
         self._rank_of: dict[int, dict[str, float]] = {}  # stage -> cell -> its rank
@@ -227,7 +229,7 @@ class Ladder:
         done: list[Evaluation] = []
         if not archs:
             return done
-        self._spent_now = self._stage_cost[stage]
+        self._spent_now = self.cost_by_stage()[stage]
 
         def room() -> float:  # seconds this stage may still spend
             own = math.inf if st.max_cost is None else st.max_cost - self._spent_now
@@ -247,7 +249,7 @@ class Ladder:
             done = self._evaluate_measured(stage, list(archs), budget, room)
         for e in done:
             self.records[stage][e.canonical] = e
-            self._book(stage, e.canonical, e.cost)
+            self.log.append((stage, e.canonical, e.cost))
         self._forget_ranks(stage)
         return done
 
@@ -255,11 +257,6 @@ class Ladder:
         self._values_cache.pop(stage, None)
         self._ranks_cache.pop(stage, None)
         self._rank_of.pop(stage, None)
-
-    def _book(self, stage: int, canonical: str, cost: float) -> None:
-        """Append to :attr:`log` (the only way it grows) and to the stage's running total."""
-        self.log.append((stage, canonical, cost))
-        self._stage_cost[stage] += cost
 
     def _evaluate_measured(self, stage: int, archs: list[str], budget: Budget,
                            room) -> list[Evaluation]:
@@ -283,7 +280,7 @@ class Ladder:
                 left = room()
                 if e.cost > left + 1e-9 or e.meta.get("killed"):  # killed at the deadline
                     budget.charge(max(0.0, left))
-                    self._book(stage, e.canonical, max(0.0, left))
+                    self.log.append((stage, e.canonical, max(0.0, left)))
                     if left < budget.left:
                         self._capped.add(stage)
                     ev.forget([x.canonical for x in batch[j:]])
@@ -355,10 +352,20 @@ class Ladder:
     def upkeep(self, stage: int, seconds: float) -> None:
         """Book ``seconds`` of work done for ``stage`` outside any one evaluation (a
         proposer's search), so :meth:`cost_by_stage` adds up to what the run spent."""
-        self._book(stage, "", float(seconds))
+        self.log.append((stage, "", float(seconds)))
 
     def cost_by_stage(self) -> list[float]:
+        for s, _, c in self.log[self._costed:]:  # the same additions, in log order
+            self._stage_cost[s] += c
+        self._costed = len(self.log)
         return list(self._stage_cost)
+
+    def refresh(self) -> None:
+        """Rank every stage now (cached until its records change): the values of a stage
+        that reads another stage's evaluator (a fused supernet stage) are fixed at the end of
+        each search step, whichever cells are looked up."""
+        for s in range(len(self.stages)):
+            self._ranked(s)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -379,10 +386,9 @@ class Ladder:
              for a, c, v, cost, m in recs}
             for i, recs in enumerate(state["records"])]
         self.promoted = [set(p) for p in state["promoted"]]
-        self.log = []
+        self.log = [(int(s), c, float(x)) for s, c, x in state["log"]]
         self._stage_cost = [0.0] * len(self.stages)
-        for s, c, x in state["log"]:
-            self._book(int(s), c, float(x))
+        self._costed = 0
         self.input_closed = bool(state.get("input_closed", False))
         self._capped = set(state.get("capped", []))
         for st, es in zip(self.stages, state["evaluators"], strict=True):

@@ -147,20 +147,20 @@ class SearchSpace(abc.ABC):
         scored once). Default: every genotype is its own class."""
         return self.format_arch(self.as_genotype(arch))
 
-    def distinct_count(self) -> int | None:
-        """How many classes (distinct :meth:`canonical_key`) the space has, or None when it is
-        not counted (no finite ``size``, over 100,000 genotypes, or no :meth:`all_archs`).
-        Counted once, by enumeration, the first time it is asked (a searcher asks when its
-        random draws start failing, to stop drawing in an exhausted space)."""
-        if "_distinct_count" not in self.__dict__:
-            n = None
+    def distinct_keys(self) -> frozenset[str] | None:
+        """Every class of the space (its distinct :meth:`canonical_key`), or None when they
+        are not listed (no finite ``size``, over 100,000 genotypes, or enumerating fails).
+        Enumerated once, the first time it is asked (a searcher asks when its random draws
+        start failing, to stop drawing in an exhausted space)."""
+        if "_distinct_keys" not in self.__dict__:
+            keys = None
             if self.size is not None and self.size <= 100_000:
                 try:
-                    n = len({self.canonical_key(a) for a in self.all_archs()})
-                except (UserError, NotImplementedError):  # not enumerable
-                    n = None
-            self.__dict__["_distinct_count"] = n
-        return self.__dict__["_distinct_count"]
+                    keys = frozenset(self.canonical_key(a) for a in self.all_archs())
+                except Exception:  # noqa: BLE001 - not enumerable: the searcher just draws on
+                    keys = None
+            self.__dict__["_distinct_keys"] = keys
+        return self.__dict__["_distinct_keys"]
 
     # --- evolution operators (they take and return genotypes) -----------------------------
 
@@ -263,7 +263,10 @@ class ModuleSpace(SearchSpace):
         return self.ops.sample(rng)
 
     def sample_archs(self, rng: np.random.Generator, n: int) -> list[str]:
-        fast = getattr(self.ops, "sample_archs", None)
+        # the module's batch keeps the contract only for the module's own sample and format
+        own = (type(self).sample is ModuleSpace.sample
+               and type(self).format_arch is ModuleSpace.format_arch)
+        fast = getattr(self.ops, "sample_archs", None) if own else None
         return fast(rng, n) if fast is not None else super().sample_archs(rng, n)
 
     def mutate(self, arch: Any, rng: np.random.Generator) -> Any:

@@ -57,6 +57,8 @@ class Cell:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ops, tuple):  # hashable, whatever sequence was given
+            object.__setattr__(self, "ops", tuple(self.ops))
         if len(self.ops) != NUM_EDGES:
             raise ArchError(f"a cell has {NUM_EDGES} edges, got {len(self.ops)} ops")
         for op in self.ops:
