@@ -111,7 +111,8 @@ def main(argv=None) -> None:
     lines = [f"Search engine cost: {rev} against this tree, NATS-Bench topology space, CIFAR-10 "
              f"budget 20,000 s, zero-cost stage {FITNESS} from one filled store; "
              f"{args.seeds} seeds x {args.reps} runs per tree, the trees alternating run by run "
-             "(fresh processes; wall of the search only, imports excluded).", "",
+             "(fresh processes; wall of `run_one`, with the imports it makes on first use).",
+             "",
              f"| method | {rev} median s | this tree median s | speed-up |", "|---|---|---|---|"]
     for method in args.methods.split(","):
         a = statistics.median(walls[(method, rev)])

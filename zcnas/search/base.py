@@ -115,11 +115,12 @@ class Searcher(abc.ABC):
         Draws in growing batches (most calls succeed at once; near the end of a small space
         thousands of draws are rejected), then rewinds ``rng`` so that exactly the draws up
         to the accepted cell are consumed: the same stream as one cell at a time. Once the
-        first draw fails and every class of the space has been proposed, it stops at once
-        (the space is exhausted; drawing on would only spend the generator)."""
+        first 21 draws fail (batches of 1, 4 and 16) and every class of the space has been
+        proposed, it stops (the space is exhausted; drawing on would only spend the
+        generator). A collision now and then never pays for listing the classes."""
         drawn, block = 0, 1
         while drawn < tries:
-            if drawn == 1:
+            if drawn == 21:
                 keys = self._space.distinct_keys()
                 if keys is not None and keys <= self._proposed:
                     return None
