@@ -50,7 +50,7 @@ def _table(rows):
 
 @pytest.fixture(scope="module")
 def items():
-    return select_archs("8", "nats-tss", seed=3)
+    return select_archs("5", "nats-tss", seed=3)
 
 
 @pytest.fixture(scope="module")
