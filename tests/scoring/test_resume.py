@@ -15,7 +15,7 @@ import pytest
 from zcnas.runtime import ScoreStore
 
 ROOT = Path(__file__).resolve().parents[2]
-N = 24
+N = 12
 PROXIES = "synflow,stable(batch_size=24)"
 
 
