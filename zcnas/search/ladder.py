@@ -179,16 +179,11 @@ class Ladder:
 
     def fitnesses(self) -> dict[str, float]:
         """Fitness of every evaluated cell (one ranking per stage)."""
-        out: dict[str, float] = {}
-        for s in range(len(self.stages)):
-            keys, ranks = self._ranked(s)
-            for k, r in zip(keys, ranks, strict=True):
-                out[k] = s + float(r) / len(keys)
-        return out
+        return {k: self.fitness(k) for s in range(len(self.stages)) for k in self.records[s]}
 
     def fitness(self, canonical: str, default: float = -math.inf) -> float:
-        """``fitnesses()[canonical]`` (``default`` when not evaluated) without building the
-        whole table: a search asks for a few cells per step out of thousands."""
+        """Stage + rank fraction at the highest stage that evaluated ``canonical`` (``default``
+        when none did); a search asks for a few cells per step out of thousands."""
         for s in range(len(self.stages) - 1, -1, -1):
             if canonical in self.records[s]:
                 if s not in self._rank_of:
