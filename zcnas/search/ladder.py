@@ -90,6 +90,21 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return rankdata(v, method="average")
 
 
+class _Ranking:
+    """The cells of one stage and their ranks (1 = worst); the cell -> rank map is built on the
+    first lookup (a search asks for a few cells per step out of thousands)."""
+
+    def __init__(self, keys: list[str], ranks: np.ndarray) -> None:
+        self.keys = keys
+        self.ranks = ranks
+        self._of: dict[str, float] | None = None
+
+    def rank_of(self, canonical: str) -> float:
+        if self._of is None:
+            self._of = dict(zip(self.keys, self.ranks.tolist(), strict=True))
+        return self._of[canonical]
+
+
 class Budget:
     """Seconds to spend and spent. An evaluation is started only when it fits."""
 
@@ -132,8 +147,7 @@ class Ladder:
         self._stage_cost = [0.0] * len(self.stages)
         self._costed = 0
         self._values_cache: dict[int, dict[str, float]] = {}
-        self._ranks_cache: dict[int, tuple[list[str], np.ndarray]] = {}
-        self._rank_of: dict[int, dict[str, float]] = {}  # stage -> cell -> its rank
+        self._ranks_cache: dict[int, _Ranking] = {}
 
     # --- state -------------------------------------------------------------------------------
 
@@ -168,14 +182,19 @@ class Ladder:
             self._values_cache[stage] = vals
         return self._values_cache[stage]
 
-    def _ranked(self, stage: int) -> tuple[list[str], np.ndarray]:
-        """The cells of ``stage`` and their ranks (1 = worst), cached with the values."""
+    def _ranking(self, stage: int) -> _Ranking:
+        """The ranking of the cells of ``stage``, cached with the values."""
         if stage not in self._ranks_cache:
             vals = self.values(stage)
             keys = list(vals)
-            self._ranks_cache[stage] = (
+            self._ranks_cache[stage] = _Ranking(
                 keys, _ranks(np.array([vals[k] for k in keys], dtype=np.float64)))
         return self._ranks_cache[stage]
+
+    def _ranked(self, stage: int) -> tuple[list[str], np.ndarray]:
+        """The cells of ``stage`` and their ranks (1 = worst)."""
+        r = self._ranking(stage)
+        return r.keys, r.ranks
 
     def fitnesses(self) -> dict[str, float]:
         """Fitness of every evaluated cell (one ranking per stage)."""
@@ -186,10 +205,7 @@ class Ladder:
         when none did); a search asks for a few cells per step out of thousands."""
         for s in range(len(self.stages) - 1, -1, -1):
             if canonical in self.records[s]:
-                if s not in self._rank_of:
-                    keys, ranks = self._ranked(s)
-                    self._rank_of[s] = dict(zip(keys, ranks.tolist(), strict=True))
-                return s + self._rank_of[s][canonical] / len(self.records[s])
+                return s + self._ranking(s).rank_of(canonical) / len(self.records[s])
         return default
 
     def closed(self, stage: int) -> bool:
@@ -251,7 +267,6 @@ class Ladder:
     def _forget_ranks(self, stage: int) -> None:
         self._values_cache.pop(stage, None)
         self._ranks_cache.pop(stage, None)
-        self._rank_of.pop(stage, None)
 
     def _evaluate_measured(self, stage: int, archs: list[str], budget: Budget,
                            room) -> list[Evaluation]:
@@ -390,7 +405,6 @@ class Ladder:
             st.evaluator.load_state_dict(es)
         self._values_cache.clear()
         self._ranks_cache.clear()
-        self._rank_of.clear()
 
 
 def _finite(x: float) -> float:
