@@ -53,14 +53,12 @@ print(json.dumps({"wall": wall, "result": r}, sort_keys=True, default=str))
 
 
 def fill_store(path: Path, data: str) -> None:
-    from zcnas.registry import create_scorers
-    from zcnas.runtime import ScoreStore
-    from zcnas.runtime.executors import InProcess
-    from zcnas.scoring.engine import score_archs, select_archs
-
-    with ScoreStore(path) as st:
-        score_archs(select_archs("all", "nats-tss"), create_scorers("params,flops"), store=st,
-                    progress=False, executor=InProcess(), root=data, dataset="cifar10")
+    """The store both trees' fitness reads: params and flops of every cell, filled by the CLI
+    (which also writes them as a table beside it)."""
+    subprocess.run([sys.executable, "-m", "zcnas", "score", "--space", "nats-tss", "--archs", "all",
+                    "--proxies", "params,flops", "--data", data, "--executor", "inprocess",
+                    "--store", str(path), "--out", str(path.with_suffix("")), "--no-progress"],
+                   check=True, capture_output=True)
 
 
 def run(tree: Path, store: Path, data: str, method: str, seed: int) -> dict:
