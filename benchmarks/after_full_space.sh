@@ -6,10 +6,13 @@
 #     ZCNAS_DATA=../shared/data bash benchmarks/after_full_space.sh
 #
 # 1. table   the scores of all 15,625 cells (6,466 distinct), read back from the score store
-#            that `zcnas score` filled (computing whatever is missing: about 3.5 h with 2
-#            workers on the 2-core CPU), written to results/scores/tss-cifar10-zcnas-full;
-# 2. correl  Spearman and Kendall of every column and ensemble:zcnas against all three
-#            datasets, 200 bootstrap resamples: results/correlations/tss-full-zcnas/;
+#            that `zcnas score` filled (computing whatever is missing: about 4.5 h with 2
+#            workers on the 2-core CPU), written to results/scores/tss-cifar10-zcnas-full:
+#            ensemble:zcnas's components, plus synflow, flops and params (about 0.1 s per
+#            cell), so that the AZ-NAS and data-free presets are measured over the whole
+#            space too (AZ-NAS published its numbers over all 15,625 cells);
+# 2. correl  Spearman and Kendall of every column and of those three ensembles against all
+#            three datasets, 200 bootstrap resamples: results/correlations/tss-full-zcnas/;
 # 3. search  results/search/ regenerated with the default fitness (ensemble:zcnas, its stored
 #            costs charged), both protocols of results/search/README.md;
 # 4. study   the supernet ranking study with the top region = the ensemble's best 100 cells of
@@ -24,6 +27,7 @@ PY=${PY:-.venv/bin/python}
 WORKERS=${WORKERS:-2}
 LOG=results/after-full-space.log
 COMPONENTS=meco,stable,jacov,gradsign,az_expressivity,az_progressivity,az_trainability
+EXTRA=synflow,flops,params
 TABLE=${TABLE:-results/scores/tss-cifar10-zcnas-full}
 STEPS=${STEPS:-"table correl search study"}
 
@@ -43,11 +47,12 @@ run() {  # run NAME DONE-FILE CMD...: skip when DONE-FILE exists; log the comman
 for step in $STEPS; do
     case $step in
     table)
-        run table "$TABLE.parquet" "$ZC" score --space nats-tss --proxies "$COMPONENTS" \
+        run table "$TABLE.parquet" "$ZC" score --space nats-tss --proxies "$COMPONENTS,$EXTRA" \
             --archs all --data "$DATA" --workers "$WORKERS" --no-progress --out "$TABLE" ;;
     correl)
         run correl results/correlations/tss-full-zcnas/correlations.md "$ZC" correlate \
-            "$TABLE.parquet" --data "$DATA" --proxies "all,ensemble:zcnas" --bootstrap 200 \
+            "$TABLE.parquet" --data "$DATA" \
+            --proxies "all,ensemble:zcnas,ensemble:az_nas,ensemble:data_free" --bootstrap 200 \
             --out results/correlations/tss-full-zcnas ;;
     search)
         # the checkpoints of the stand-in fitness's runs belong to another configuration
