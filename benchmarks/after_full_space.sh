@@ -8,11 +8,11 @@
 # 1. table   the scores of all 15,625 cells (6,466 distinct), read back from the score store
 #            that `zcnas score` filled (computing whatever is missing: about 4.5 h with 2
 #            workers on the 2-core CPU), written to results/scores/tss-cifar10-zcnas-full:
-#            ensemble:zcnas's components, plus synflow, flops and params (about 0.1 s per
-#            cell), so that the AZ-NAS and data-free presets are measured over the whole
-#            space too (AZ-NAS published its numbers over all 15,625 cells);
-# 2. correl  Spearman and Kendall of every column and of those three ensembles against all
-#            three datasets, 200 bootstrap resamples: results/correlations/tss-full-zcnas/;
+#            ensemble:zcnas's components, plus flops and params (analytic counts, seconds for
+#            the whole space), so that the AZ-NAS preset is measured over the whole space too
+#            (AZ-NAS published its numbers over all 15,625 cells);
+# 2. correl  Spearman and Kendall of every column and of both ensembles against all three
+#            datasets, 200 bootstrap resamples: results/correlations/tss-full-zcnas/;
 # 3. search  results/search/ regenerated with the default fitness (ensemble:zcnas, its stored
 #            costs charged), both protocols of results/search/README.md;
 # 4. study   the supernet ranking study with the top region = the ensemble's best 100 cells of
@@ -27,7 +27,7 @@ PY=${PY:-.venv/bin/python}
 WORKERS=${WORKERS:-2}
 LOG=results/after-full-space.log
 COMPONENTS=meco,stable,jacov,gradsign,az_expressivity,az_progressivity,az_trainability
-EXTRA=synflow,flops,params
+EXTRA=flops,params
 TABLE=${TABLE:-results/scores/tss-cifar10-zcnas-full}
 STEPS=${STEPS:-"table correl search study"}
 
@@ -52,7 +52,7 @@ for step in $STEPS; do
     correl)
         run correl results/correlations/tss-full-zcnas/correlations.md "$ZC" correlate \
             "$TABLE.parquet" --data "$DATA" \
-            --proxies "all,ensemble:zcnas,ensemble:az_nas,ensemble:data_free" --bootstrap 200 \
+            --proxies "all,ensemble:zcnas,ensemble:az_nas" --bootstrap 200 \
             --out results/correlations/tss-full-zcnas ;;
     search)
         # the checkpoints of the stand-in fitness's runs belong to another configuration
