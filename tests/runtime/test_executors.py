@@ -77,6 +77,36 @@ def test_a_failing_task_raises_and_cancels_the_rest():
         list(ex.map_unordered(_fail_on_three, list(range(40))))
 
 
+RECYCLE = """
+import collections, os, sys
+from zcnas.runtime.executors import ProcessPool
+
+def pid(state, task):
+    return os.getpid()
+
+if __name__ == "__main__":
+    with ProcessPool(1, max_tasks_per_child=2) as ex:
+        first = dict(ex.map_unordered(pid, list(range(9))))
+        second = dict(ex.map_unordered(pid, list(range(3))))
+    per_worker = collections.Counter(list(first.values()) + list(second.values()))
+    print(len(first), len(second), max(per_worker.values()), len(per_worker))
+"""
+
+
+def test_workers_are_replaced_after_their_share_without_hanging(tmp_path):
+    """ProcessPoolExecutor(max_tasks_per_child=...) hangs once a worker reaches the limit with
+    work still queued (CPython gh-115634): 1 worker, 2 tasks each, 12 tasks must all finish,
+    on fresh workers that each ran at most 2 (the count carries over between calls)."""
+    script = tmp_path / "recycle.py"
+    script.write_text(RECYCLE)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n_first, n_second, most, workers = map(int, out.stdout.split())
+    assert (n_first, n_second) == (9, 3)
+    assert most <= 2 and workers >= 6
+
+
 def test_scores_are_bitwise_the_same_on_every_executor(items, local_ray):
     scorers = create_scorers(SUITE)
     ref = _table(score_archs(items, scorers, progress=False, executor=InProcess()))

@@ -143,15 +143,25 @@ def _pool_call(job: tuple[Callable, int, Any]) -> tuple[int, Any]:
 
 class ProcessPool(Executor):
     """A local ``spawn`` process pool, kept between calls with the same ``init``/``setup``
-    (a search scores its population batch after batch on the same workers)."""
+    (a search scores its population batch after batch on the same workers).
+
+    The workers are replaced by fresh ones after about ``max_tasks_per_child`` tasks each (a
+    bound on what a long run can leak). The pool is recycled here, between rounds of
+    ``workers * max_tasks_per_child`` tasks, not by ``ProcessPoolExecutor``'s own
+    ``max_tasks_per_child``: with a backlog queued, that one stops replacing the workers that
+    reach the limit and the run hangs forever once none is left (CPython gh-115634, Python
+    3.11 to 3.15 beta; a 2-worker ``zcnas score --archs all`` stopped after 2,000 cells)."""
 
     kind = "process"
 
     def __init__(self, workers: int = 1, *, max_tasks_per_child: int = 1000) -> None:
         super().__init__(workers)
+        if max_tasks_per_child < 1:
+            raise ValueError("max_tasks_per_child must be at least 1")
         self.max_tasks_per_child = max_tasks_per_child
         self._pool = None
         self._digest: str | None = None
+        self._submitted = 0  # tasks given to the current pool
 
     def _pool_for(self, init: Callable | None, setup: Any):
         import multiprocessing as mp
@@ -162,10 +172,25 @@ class ProcessPool(Executor):
             self.shutdown()
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=mp.get_context("spawn"), initializer=_pool_init,
-                initargs=(os.getpid(), init, setup),
-                max_tasks_per_child=self.max_tasks_per_child)
+                initargs=(os.getpid(), init, setup))
             self._digest = digest
+            self._submitted = 0
         return self._pool
+
+    def _rounds(self, n: int) -> list[range]:
+        """Task positions split so that no pool is given more than its share of tasks; a new
+        round starts on fresh workers (the current pool's count carries over)."""
+        cap = self.workers * self.max_tasks_per_child
+        out, start, room = [], 0, max(cap - self._submitted, 0)
+        while start < n:
+            if room == 0:
+                room = cap
+                out.append(range(start, start))  # marks "recycle the pool here"
+            stop = min(n, start + room)
+            out.append(range(start, stop))
+            room -= stop - start
+            start = stop
+        return out
 
     def map_unordered(self, fn, tasks, *, init=None, setup=None):
         from concurrent.futures import as_completed
@@ -177,11 +202,18 @@ class ProcessPool(Executor):
             return
         check_main_guard()
         pool = self._pool_for(init, setup)
-        futures = [pool.submit(_pool_call, (fn, i, t)) for i, t in enumerate(tasks)]
+        futures = []
         ok = False
         try:
-            for f in as_completed(futures):
-                yield f.result()
+            for part in self._rounds(len(tasks)):
+                if not part:  # the workers have had their share: start fresh ones
+                    self.shutdown()
+                    pool = self._pool_for(init, setup)
+                    continue
+                futures = [pool.submit(_pool_call, (fn, i, tasks[i])) for i in part]
+                self._submitted += len(part)
+                for f in as_completed(futures):
+                    yield f.result()
             ok = True
         except BrokenProcessPool:
             raise UserError("a worker process died (out of memory, or killed); the results "
