@@ -177,21 +177,6 @@ class ProcessPool(Executor):
             self._submitted = 0
         return self._pool
 
-    def _rounds(self, n: int) -> list[range]:
-        """Task positions split so that no pool is given more than its share of tasks; a new
-        round starts on fresh workers (the current pool's count carries over)."""
-        cap = self.workers * self.max_tasks_per_child
-        out, start, room = [], 0, max(cap - self._submitted, 0)
-        while start < n:
-            if room == 0:
-                room = cap
-                out.append(range(start, start))  # marks "recycle the pool here"
-            stop = min(n, start + room)
-            out.append(range(start, stop))
-            room -= stop - start
-            start = stop
-        return out
-
     def map_unordered(self, fn, tasks, *, init=None, setup=None):
         from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
@@ -201,19 +186,21 @@ class ProcessPool(Executor):
         if not tasks:
             return
         check_main_guard()
-        pool = self._pool_for(init, setup)
+        cap = self.workers * self.max_tasks_per_child  # tasks one pool's workers may run
         futures = []
         ok = False
         try:
-            for part in self._rounds(len(tasks)):
-                if not part:  # the workers have had their share: start fresh ones
-                    self.shutdown()
-                    pool = self._pool_for(init, setup)
-                    continue
-                futures = [pool.submit(_pool_call, (fn, i, tasks[i])) for i in part]
-                self._submitted += len(part)
+            start = 0
+            while start < len(tasks):
+                if self._pool is not None and self._submitted >= cap:
+                    self.shutdown()  # the workers have had their share: start fresh ones
+                pool = self._pool_for(init, setup)
+                stop = min(len(tasks), start + cap - self._submitted)
+                futures = [pool.submit(_pool_call, (fn, i, tasks[i])) for i in range(start, stop)]
+                self._submitted += stop - start
                 for f in as_completed(futures):
                     yield f.result()
+                start = stop
             ok = True
         except BrokenProcessPool:
             raise UserError("a worker process died (out of memory, or killed); the results "

@@ -191,11 +191,6 @@ class Ladder:
                 keys, _ranks(np.array([vals[k] for k in keys], dtype=np.float64)))
         return self._ranks_cache[stage]
 
-    def _ranked(self, stage: int) -> tuple[list[str], np.ndarray]:
-        """The cells of ``stage`` and their ranks (1 = worst)."""
-        r = self._ranking(stage)
-        return r.keys, r.ranks
-
     def fitnesses(self) -> dict[str, float]:
         """Fitness of every evaluated cell (one ranking per stage)."""
         return {k: self.fitness(k) for s in range(len(self.stages)) for k in self.records[s]}
@@ -223,7 +218,8 @@ class Ladder:
     def _quota_keys(self, stage: int) -> list[str]:
         """The cells of ``stage`` that its promotion rule escalates now, best first."""
         rule = self.stages[stage].promote
-        keys, ranks = self._ranked(stage)
+        ranking = self._ranking(stage)
+        keys, ranks = ranking.keys, ranking.ranks
         q = rule.quota(len(keys)) if rule is not None else 0
         if q == 0:
             return []
@@ -375,7 +371,7 @@ class Ladder:
         that reads another stage's evaluator (a fused supernet stage) are fixed at the end of
         each search step, whichever cells are looked up."""
         for s in range(len(self.stages)):
-            self._ranked(s)
+            self._ranking(s)
 
     def state_dict(self) -> dict[str, Any]:
         return {
