@@ -19,6 +19,10 @@ splits a batch after running out of GPU memory, and then keeps the last split's 
 is the sum of the per-batch gradients and ``Hg`` the sum over batches of each batch's Hessian
 times that ``g``, i.e. the Hessian-gradient product of the summed loss.
 
+The network's 3x3 average pools and cell BN are swapped for versions with their double
+backward written out (:mod:`zcnas.models.hessian`): the same forward and gradient, a cheaper
+Hessian-gradient product, equal to autograd's up to float rounding.
+
 Memory format: contiguous (NCHW) tensors, as the reference's CUDA run. On the CPU they are
 faster than channels-last for this double backward and closer to float64: float32 GraSP is only
 good to about 1e-3..3e-2 relative on these networks (channels-last: up to 7e-2), and version 2
@@ -41,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcnas.models.hessian import for_double_backward
 from zcnas.proxy import Proxy, ProxyInfo
 
 
@@ -98,6 +103,8 @@ class Grasp(Proxy):
     def score(self, ctx) -> float:
         # contiguous (NCHW) tensors: on the CPU the double backward is faster than
         # channels-last and closer to float64 (results/benchmarks/memory-format-cpu.txt)
-        net = ctx.network(affine=False, track=False, channels_last=False)
+        # pools and cell BN with their double backward written out (zcnas.models.hessian)
+        net = for_double_backward(ctx.network(affine=False, track=False,
+                                              channels_last=False))
         batches = [(x.contiguous(), y) for x, y in ctx.batches(self.batch_size, self.n_batches)]
         return grasp_score(net, batches)

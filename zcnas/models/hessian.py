@@ -1,0 +1,160 @@
+"""A network set up for a cheaper double backward (Hessian-vector products, GraSP).
+
+Autograd's generic double backward of two NB201 building blocks does work nobody asked for:
+
+- ``avg_pool_3x3`` is a depthwise convolution with a kernel of ones
+  (:class:`zcnas.models.ops.AvgPool3x3`); the convolution double backward also computes the
+  gradient of that constant kernel, one convolution per channel (16-64 per pool);
+- a cell's BN (train mode, no affine parameters, no running statistics) goes through the
+  general batch-norm double backward, written for affine, tracked BN, a chain of about thirty
+  elementwise passes.
+
+:func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
+own kernel call (so first-order gradients are bitwise the same) and whose second backward is
+written out:
+
+- window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
+  (one depthwise convolution per order);
+- batch norm ``y = (x - mean) r`` with ``r = 1/sqrt(var + eps)``, per channel over
+  (N, H, W): the first backward is ``gx = B(g) = r (g - mean(g) - y mean(g y))``; for an
+  upstream ``u`` on ``gx``, ``dL/dg = B(u)`` (``B`` is self-adjoint) and
+  ``dL/dx = -r (mean(u gx) y + mean(g y) B(u) + mean(u y) gx)``.
+
+Other modules (affine or tracked BN of the stem and the reductions, convolutions) are left
+as they are. The values are those of the plain network; double-backward results differ from
+autograd's by float rounding. ``tests/models/test_hessian.py`` checks both orders.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from zcnas.models.ops import AvgPool3x3, _tap_counts
+
+
+class _WindowSum(torch.autograd.Function):
+    """The sum over each pixel's 3x3 window: a depthwise convolution with ones, padding 1."""
+
+    @staticmethod
+    def forward(ctx, x, ones):
+        ctx.save_for_backward(x, ones)
+        return nn.functional.conv2d(x, ones, padding=1, groups=ones.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, ones = ctx.saved_tensors
+        return _WindowSumAdjoint.apply(grad, x, ones), None
+
+
+class _WindowSumAdjoint(torch.autograd.Function):
+    """``grad -> d<grad, window_sum(x)>/dx`` by autograd's own kernel call (``x`` gives only
+    the shape and memory layout); its backward is the window sum."""
+
+    @staticmethod
+    def forward(ctx, grad, x, ones):
+        ctx.save_for_backward(ones)
+        return torch.ops.aten.convolution_backward(
+            grad, x, ones, None, [1, 1], [1, 1], [1, 1], False, [0, 0], ones.shape[0],
+            [True, False, False])[0]
+
+    @staticmethod
+    def backward(ctx, gg):
+        (ones,) = ctx.saved_tensors
+        return _WindowSum.apply(gg, ones), None, None
+
+
+class HessianAvgPool3x3(AvgPool3x3):
+    """:class:`AvgPool3x3` with the window sum's backward written out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        c, h, w = x.shape[-3:]
+        ones = torch.ones((c, 1, 3, 3), dtype=x.dtype, device=x.device)
+        return _WindowSum.apply(x, ones) / _tap_counts(h, w, x.dtype, x.device)
+
+
+class _BatchNorm(torch.autograd.Function):
+    """Train-mode batch norm without affine parameters or running statistics."""
+
+    @staticmethod
+    def forward(ctx, x, eps):
+        y, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True,
+                                                           0.0, eps)
+        ctx.save_for_backward(x, y, mean, invstd)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, mean, invstd = ctx.saved_tensors
+        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps), None
+
+
+def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean of ``a * b`` over (N, H, W), shaped (1, C, 1, 1)."""
+    return (a * b).mean(dim=(0, 2, 3), keepdim=True)
+
+
+class _BatchNormBackward(torch.autograd.Function):
+    """``g -> gx``, autograd's own kernel call; its backward is the closed form of the module
+    docstring."""
+
+    @staticmethod
+    def forward(ctx, g, x, y, mean, invstd, eps):
+        gx = torch.ops.aten.native_batch_norm_backward(
+            g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
+        ctx.save_for_backward(g, y, invstd, gx)
+        return gx
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, u):
+        g, y, invstd, gx = ctx.saved_tensors
+        r = invstd.view(1, -1, 1, 1)
+        u_mean = u.mean(dim=(0, 2, 3), keepdim=True)
+        uy = _channel_dot(u, y)
+        # B(u) = r u - r mean(u) - r mean(u y) y: d/dg
+        bu = torch.addcmul(-r * u_mean, -r * uy, y).addcmul_(r, u)
+        dx = None
+        if ctx.needs_input_grad[1]:
+            # -r (mean(u gx) y + mean(g y) B(u) + mean(u y) gx), B(u) expanded
+            m = _channel_dot(g, y)
+            k_y = -r * (_channel_dot(u, gx) - m * r * uy)
+            dx = torch.addcmul(m * r * r * u_mean, k_y, y)
+            dx.addcmul_(-m * r * r, u).addcmul_(-r * uy, gx)
+        return (bu if ctx.needs_input_grad[0] else None), dx, None, None, None, None
+
+
+class HessianBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d(c, affine=False, track_running_stats=False)`` in train mode, with the
+    double backward written out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.dim() != 4:
+            return super().forward(x)
+        return _BatchNorm.apply(x, self.eps)
+
+
+def for_double_backward(net: nn.Module) -> nn.Module:
+    """Swap ``net``'s 3x3 average pools and its train-mode BN without affine parameters or
+    running statistics for the versions above (in place; the same values). Returns ``net``."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            new = _replacement(child)
+            if new is not None:
+                setattr(parent, name, new)
+    return net
+
+
+def _replacement(m: nn.Module) -> nn.Module | None:
+    if type(m) is AvgPool3x3:
+        return HessianAvgPool3x3()
+    if type(m) is nn.BatchNorm2d and not m.affine and not m.track_running_stats:
+        new = HessianBatchNorm2d(m.num_features, eps=m.eps, affine=False,
+                                 track_running_stats=False)
+        new.train(m.training)
+        return new
+    return None
