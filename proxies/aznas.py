@@ -174,6 +174,7 @@ class Complexity(Proxy):
         name="az_complexity", version="1", reference=f"{REFERENCE} (complexity)", code=CODE,
         needs_labels=False, needs_images=False, input="none", bn="n/a", init="n/a",
         batch_size=1,
+        per_arch=True,
     )
 
     def score(self, ctx) -> float:

@@ -21,6 +21,7 @@ class Params(Proxy):
     info = ProxyInfo(
         name="params", version="1", reference=NATS, code=NATS_CODE, needs_labels=False,
         needs_images=False, input="none", bn="n/a", init="n/a", batch_size=1,
+        per_arch=True,
     )
 
     def score(self, ctx) -> float:
@@ -33,6 +34,7 @@ class Flops(Proxy):
     info = ProxyInfo(
         name="flops", version="1", reference=NATS, code=NATS_CODE, needs_labels=False,
         needs_images=False, input="none", bn="n/a", init="n/a", batch_size=1,
+        per_arch=True,
     )
 
     def score(self, ctx) -> float:

@@ -154,6 +154,7 @@ class Meco(Proxy):
         batch_size=1, spaces=("nats-tss",),
         deviations="fixed un-augmented image; eigvalsh in float64 instead of the real part of "
                    "eig in float32; float64 sum",
+        per_arch=True,
     )
 
     def score(self, ctx) -> float:

@@ -104,6 +104,7 @@ class Swap(Proxy):
         batch_size=16,
         deviations="NB201 network with 4 N(0,1) re-initialisations by default (repo: 32, "
                    "DARTS only); fixed un-augmented batch; seeded generator",
+        per_arch=True,
     )
     params = {"repeats": 4, "mu": None, "sigma": None}
 

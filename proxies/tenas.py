@@ -213,6 +213,7 @@ class TeNasLr(Proxy):
         deviations="fixed images, seeded crops (same for every architecture; repeats re-crop "
                    "the same images); exact distinct-pattern count; PyTorch default init as "
                    "the reference code effectively runs",
+        per_arch=True,
     )
     params = {"repeat": 3, "crop": 3, "init": "default"}
 

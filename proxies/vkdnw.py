@@ -228,6 +228,7 @@ class Vkdnw(Proxy):
         name="vkdnw", version="1", reference=REFERENCE, code=CODE, needs_labels=False,
         needs_images=False, input="gaussian", bn="eval", init=INIT, batch_size=64,
         deviations=DEVIATIONS,
+        per_arch=True,
     )
     params = {"n_tensors": 128, "aleph": True}
 

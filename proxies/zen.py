@@ -104,6 +104,7 @@ class Zen(Proxy):
         deviations="NB201-port setting (batch 64, 1 repeat = n_batches) by default; shared "
                    "seeded Gaussian batch and seeded perturbation instead of fresh global-RNG "
                    "draws; BN log-terms summed in float64",
+        per_arch=True,
     )
     params = {"mixup_gamma": MIXUP_GAMMA}
 

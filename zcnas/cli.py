@@ -281,6 +281,10 @@ def proxies_list(filter: str | None, fmt: str) -> None:
                          "weight initialisation; report: "
                          "transform of the raw value. `--format json` has the references and "
                          "deviations."))
+        own = [name for name, cls in loaded.items() if cls.info.per_arch]
+        if own:
+            click.echo(_wrap("Scored for each architecture (the value reads dead edges too): "
+                             f"{', '.join(own)}; the others once per isomorphism class."))
     if broken:
         click.echo(("\n" if rows else "") + f"Broken ({len(broken)}):")
         for b in broken:  # the error on its own lines: the table stays 100 columns wide

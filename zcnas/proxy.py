@@ -50,7 +50,10 @@ class ProxyInfo:
     ``batch_size`` x ``n_batches``: the default batch configuration;
     ``reference``/``code``: the paper and official code whose recipe this follows;
     ``spaces``: the search spaces the recipe is defined for (None: any space whose models
-    follow :mod:`zcnas.spaces.base`); ``deviations``: every known difference from that recipe.
+    follow :mod:`zcnas.spaces.base`); ``deviations``: every known difference from that recipe;
+    ``per_arch``: the value depends on more than the function the cell computes (the dead
+    edges of the official network: analytic counts, a network built naive), so every
+    architecture is scored itself instead of once per isomorphism class.
     """
 
     name: str
@@ -68,6 +71,7 @@ class ProxyInfo:
     n_batches: int = 1
     spaces: tuple[str, ...] | None = None
     deviations: str = ""
+    per_arch: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -33,7 +33,8 @@ class Beta(Proxy):
 
 class Alpha(Proxy):
     info = ProxyInfo(name="fake_alpha", version="2", reference="Alpha & Co, 2024", code="c",
-                     needs_labels=False, needs_images=False, input="gaussian", bn="none")
+                     needs_labels=False, needs_images=False, input="gaussian", bn="none",
+                     per_arch=True)
 
     def score(self, ctx):
         return 0.0
@@ -73,6 +74,8 @@ def test_table_lists_metadata_and_broken_plugins(run):
     beta = next(ln for ln in lines if ln.startswith("fake_beta"))
     assert beta.split() == ["fake_beta", "real", "yes", "lower", "train", "kaiming-in", "32x4",
                             "log", "any", "zc-cli-plugin", "v7"]
+    assert "each architecture (the value reads dead edges too): fake_alpha; the others" in \
+        " ".join(lines)
     assert "Broken (1):" in r.output
     gone = next(ln for ln in lines if ln.startswith("fake_gone"))
     assert "zc-cli-plugin 0.3" in gone and "zc_cli_no_such_module:Gone" in gone

@@ -10,7 +10,7 @@ from zcnas.proxy import Proxy, ProxyError, ProxyInfo
 from zcnas.runtime import ScoreStore
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs
-from zcnas_proxies.cost import Params
+from zcnas_proxies.cost import Flops, Params
 from zcnas_proxies.naswot import Naswot
 from zcnas_proxies.stable import Stable, StableMean
 from zcnas_proxies.synflow import Synflow
@@ -20,6 +20,9 @@ A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg
 ISO_1 = "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"
 ISO_2 = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|skip_connect~2|"
 ZERO = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+# isomorphic cells that differ on a dead edge: node 1 feeds only none edges, so its op is dead
+DEAD_CONV = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+DEAD_POOL = "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
 
 
 def bits(v: float) -> bytes:
@@ -50,6 +53,27 @@ def test_isomorphic_archs_are_scored_once():
     assert by[(ISO_1, "counting")].origin == "computed"
     assert by[(ISO_2, "counting")].origin == "isomorph"
     assert [r.arch for r in rows[::2]] == [ISO_1, ISO_2, A]  # input order kept
+
+
+def test_per_arch_proxies_score_every_member_of_a_class(tmp_path):
+    """FLOPs (like MeCo, Zen, VKDNW: a network built naive) depend on the dead edges too, so
+    every member is scored itself and gets the NATS-Bench value of its own cell."""
+    items = make_items([DEAD_CONV, DEAD_POOL, A], "nats-tss")
+    assert items[0].canonical == items[1].canonical
+    assert Flops.info.per_arch and not Counting.info.per_arch
+    own = {a: ScoringContext(a).costs().flops_m for a in (DEAD_CONV, DEAD_POOL)}
+    assert own[DEAD_CONV] > own[DEAD_POOL]  # the dead 3x3 conv counts in the official FLOPs
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        Counting.calls = 0
+        score_archs(items[:1], [Counting(), Flops()], store=store, progress=False)
+        rows = score_archs(items, [Counting(), Flops()], store=store, progress=False)
+        assert Counting.calls == 2  # the class once (from the store the second time), and A
+    by = {(r.arch, r.proxy): r for r in rows}
+    assert [by[(a, "flops")].value for a in own] == list(own.values())
+    assert by[(DEAD_CONV, "flops")].origin == "store"
+    assert by[(DEAD_POOL, "flops")].origin == "computed"  # not copied from its isomorph
+    assert by[(DEAD_POOL, "counting")].value == by[(DEAD_CONV, "counting")].value
+    assert {by[(a, "counting")].origin for a in own} == {"store"}
 
 
 def test_shared_pass_scores_equal_scores_alone(data_root):

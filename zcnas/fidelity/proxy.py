@@ -70,10 +70,10 @@ class ProxyEvaluator(Evaluator):
         rows = score_archs(items, self.components, space=self.space, dataset=self.dataset,
                            seed=self.seed, device=self.device, root=self.root, workers=1,
                            store=self.store, progress=False, executor=self.executor)
-        by = {(r.canonical, r.proxy): r for r in rows}
+        by = {(r.arch, r.proxy): r for r in rows}
         out = []
         for item in items:
-            comps = [by[(item.canonical, s)] for s in self._specs]
+            comps = [by[(item.arch, s)] for s in self._specs]
             values = [float(r.value) for r in comps]
             self._remember(item.canonical, values)
             cost = float(sum(r.seconds for r in comps))

@@ -1,6 +1,8 @@
 """Score many architectures with many proxies, fast and resumably.
 
-- Isomorphic architectures (same canonical key) are scored once; every member gets the score.
+- Isomorphic architectures (same canonical key) are scored once; every member gets the score,
+  except for proxies marked ``per_arch`` (their value depends on the cell's dead edges too:
+  analytic counts of the official network, networks built naive), which score every member.
 - All proxies of one architecture share one :class:`ScoringContext`, so they share network
   builds and forward/backward passes (see :mod:`zcnas.scoring.passes`).
 - Work goes to a local process pool (``workers``) with bounded memory; ``device='cuda'`` uses
@@ -9,7 +11,8 @@
   a re-run reads stored scores, and a run killed with SIGKILL loses at most what was in flight.
 
 The store key is (space, canonical arch, proxy name, proxy version, dataset, config, seed,
-device kind), where config holds the proxy's batch configuration and parameters plus, for
+device kind), with the architecture's own string in place of the canonical one for a
+``per_arch`` proxy, where config holds the proxy's batch configuration and parameters plus, for
 proxies that read real images, which image file they came from.
 """
 
@@ -242,10 +245,11 @@ def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
 
 def score_task(state: dict[str, Any], task: tuple[str, str, tuple[int, ...]]
                ) -> tuple[str, dict[int, tuple], str]:
-    """Score one representative architecture with the proxies at the given positions."""
+    """Score one architecture with the proxies at the given positions; ``task`` is
+    ``(tag, arch, positions)``, the tag returned with the result."""
     from zcnas.scoring.context import ScoringContext
 
-    canonical, arch, which = task
+    tag, arch, which = task
     proxies: list[Proxy] = [state["proxies"][i] for i in which]
     try:
         requests = [r for p in proxies for r in p.requests()]
@@ -272,11 +276,11 @@ def score_task(state: dict[str, Any], task: tuple[str, str, tuple[int, ...]]
             share = sum(ctx.pass_seconds.get((r.kind, r.spec), 0.0) / sharers[(r.kind, r.spec)]
                         for r in p.requests())
             out[i] = (out[i][0], out[i][1] + share)
-        return canonical, out, ""
+        return tag, out, ""
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - reported with the arch, results so far are kept
-        return canonical, {}, f"{type(err).__name__}: {err}"
+        return tag, {}, f"{type(err).__name__}: {err}"
 
 
 # --- the engine ---------------------------------------------------------------------------------
@@ -308,7 +312,8 @@ def score_archs(
     scores arrive. The work runs on ``executor`` (:mod:`zcnas.runtime.executors`; default:
     this process for ``workers=1``, a local process pool otherwise); each worker runs torch
     with ``threads`` intra-op threads (default 1, so scores do not depend on the executor or
-    the number of workers).
+    the number of workers). ``on_result(arch, scores)`` is called as each architecture's
+    scores arrive (``scores``: proxy position -> (value, seconds)).
     """
     import torch
 
@@ -342,31 +347,50 @@ def score_archs(
     groups: dict[str, list[ArchItem]] = {}
     for item in items:
         groups.setdefault(item.canonical, []).append(item)
+    per_arch = [p.info.per_arch for p in proxies]
+    canonical_of = {item.arch: item.canonical for item in items}
+
+    def unit(arch: str, i: int) -> str:
+        """What proxy ``i``'s score of ``arch`` is keyed by: the arch or its class."""
+        return arch if per_arch[i] else canonical_of[arch]
+
+    # who computes what: a class's first member its class-wide scores, every member its
+    # per-arch ones
+    class_wide = [i for i, own in enumerate(per_arch) if not own]
+    arch_wide = [i for i, own in enumerate(per_arch) if own]
+    wanted: dict[str, list[int]] = {}
+    for members in groups.values():
+        wanted[members[0].arch] = list(class_wide)
+        for m in members:
+            have = wanted.setdefault(m.arch, [])
+            have.extend(i for i in arch_wide if i not in have)
 
     keys = {}
     if store is not None:
         from zcnas.runtime.store import ScoreKey
 
         configs = [proxy_config(p, images) for p in proxies]
-        for canon in groups:
-            for i, p in enumerate(proxies):
-                keys[(canon, i)] = ScoreKey(space, canon, p.name, p.info.version, dataset,
-                                            configs[i], seed, device_kind)
+        for arch, which in wanted.items():
+            for i in which:
+                keys[(unit(arch, i), i)] = ScoreKey(space, unit(arch, i), proxies[i].name,
+                                                    proxies[i].info.version, dataset,
+                                                    configs[i], seed, device_kind)
         found = store.get_many(keys.values())
     else:
         found = {}
     results: dict[tuple[str, int], tuple[float, float, str]] = {}
+    computed_by: dict[tuple[str, int], str] = {}
     tasks = []
-    for canon, members in groups.items():
+    for arch, which in wanted.items():
         missing = []
-        for i in range(len(proxies)):
-            rec = found.get(keys.get((canon, i)))
+        for i in which:
+            rec = found.get(keys.get((unit(arch, i), i)))
             if rec is not None:
-                results[(canon, i)] = (rec.value, rec.seconds, "store")
+                results[(unit(arch, i), i)] = (rec.value, rec.seconds, "store")
             else:
                 missing.append(i)
         if missing:
-            tasks.append((canon, members[0].arch, tuple(missing)))
+            tasks.append((arch, arch, tuple(missing)))
 
     from zcnas.spaces import SPACES
 
@@ -376,9 +400,8 @@ def score_archs(
              "root": str(root) if root is not None else None, "source": source,
              "proxies": list(proxies), "threads": threads or CPU_THREADS}
 
-    def record(canon: str, out: dict[int, tuple], error: str) -> None:
+    def record(arch: str, out: dict[int, tuple], error: str) -> None:
         if error:
-            arch = groups[canon][0].arch
             raise UserError(f"scoring {arch} failed ({error}); "
                             f"{len(results)} scores computed so far are kept in the store"
                             if store is not None else f"scoring {arch} failed ({error})")
@@ -386,14 +409,15 @@ def score_archs(
             from zcnas.runtime.store import ScoreRecord
 
             now = time.time()
-            store.put_many(ScoreRecord(keys[(canon, i)], v, s, groups[canon][0].arch, now)
+            store.put_many(ScoreRecord(keys[(unit(arch, i), i)], v, s, arch, now)
                            for i, (v, s) in out.items())
         for i, (v, s) in out.items():
-            results[(canon, i)] = (v, s, "computed")
+            results[(unit(arch, i), i)] = (v, s, "computed")
+            computed_by[(unit(arch, i), i)] = arch
         if on_result is not None:
-            on_result(canon, out)
+            on_result(arch, out)
 
-    bar = _progress(len(tasks), progress, sum(len(groups[t[0]]) for t in tasks))
+    bar = _progress(len(tasks), progress)
     own = executor is None
     if own:
         from zcnas.runtime.executors import open_executor
@@ -414,10 +438,10 @@ def score_archs(
 
     rows = []
     for item in items:
-        first = groups[item.canonical][0] is item
         for i, p in enumerate(proxies):
-            v, s, origin = results[(item.canonical, i)]
-            if origin == "computed" and not first:
+            key = (unit(item.arch, i), i)
+            v, s, origin = results[key]
+            if origin == "computed" and computed_by[key] != item.arch:
                 origin = "isomorph"
             rows.append(ScoreRow(item.arch, item.index, item.canonical, specs[i], v,
                                  s, device_kind, p.info.version, dataset, seed, origin,
@@ -447,7 +471,7 @@ def ensemble_rows(rows: Sequence[ScoreRow], ensembles: Sequence[Any],
     return out
 
 
-def _progress(total: int, progress: bool | None, n_archs: int):
+def _progress(total: int, progress: bool | None):
     from zcnas.runtime.progress import progress_bar
 
     return progress_bar(total, progress, unit="arch", desc="scoring")
