@@ -16,7 +16,8 @@ from zcnas.fidelity.lookup import LookupEvaluator
 from zcnas.fidelity.proxy import ProxyEvaluator
 
 _LAZY = {"SupernetEvaluator": "zcnas.fidelity.supernet", "SupernetTrainer":
-         "zcnas.fidelity.supernet", "TrainEvaluator": "zcnas.fidelity.train",
+         "zcnas.fidelity.supernet", "SupernetRecipe": "zcnas.fidelity.supernet",
+         "TrainEvaluator": "zcnas.fidelity.train",
          "train_arch": "zcnas.fidelity.train", "Recipe": "zcnas.fidelity.train"}
 
 
@@ -29,4 +30,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["EVALUATORS", "Evaluation", "Evaluator", "LookupEvaluator", "ProxyEvaluator",
-           "Recipe", "SupernetEvaluator", "SupernetTrainer", "TrainEvaluator", "train_arch"]
+           "Recipe", "SupernetEvaluator", "SupernetRecipe", "SupernetTrainer", "TrainEvaluator",
+           "train_arch"]
