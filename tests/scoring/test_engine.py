@@ -76,6 +76,25 @@ def test_per_arch_proxies_score_every_member_of_a_class(tmp_path):
     assert {by[(a, "counting")].origin for a in own} == {"store"}
 
 
+def test_a_per_arch_score_stored_under_the_class_key_is_reused_for_its_own_arch(tmp_path):
+    """Stores written before per-arch scoring keyed every score by the class; such a record
+    is still this architecture's score when the record names this architecture."""
+    from zcnas.runtime.store import ScoreKey, ScoreRecord
+    from zcnas.scoring.engine import proxy_config
+
+    items = make_items([DEAD_CONV, DEAD_POOL], "nats-tss")
+    flops = Flops()
+    old = ScoreKey("nats-tss", items[0].canonical, "flops", flops.info.version, "cifar10",
+                   proxy_config(flops, None), 0, "cpu")
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        store.put_many([ScoreRecord(old, 123.0, 0.5, DEAD_CONV, 0.0)])
+        rows = score_archs(items, [flops], store=store, progress=False)
+    by = {r.arch: r for r in rows}
+    assert (by[DEAD_CONV].value, by[DEAD_CONV].origin) == (123.0, "store")
+    assert by[DEAD_POOL].origin == "computed"  # the record names the other member
+    assert by[DEAD_POOL].value == ScoringContext(DEAD_POOL).costs().flops_m
+
+
 def test_shared_pass_scores_equal_scores_alone(data_root):
     bank = InputBank("cifar10", seed=0, root=data_root)
     small = dict(batch_size=16)

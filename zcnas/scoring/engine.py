@@ -366,16 +366,24 @@ def score_archs(
             have.extend(i for i in arch_wide if i not in have)
 
     keys = {}
+    # a per-arch score stored by an older zcnas under the class key stays valid when it was
+    # computed on this very architecture (the record names it)
+    class_keyed = {}
     if store is not None:
         from zcnas.runtime.store import ScoreKey
 
         configs = [proxy_config(p, images) for p in proxies]
+
+        def key(unit_key: str, i: int) -> ScoreKey:
+            return ScoreKey(space, unit_key, proxies[i].name, proxies[i].info.version,
+                            dataset, configs[i], seed, device_kind)
+
         for arch, which in wanted.items():
             for i in which:
-                keys[(unit(arch, i), i)] = ScoreKey(space, unit(arch, i), proxies[i].name,
-                                                    proxies[i].info.version, dataset,
-                                                    configs[i], seed, device_kind)
-        found = store.get_many(keys.values())
+                keys[(unit(arch, i), i)] = key(unit(arch, i), i)
+                if per_arch[i]:
+                    class_keyed[(arch, i)] = key(canonical_of[arch], i)
+        found = store.get_many([*keys.values(), *class_keyed.values()])
     else:
         found = {}
     results: dict[tuple[str, int], tuple[float, float, str]] = {}
@@ -385,6 +393,9 @@ def score_archs(
         missing = []
         for i in which:
             rec = found.get(keys.get((unit(arch, i), i)))
+            if rec is None and per_arch[i]:
+                rec = found.get(class_keyed.get((arch, i)))
+                rec = rec if rec is not None and rec.arch == arch else None
             if rec is not None:
                 results[(unit(arch, i), i)] = (rec.value, rec.seconds, "store")
             else:
