@@ -3,6 +3,7 @@
 import math
 import struct
 
+import pandas as pd
 import pytest
 
 from zcnas.errors import UserError
@@ -195,3 +196,22 @@ def test_frame_columns():
     df = rows_to_frame(rows)
     assert list(df.columns) == ["arch", "index", "canonical", "proxy", "value", "seconds",
                                 "device", "version", "dataset", "seed", "origin", "higher_is_better"]
+
+
+def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
+    """benchmarks.rescore_per_arch: the rows an older engine copied between isomorphs are
+    re-scored for per-arch proxies; every other row stays bit for bit."""
+    from benchmarks.rescore_per_arch import rescore
+
+    items = make_items([DEAD_CONV, DEAD_POOL, A], "nats-tss")
+    table = rows_to_frame(score_archs(items, [Flops(), Synflow()], progress=False))
+    old = table.copy()  # what the engine wrote before: DEAD_POOL's flops copied
+    row = (old["arch"] == DEAD_POOL) & (old["proxy"] == "flops")
+    old.loc[row, ["value", "origin"]] = [float(table.loc[(table["arch"] == DEAD_CONV)
+                                                         & (table["proxy"] == "flops"),
+                                                         "value"].iloc[0]), "isomorph"]
+    fixed, done = rescore(old, None, workers=1)
+    assert done["rows"] == 1 and done["proxies"] == ["flops"]
+    # the same table (the re-scored row's seconds are this run's own)
+    pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
+    assert (fixed["seconds"] == table["seconds"])[~row].all()
