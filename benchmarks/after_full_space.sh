@@ -14,7 +14,8 @@
 # 2. correl  Spearman and Kendall of every column and of both ensembles against all three
 #            datasets, 200 bootstrap resamples: results/correlations/tss-full-zcnas/;
 # 3. search  results/search/ regenerated with the default fitness (ensemble:zcnas, its stored
-#            costs charged), both protocols of results/search/README.md;
+#            costs charged), both protocols of results/search/README.md (all methods; mfea
+#            with the final-choice rule not chosen, fused);
 # 4. study   the supernet ranking study with the top region = the ensemble's best 100 cells of
 #            the whole space, two supernet seeds side by side (one torch thread each), then the
 #            seeds' table and the tau-vs-time plot: results/supernet/study-full-*.
@@ -57,16 +58,17 @@ for step in $STEPS; do
     search)
         # the checkpoints of the stand-in fitness's runs belong to another configuration
         if [ ! -e results/search/.default-fitness ]; then
-            rm -rf results/search/tss/runs results/search/tss-mfea-select-top/runs
+            rm -rf results/search/tss/runs results/search/tss-mfea-select-fused/runs
         fi
         run search-tss results/search/.default-fitness-tss "$ZC" search --data "$DATA" \
             --dataset cifar10,cifar100,ImageNet16-120 --method all --seeds 30 \
             --workers "$WORKERS" --proxy-dataset cifar10 --out results/search/tss
         touch results/search/.default-fitness-tss
-        run search-top results/search/.default-fitness-top "$ZC" search --data "$DATA" \
-            --dataset cifar10,cifar100,ImageNet16-120 --method mfea --select top --seeds 30 \
-            --workers "$WORKERS" --proxy-dataset cifar10 --out results/search/tss-mfea-select-top
-        touch results/search/.default-fitness-top results/search/.default-fitness ;;
+        run search-fused results/search/.default-fitness-fused "$ZC" search --data "$DATA" \
+            --dataset cifar10,cifar100,ImageNet16-120 --method mfea --select fused --seeds 30 \
+            --workers "$WORKERS" --proxy-dataset cifar10 \
+            --out results/search/tss-mfea-select-fused
+        touch results/search/.default-fitness-fused results/search/.default-fitness ;;
     study)
         for seed in 0 1; do
             if [ ! -e "results/supernet/study-full-c8n1-s$seed.md" ]; then

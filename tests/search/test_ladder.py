@@ -447,3 +447,10 @@ def test_size_space_ladders_use_its_90_epoch_schedule(sample_archive):
     assert names[1:] == [f"lookup:{e}ep/90:valid" for e in (12, 25, 50, 90)]  # MF-NAS's sss rungs
     cfg = SearchConfig(space="nats-sss", method="mfea", fitness="ensemble:az(flops,params)")
     assert build(cfg, bench).ladder.stages[-1].evaluator.name == "lookup:90ep:valid"
+
+
+def test_mfea_on_the_compact_table_chooses_the_best_12_epoch_cell_by_default(table):
+    """The final-choice rule chosen on CIFAR-10 with the default fitness (results/search):
+    ``top``, the best cell at the highest stage; ``fused`` only when asked for."""
+    assert build(SearchConfig(method="mfea"), table).ladder.select == "top"
+    assert build(SearchConfig(method="mfea", select="fused"), table).ladder.select == "fused"

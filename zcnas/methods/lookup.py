@@ -74,8 +74,8 @@ def _mfea_searcher(ctx: BuildContext) -> MultiFidelityEvolution:
 def _mfea_ladder(ctx: BuildContext, searcher: MultiFidelityEvolution) -> Ladder:
     """Zero-cost ensemble -> top ``promote_fraction`` -> 12-epoch lookup; with a validation
     split it continues -> top 25% -> the full schedule's validation accuracy. Final choice
-    (auto): that validation accuracy alone when the ladder reaches it, else the zero-cost
-    ranking fused with the 12-epoch accuracy (chosen on CIFAR-10)."""
+    (auto): the best cell at the highest stage reached (chosen on CIFAR-10 with the default
+    fitness; ``results/search/README.md``)."""
     if ctx.bench is None:
         return _zero_cost_only(ctx)
     split = ctx.selection_split()
@@ -85,7 +85,7 @@ def _mfea_ladder(ctx: BuildContext, searcher: MultiFidelityEvolution) -> Ladder:
     if split == "valid":
         stages[-1].promote = Promotion(fraction=0.25, min_results=4)
         stages.append(Stage(lookup(ctx, ctx.bench.full_epochs, split="valid")))
-    return Ladder(stages, select=ctx.select("top" if split == "valid" else "fused"))
+    return Ladder(stages, select=ctx.select("top"))
 
 
 def _mfnas_ladder(ctx: BuildContext, _searcher) -> Ladder:
