@@ -33,6 +33,8 @@ def test_a_tie_in_most_chosen_is_shown_as_a_tie():
     assert most_chosen(rows.iloc[0]) == "655 / 5374 (50% each)"
     rows = summarize([result(0, 655), result(1, 5374), result(2, 5374)])
     assert most_chosen(rows.iloc[0]) == "5374 (67%)"
+    rows = summarize([result(i, 100 + i) for i in range(30)])  # 30 cells, one run each
+    assert most_chosen(rows.iloc[0]) == "100 / 101 / 102 / +27 more (3% each)"
 
 
 def test_a_ladder_that_never_escalated_says_so():

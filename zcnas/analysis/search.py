@@ -75,11 +75,14 @@ def summarize(results: Sequence[SearchResult], optimum: Callable[[str], float] |
     return pd.DataFrame(out)
 
 
-def most_chosen(row) -> str:
-    """``5374 (97%)``, or a tie ``655 / 5374 (47% each)``."""
-    tie = " / " in str(row.top_indices)
-    share = f"{row.top_index_share:.0%}" + (" each" if tie else "")
-    return f"{row.top_indices or row.top_index} ({share})"
+def most_chosen(row, show: int = 3) -> str:
+    """``5374 (97%)``, a tie ``655 / 5374 (47% each)``, or a tie of more than ``show`` cells
+    ``81 / 111 / 168 / +27 more (3% each)``."""
+    cells = str(row.top_indices or row.top_index).split(" / ")
+    share = f"{row.top_index_share:.0%}" + (" each" if len(cells) > 1 else "")
+    if len(cells) > show:
+        cells = [*cells[:show], f"+{len(cells) - show} more"]
+    return f"{' / '.join(cells)} ({share})"
 
 
 def published_rows(datasets: Sequence[str]) -> list[tuple[str, str, str]]:
