@@ -10,8 +10,8 @@ Autograd's generic double backward of two NB201 building blocks does work nobody
   elementwise passes.
 
 :func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
-own kernel call (so first-order gradients are bitwise the same) and whose second backward is
-written out:
+own CPU kernel call (so first-order gradients are bitwise the same on the CPU; on a GPU the plain
+BN may take cuDNN's kernels instead) and whose second backward is written out:
 
 - window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
   (one depthwise convolution per order);
