@@ -28,7 +28,11 @@ from zcnas.scoring.engine import make_items, rows_to_frame, score_archs
 
 
 def rescore(table: pd.DataFrame, root, workers: int, store=None) -> tuple[pd.DataFrame, dict]:
-    """``table`` with the copied rows of per-arch proxies re-scored; and what was done."""
+    """``table`` with the copied rows of per-arch proxies re-scored; and what was done.
+    A table with ensemble rows is refused: an ensemble of a re-scored proxy would be stale."""
+    if (table["origin"] == "ensemble").any():
+        raise SystemExit("error: the table has ensemble rows, which would go stale; score the "
+                         "components alone (ensembles are aggregated by zcnas correlate)")
     per_arch = sorted(p for p in table["proxy"].unique() if create_scorer(p).info.per_arch)
     stale = table["proxy"].isin(per_arch) & (table["origin"] == "isomorph")
     done = {"proxies": per_arch, "rows": int(stale.sum()), "seconds": 0.0}

@@ -8,6 +8,7 @@ import pytest
 
 from zcnas.errors import UserError
 from zcnas.proxy import Proxy, ProxyError, ProxyInfo
+from zcnas.registry import create_scorers
 from zcnas.runtime import ScoreStore
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs
@@ -215,3 +216,7 @@ def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
     # the same table (the re-scored row's seconds are this run's own)
     pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
     assert (fixed["seconds"] == table["seconds"])[~row].all()
+    with_ensemble = rows_to_frame(score_archs(items, create_scorers("flops,ensemble:az(flops,params)"),
+                                              progress=False))
+    with pytest.raises(SystemExit, match="ensemble rows"):
+        rescore(with_ensemble, None, workers=1)
