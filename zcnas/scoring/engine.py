@@ -381,9 +381,13 @@ def score_archs(
         for arch, which in wanted.items():
             for i in which:
                 keys[(unit(arch, i), i)] = key(unit(arch, i), i)
-                if per_arch[i]:
-                    class_keyed[(arch, i)] = key(canonical_of[arch], i)
-        found = store.get_many([*keys.values(), *class_keyed.values()])
+        found = store.get_many(keys.values())
+        # looked up only for the per-arch scores the store does not have under the arch
+        class_keyed = {(arch, i): key(canonical_of[arch], i)
+                       for arch, which in wanted.items() for i in which
+                       if per_arch[i] and keys[(arch, i)] not in found}
+        if class_keyed:
+            found.update(store.get_many(class_keyed.values()))
     else:
         found = {}
     results: dict[tuple[str, int], tuple[float, float, str]] = {}
