@@ -13,11 +13,14 @@ Recipe (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/grasp.py``, ``T=1
 
 With BN in train mode both reference forwards see the same batch and give the same loss, so we
 run one forward with ``create_graph=True`` and reuse its gradient (detached) as ``g``: the same
-quantity for one fewer forward/backward. The double backward needs its own network (the shared
-``ce`` pass does not keep a graph). ``n_batches = k`` is not part of the recipe (foresight only
-splits a batch after running out of GPU memory, and then keeps the last split's ``g``): here ``g``
-is the sum of the per-batch gradients and ``Hg`` the sum over batches of each batch's Hessian
-times that ``g``, i.e. the Hessian-gradient product of the summed loss.
+quantity for one fewer forward/backward. That gradient is also the one grad_norm, snip and
+fisher read, so for ``n_batches = 1`` GraSP is the ``hessian`` collect of their shared ``ce``
+pass (:mod:`zcnas.scoring.passes`): foresight's four gradient proxies cost one forward, one
+create-graph backward and one double backward together. ``n_batches = k`` is not part of the
+recipe (foresight only splits a batch after running out of GPU memory, and then keeps the last
+split's ``g``): it runs on its own network, not shared, and ``g`` is the sum of the per-batch
+gradients and ``Hg`` the sum over batches of each batch's Hessian times that ``g``, i.e. the
+Hessian-gradient product of the summed loss.
 
 The network's 3x3 average pools and cell BN are swapped for versions with their double
 backward written out (:mod:`zcnas.models.hessian`): the same forward and gradient, a cheaper
@@ -47,6 +50,8 @@ from torch import nn
 
 from zcnas.models.hessian import for_double_backward
 from zcnas.proxy import Proxy, ProxyInfo
+from zcnas.scoring.passes import ce_request
+from zcnas_proxies.gradient import foresight_spec, layer_weights
 
 
 def grasp_score(net: nn.Module, batches) -> float:
@@ -78,6 +83,17 @@ def grasp_score(net: nn.Module, batches) -> float:
     return float(total)
 
 
+def weighted_hessian_score(weights: dict[str, torch.Tensor],
+                           hessian: dict[str, torch.Tensor | None]) -> float:
+    """sum(-W * Hg) over the layers of a ``ce`` pass's ``hessian`` collect."""
+    total = torch.zeros((), dtype=torch.float64)
+    with torch.no_grad():
+        for name, h in hessian.items():
+            if h is not None:
+                total -= (weights[name] * h).sum(dtype=torch.float64).cpu()
+    return float(total)
+
+
 def _hvp(z, weights):
     """d z / d W, or ``None`` per weight when ``z`` does not depend on it (or on nothing)."""
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
@@ -100,7 +116,16 @@ class Grasp(Proxy):
                    "reference's BN rounding noise there is absent)",
     )
 
+    def _request(self):
+        return ce_request(foresight_spec(self.batch_size), 1, "hessian")
+
+    def requests(self):
+        return (self._request(),) if self.n_batches == 1 else ()
+
     def score(self, ctx) -> float:
+        if self.n_batches == 1:  # the hessian collect of foresight's shared pass
+            result = ctx.run_pass(self._request())
+            return weighted_hessian_score(layer_weights(result), result.hessian or {})
         # contiguous (NCHW) tensors: on the CPU the double backward is faster than
         # channels-last and closer to float64 (results/benchmarks/memory-format-cpu.txt)
         # pools and cell BN with their double backward written out (zcnas.models.hessian)

@@ -1,5 +1,5 @@
 """grasp: an explicit Hessian on a tiny network, the literal foresight two-forward algorithm on the
-naive NB201 network, determinism, degenerate cells."""
+naive NB201 network, determinism, degenerate cells, the pass shared with grad_norm/snip/fisher."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcnas.models.hessian import for_double_backward
 from zcnas.scoring import InputBank, ScoringContext
+from zcnas_proxies.gradient import Fisher, GradNorm, Snip
 from zcnas_proxies.grasp import Grasp, grasp_score
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -114,3 +116,38 @@ def test_recipe_declared():
     info = Grasp.info
     assert (info.batch_size, info.n_batches, info.bn, info.init) == (64, 1, "train", "default")
     assert info.needs_images and info.needs_labels and info.higher_is_better
+
+
+def _scores(arch, bank, proxies):
+    ctx = ScoringContext(arch, inputs=bank, seed=0,
+                         requests=[r for p in proxies for r in p.requests()])
+    return [p.score(ctx) for p in proxies], ctx
+
+
+@pytest.mark.parametrize("arch", [ARCH, DEAD, NONE])
+def test_shares_one_pass_with_the_foresight_gradient_proxies(bank, arch):
+    """foresight's four gradient proxies run one pass; every value is bitwise the value it has
+    alone, and GraSP's the value of its own unshared network (grasp_score)."""
+    def four():
+        return [GradNorm(batch_size=BS), Snip(batch_size=BS), Fisher(batch_size=BS),
+                Grasp(batch_size=BS)]
+
+    shared, ctx = _scores(arch, bank, four())
+    assert len(ctx.pass_seconds) == 1
+    alone = [_scores(arch, bank, [p])[0][0] for p in four()]
+    assert shared == alone
+    net = for_double_backward(ctx.network(affine=False, track=False, channels_last=False))
+    x, y = ctx.batch(BS)
+    assert shared[3] == grasp_score(net, [(x.contiguous(), y)])
+    if arch != NONE:
+        assert all(v != 0 for v in shared)
+
+
+def test_more_batches_keep_their_own_unshared_network(bank):
+    proxies = [GradNorm(batch_size=BS), Grasp(batch_size=BS, n_batches=2)]
+    (_, two), ctx = _scores(ARCH, bank, proxies)
+    assert Grasp(batch_size=BS, n_batches=2).requests() == ()
+    assert len(ctx.pass_seconds) == 1  # grad_norm's; GraSP over two batches is computed apart
+    net = for_double_backward(ctx.network(affine=False, track=False, channels_last=False))
+    batches = [(x.contiguous(), y) for x, y in ctx.batches(BS, 2)]
+    assert two == grasp_score(net, batches)

@@ -200,9 +200,9 @@ def test_frame_columns():
 
 
 def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
-    """benchmarks.rescore_per_arch: the rows an older engine copied between isomorphs are
+    """benchmarks.rescore: the rows an older engine copied between isomorphs are
     re-scored for per-arch proxies; every other row stays bit for bit."""
-    from benchmarks.rescore_per_arch import rescore
+    from benchmarks.rescore import rescore
 
     items = make_items([DEAD_CONV, DEAD_POOL, A], "nats-tss")
     table = rows_to_frame(score_archs(items, [Flops(), Synflow()], progress=False))
@@ -213,6 +213,7 @@ def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
                                                          "value"].iloc[0]), "isomorph"]
     fixed, done = rescore(old, None, workers=1)
     assert done["rows"] == 1 and done["proxies"] == ["flops"]
+    assert (done["outdated"], done["copied"]) == (0, 1)
     # the same table (the re-scored row's seconds are this run's own)
     pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
     assert (fixed["seconds"] == table["seconds"])[~row].all()
@@ -220,3 +221,22 @@ def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
                                               progress=False))
     with pytest.raises(SystemExit, match="ensemble rows"):
         rescore(with_ensemble, None, workers=1)
+
+
+def test_an_old_table_gets_the_rows_of_a_bumped_proxy_version_rescored():
+    """benchmarks.rescore: every row of a proxy whose version is no longer the current one is
+    re-scored (class-wide: on the member the table's order meets first, copied to the rest)."""
+    from benchmarks.rescore import rescore
+
+    items = make_items([DEAD_CONV, DEAD_POOL, A], "nats-tss")
+    table = rows_to_frame(score_archs(items, [Params(), Synflow()], progress=False))
+    old = table.copy()
+    rows = old["proxy"] == "synflow"
+    old.loc[rows, "version"] = "0"
+    old.loc[rows, "value"] = old.loc[rows, "value"] + 1.0
+    fixed, done = rescore(old, None, workers=1)
+    assert (done["rows"], done["outdated"], done["copied"]) == (3, 3, 0)
+    assert done["proxies"] == ["synflow"]
+    pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
+    assert (fixed["seconds"] == table["seconds"])[~rows].all()
+    assert rescore(fixed, None, workers=1)[1]["rows"] == 0

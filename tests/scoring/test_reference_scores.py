@@ -6,7 +6,9 @@ committed tables before any of the speed changes it guards, with each proxy's ve
 faster kernel, a shared pass or batched per-sample gradients must reproduce those values; a
 change of recipe bumps the proxy's version and re-writes the file on purpose::
 
-    ZCNAS_DATA=../shared/data python -m tests.scoring.test_reference_scores --write
+    ZCNAS_DATA=../shared/data python -m tests.scoring.test_reference_scores --write [--proxies P,Q]
+
+(``--proxies``: re-write only the rows of the proxies whose version was bumped.)
 
 Tolerance: relative 1e-4 (absolute 1e-6 near zero), except for proxies whose float32 value
 moves further when only the summation order of the kernels changes: for those, twice the largest
@@ -109,11 +111,19 @@ def test_every_builtin_proxy_has_reference_scores():
 def main() -> None:
     ap = argparse.ArgumentParser(description="Write the reference scores of the fixed cells.")
     ap.add_argument("--write", action="store_true", required=True)
-    ap.parse_args()
+    ap.add_argument("--proxies", default=None,
+                    help="re-write only these proxies' rows (comma-separated; default: all)")
+    args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    _score(os.environ["ZCNAS_DATA"], DEFAULT + OTHERS, CELLS).to_csv(REFERENCE, index=False)
+    proxies = DEFAULT + OTHERS if args.proxies is None else tuple(args.proxies.split(","))
+    new = _score(os.environ["ZCNAS_DATA"], proxies, CELLS)
+    if args.proxies is not None:  # every other row is kept bit for bit, in its place
+        old = pd.read_csv(REFERENCE, dtype={"version": str}).set_index(["arch", "proxy"])
+        old.update(new.set_index(["arch", "proxy"]))
+        new = old.reset_index()
+    new.to_csv(REFERENCE, index=False)
     print(f"wrote {REFERENCE}")
 
 

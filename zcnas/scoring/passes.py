@@ -15,7 +15,14 @@ each shared batch, and what the requests ``collect``:
   every ReLU of the naive network is counted);
 - ``fisher``: per conv/linear module, foresight's per-channel Fisher 0.5 * mean_n (sum_hw
   act * dL/dact)^2 on batch 0;
-- ``losses``: the mean loss of each batch.
+- ``losses``: the mean loss of each batch;
+- ``hessian``: GraSP's Hessian-gradient product ``Hg = d(sum_W <stop_grad(g), g>)/dW`` per
+  conv/linear weight on batch 0, with ``g = dL/dW`` of that batch. The network is then set up
+  for the double backward (:func:`zcnas.models.hessian.for_double_backward`) and batch 0's
+  gradient is taken with ``create_graph=True``; on the CPU its first-order values (``grads``,
+  ``fisher``, ``losses``) are bitwise those of the plain backward, so a proxy reads the same
+  numbers whether or not GraSP shares its pass (``tests/proxies/test_grasp.py``). So
+  foresight's suite runs grad_norm, snip, fisher and GraSP on one forward.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcnas.models.hessian import for_double_backward
 from zcnas.proxy import PassRequest
 
-CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses"})
+CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses", "hessian"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class CEResult:
     hamming: torch.Tensor | None = None
     fisher: dict[str, torch.Tensor] | None = None
     losses: list[float] = field(default_factory=list)
+    #: per conv/linear layer, GraSP's Hg on batch 0 (None where the loss does not reach it)
+    hessian: dict[str, torch.Tensor | None] | None = None
 
 
 def ce_request(spec: CESpec, n_batches: int, *collect: str) -> PassRequest:
@@ -103,9 +113,11 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     batches = ctx.batches(spec.batch_size, req.n_batches, spec.input)
     if spec.channels_last is not None:
         batches = [(memory_format(x, spec.channels_last), y) for x, y in batches]
+    if "hessian" in collect:
+        net = for_double_backward(net)
     layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     out = CEResult(model=net, layers=[name for name, _ in layers])
-    backward = bool(collect & {"grads", "fisher", "losses"})
+    backward = bool(collect & {"grads", "fisher", "losses", "hessian"})
     for b, (x, y) in enumerate(batches):
         handles: list[Any] = []
         kernel = None
@@ -117,8 +129,13 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
         if b == 0 and "fisher" in collect:
             handles += [m.register_forward_hook(_fisher_hook(name, fisher_acts))
                         for name, m in layers]
+        grads: dict[str, torch.Tensor] | None = None
         try:
-            if backward:
+            if backward and b == 0 and "hessian" in collect:
+                loss = F.cross_entropy(net(x), y)
+                grads, out.hessian = _grad_and_hessian(loss, layers)
+                out.losses.append(float(loss.detach()))
+            elif backward:
                 net.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(net(x), y)
                 loss.backward()
@@ -132,7 +149,9 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
         if kernel is not None:
             out.hamming = kernel.k
             kernel = None
-        if "grads" in collect:
+        if "grads" in collect and grads is not None:
+            out.grads.append(grads)
+        elif "grads" in collect:
             out.grads.append({
                 name: (m.weight.grad.detach().clone() if m.weight.grad is not None
                        else torch.zeros_like(m.weight))
@@ -142,6 +161,22 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
             out.fisher = {name: _fisher(act, grads) for name, (act, grads) in fisher_acts.items()}
     net.zero_grad(set_to_none=True)
     return out
+
+
+def _grad_and_hessian(
+    loss: torch.Tensor, layers: list[tuple[str, nn.Module]]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
+    """``g = dL/dW`` (zeros where the loss does not reach ``W``) and GraSP's ``Hg`` per layer."""
+    weights = [m.weight for _, m in layers]
+    g = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+    z = sum((gw.detach() * gw).sum() for gw in g if gw is not None)
+    if isinstance(z, torch.Tensor) and z.requires_grad:
+        hg = torch.autograd.grad(z, weights, allow_unused=True)
+    else:  # no weight gradient depends on the weights (e.g. a cell that is always zero)
+        hg = (None,) * len(weights)
+    grads = {name: (gw.detach() if gw is not None else torch.zeros_like(w))
+             for (name, _), gw, w in zip(layers, g, weights, strict=True)}
+    return grads, {name: h for (name, _), h in zip(layers, hg, strict=True)}
 
 
 def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -163,8 +198,9 @@ def _relu_hook(kernel: HammingKernel) -> Callable:
 def _fisher_hook(name: str, store: dict) -> Callable:
     def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         grads: list[torch.Tensor] = []
-        if output.requires_grad:
-            output.register_hook(lambda g: grads.append(g.detach()))
+        if output.requires_grad:  # the first backward's gradient (a double backward may
+            # reach the output again: that one is not dL/dact)
+            output.register_hook(lambda g: None if grads else grads.append(g.detach()))
         store[name] = (output.detach(), grads)
 
     return hook
