@@ -23,7 +23,10 @@ Version 2 (contiguous tensors; version 1 ran channels-last on the CPU): the valu
 float32 rounding only, but on ill-conditioned cells that is up to 2% (grad_norm 1.0%, snip
 0.8%, fisher 2.0% on ``tests/scoring`` reference cell 3, whose gradients are ten times the
 others'); the contiguous values are the closer to float64 (grad_norm there: 3.8e-4 against
-9.5e-3 relative).
+9.5e-3 relative). The cost: alone, on this 2-core Xeon, grad_norm takes 0.54 s per cell instead
+of 0.43 and fisher 0.64 instead of 0.41 (``results/correlations/ensemble-cost.md``); with GraSP,
+all four take 1.80 s where grad_norm's pass and GraSP took 2.20 s
+(``results/benchmarks/foresight-cpu.txt``).
 
 Edges the reference computes and zcnas does not build (our networks are pruned, with the naive
 network's weights):
