@@ -35,8 +35,9 @@ from zcnas.scoring.engine import make_items, rows_to_frame, score_archs
 
 
 def rescore(table: pd.DataFrame, root, workers: int, store=None) -> tuple[pd.DataFrame, dict]:
-    """``table`` with the copied rows of per-arch proxies re-scored; and what was done.
-    A table with ensemble rows is refused: an ensemble of a re-scored proxy would be stale."""
+    """``table`` with its stale rows re-scored (every row of an outdated proxy version, the
+    copied rows of per-arch proxies); and what was done. A table with ensemble rows is
+    refused: an ensemble of a re-scored proxy would be stale."""
     if (table["origin"] == "ensemble").any():
         raise SystemExit("error: the table has ensemble rows, which would go stale; score the "
                          "components alone (ensembles are aggregated by zcnas correlate)")
