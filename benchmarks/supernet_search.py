@@ -8,9 +8,11 @@ in parts), then this script writes the table::
 
     zcnas search --method genas,gevonas,ftga,oneshot --budget 300 --seeds 3 --workers 2 \\
         --data ../shared/data --out results/search/supernet-cpu/trains \\
-        --param warmup_epochs=15 --param population=20 --param train_epochs=2
+        --param warmup_epochs=15 --param population=20 --param train_epochs=1 \\
+        --param stage_epochs=3 --param finetune_epochs=1
     zcnas search --method mfea --ladder proxy --budget 300 --seeds 3 --workers 2 \\
-        --data ../shared/data --out results/search/supernet-cpu/mfea-proxy
+        --data ../shared/data --out results/search/supernet-cpu/mfea-proxy \\
+        --param population_size=20 --param tournament_size=5
     python -m benchmarks.supernet_search results/search/supernet-cpu
 
 It writes ``README.md`` (the tables) and ``results.json`` (every finished run's result, the
