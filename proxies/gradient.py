@@ -25,8 +25,8 @@ float32 rounding only, but on ill-conditioned cells that is up to 2% (grad_norm 
 others'); the contiguous values are the closer to float64 (grad_norm there: 3.8e-4 against
 9.5e-3 relative). The cost: alone, on this 2-core Xeon, grad_norm takes 0.54 s per cell instead
 of 0.43 and fisher 0.64 instead of 0.41 (``results/correlations/ensemble-cost.md``); with GraSP,
-all four take 1.80 s where grad_norm's pass and GraSP took 2.20 s
-(``results/benchmarks/foresight-cpu.txt``).
+all four take 1.66-1.80 s where grad_norm's pass and GraSP took 2.20 s
+(``results/benchmarks/foresight-cpu.txt``, two runs).
 
 Edges the reference computes and zcnas does not build (our networks are pruned, with the naive
 network's weights):
