@@ -50,7 +50,7 @@ from torch import nn
 
 from zcnas.models.hessian import for_double_backward
 from zcnas.proxy import Proxy, ProxyInfo
-from zcnas.scoring.passes import ce_request
+from zcnas.scoring.passes import ce_request, grad_and_hvp, hvp
 from zcnas_proxies.gradient import foresight_spec, layer_weights
 
 
@@ -59,10 +59,7 @@ def grasp_score(net: nn.Module, batches) -> float:
     weights = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     if len(batches) == 1:
         x, y = batches[0]
-        loss = F.cross_entropy(net(x), y)
-        grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-        z = sum((g.detach() * g).sum() for g in grads if g is not None)
-        hg = _hvp(z, weights)
+        _, hg = grad_and_hvp(F.cross_entropy(net(x), y), weights)
     else:
         g_sum = [torch.zeros_like(w) for w in weights]
         for x, y in batches:
@@ -73,32 +70,19 @@ def grasp_score(net: nn.Module, batches) -> float:
             grads = torch.autograd.grad(F.cross_entropy(net(x), y), weights, create_graph=True,
                                         allow_unused=True)
             z = sum((gw * g).sum() for gw, g in zip(g_sum, grads, strict=True) if g is not None)
-            step = _hvp(z, weights)
+            step = hvp(z, weights)
             hg = [a if b is None else a + b for a, b in zip(hg, step, strict=True)]
+    return weighted_hessian_score(weights, hg)
+
+
+def weighted_hessian_score(weights, hg) -> float:
+    """sum(-W * Hg) over the weights (``None`` entries of ``hg`` add nothing), in float64."""
     total = torch.zeros((), dtype=torch.float64)
     with torch.no_grad():
         for w, h in zip(weights, hg, strict=True):
             if h is not None:
-                total -= (w * h).sum(dtype=torch.float64).cpu()
+                total -= (w.detach() * h).sum(dtype=torch.float64).cpu()
     return float(total)
-
-
-def weighted_hessian_score(weights: dict[str, torch.Tensor],
-                           hessian: dict[str, torch.Tensor | None]) -> float:
-    """sum(-W * Hg) over the layers of a ``ce`` pass's ``hessian`` collect."""
-    total = torch.zeros((), dtype=torch.float64)
-    with torch.no_grad():
-        for name, h in hessian.items():
-            if h is not None:
-                total -= (weights[name] * h).sum(dtype=torch.float64).cpu()
-    return float(total)
-
-
-def _hvp(z, weights):
-    """d z / d W, or ``None`` per weight when ``z`` does not depend on it (or on nothing)."""
-    if not isinstance(z, torch.Tensor) or not z.requires_grad:
-        return [None] * len(weights)
-    return torch.autograd.grad(z, weights, allow_unused=True)
 
 
 class Grasp(Proxy):
@@ -125,7 +109,9 @@ class Grasp(Proxy):
     def score(self, ctx) -> float:
         if self.n_batches == 1:  # the hessian collect of foresight's shared pass
             result = ctx.run_pass(self._request())
-            return weighted_hessian_score(layer_weights(result), result.hessian or {})
+            weights = layer_weights(result)
+            return weighted_hessian_score([weights[n] for n in result.layers],
+                                          [result.hessian[n] for n in result.layers])
         # contiguous (NCHW) tensors: on the CPU the double backward is faster than
         # channels-last and closer to float64 (results/benchmarks/memory-format-cpu.txt)
         # pools and cell BN with their double backward written out (zcnas.models.hessian)

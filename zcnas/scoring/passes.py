@@ -133,7 +133,11 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
         try:
             if backward and b == 0 and "hessian" in collect:
                 loss = F.cross_entropy(net(x), y)
-                grads, out.hessian = _grad_and_hessian(loss, layers)
+                weights = [m.weight for _, m in layers]
+                g, hg = grad_and_hvp(loss, weights)
+                grads = {name: gw if gw is not None else torch.zeros_like(w)
+                         for (name, _), gw, w in zip(layers, g, weights, strict=True)}
+                out.hessian = {name: h for (name, _), h in zip(layers, hg, strict=True)}
                 out.losses.append(float(loss.detach()))
             elif backward:
                 net.zero_grad(set_to_none=True)
@@ -163,20 +167,23 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     return out
 
 
-def _grad_and_hessian(
-    loss: torch.Tensor, layers: list[tuple[str, nn.Module]]
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
-    """``g = dL/dW`` (zeros where the loss does not reach ``W``) and GraSP's ``Hg`` per layer."""
-    weights = [m.weight for _, m in layers]
+def grad_and_hvp(
+    loss: torch.Tensor, weights: list[torch.Tensor]
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """GraSP's two products of one loss: ``g = dL/dW`` (detached) and
+    ``Hg = d(sum_W <stop_grad(g), g>)/dW``, from one create-graph backward and one double
+    backward; ``None`` where the loss (or ``g``) does not reach a weight."""
     g = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
     z = sum((gw.detach() * gw).sum() for gw in g if gw is not None)
-    if isinstance(z, torch.Tensor) and z.requires_grad:
-        hg = torch.autograd.grad(z, weights, allow_unused=True)
-    else:  # no weight gradient depends on the weights (e.g. a cell that is always zero)
-        hg = (None,) * len(weights)
-    grads = {name: (gw.detach() if gw is not None else torch.zeros_like(w))
-             for (name, _), gw, w in zip(layers, g, weights, strict=True)}
-    return grads, {name: h for (name, _), h in zip(layers, hg, strict=True)}
+    return [gw.detach() if gw is not None else None for gw in g], hvp(z, weights)
+
+
+def hvp(z: Any, weights: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """``dz/dW``, or ``None`` per weight when ``z`` does not depend on it (or on nothing, e.g.
+    a cell that is always zero)."""
+    if not isinstance(z, torch.Tensor) or not z.requires_grad:
+        return [None] * len(weights)
+    return list(torch.autograd.grad(z, weights, allow_unused=True))
 
 
 def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
