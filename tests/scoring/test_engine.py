@@ -2,6 +2,7 @@
 
 import math
 import struct
+import zlib
 
 import pandas as pd
 import pytest
@@ -11,7 +12,8 @@ from zcnas.proxy import Proxy, ProxyError, ProxyInfo
 from zcnas.registry import create_scorers
 from zcnas.runtime import ScoreStore
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs
+from zcnas.scoring.engine import make_items, rows_to_frame, score_archs, select_archs, summarize
+from zcnas.spaces import get_space
 from zcnas_proxies.cost import Flops, Params
 from zcnas_proxies.naswot import Naswot
 from zcnas_proxies.stable import Stable, StableMean
@@ -44,17 +46,79 @@ class Counting(Proxy):
         return float(len(ctx.arch_str))
 
 
-def test_isomorphic_archs_are_scored_once():
+class Named(Counting):
+    """A value that names the arch it was computed on (its CRC-32)."""
+
+    info = ProxyInfo(name="named", version="1", reference="test", code="test",
+                     needs_labels=False, needs_images=False, input="none", bn="n/a",
+                     init="n/a", batch_size=1)
+
+    def score(self, ctx) -> float:
+        type(self).calls += 1
+        return float(zlib.crc32(ctx.arch_str.encode()))
+
+
+def crc(arch: str) -> float:
+    return float(zlib.crc32(arch.encode()))
+
+
+# the class of ISO_1 / ISO_2 as NATS-Bench numbers it: its first member is REP (index 981)
+REP = "|none~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|skip_connect~2|"
+
+
+def test_a_class_is_represented_by_its_first_member_in_index_order():
+    sp = get_space("nats-tss")
+    order = sp.index_order()
+    assert {sp.representative(a) for a in (ISO_1, ISO_2, REP)} == {REP}
+    members = [a for a in order.archs if sp.canonical_key(a) == sp.canonical_key(ISO_1)]
+    assert members[0] == REP and order.index(REP) == 981 and len(members) > 2
+    assert sp.representative(A) == A  # a class of one
+    # the all-none cell computes zero, as do over a thousand cells: the first of them is #10
+    assert order.index(sp.representative(ZERO)) == 10
+    sss = get_space("nats-sss")  # every genotype its own class: the key itself
+    assert sss.representative("8:16:24:32:40") == "8:16:24:32:40"
+
+
+def test_isomorphic_archs_are_scored_once_on_their_representative():
+    """A class-wide score is computed once per class, on its representative (here not one of
+    the items: both members get it as an isomorph's); the per-arch Params on every arch."""
     items = make_items([ISO_1, ISO_2, A], "nats-tss")
     assert items[0].canonical == items[1].canonical
-    Counting.calls = 0
-    rows = score_archs(items, [Counting(), Params()], progress=False)
-    assert Counting.calls == 2
+    Named.calls = 0
+    rows = score_archs(items, [Named(), Params()], progress=False)
+    assert Named.calls == 2
     by = {(r.arch, r.proxy): r for r in rows}
-    assert by[(ISO_2, "counting")].value == by[(ISO_1, "counting")].value
-    assert by[(ISO_1, "counting")].origin == "computed"
-    assert by[(ISO_2, "counting")].origin == "isomorph"
+    assert by[(ISO_1, "named")].value == by[(ISO_2, "named")].value == crc(REP)
+    assert by[(ISO_1, "named")].origin == by[(ISO_2, "named")].origin == "isomorph"
+    assert (by[(A, "named")].value, by[(A, "named")].origin) == (crc(A), "computed")
+    assert by[(ISO_2, "params")].origin == "computed"
     assert [r.arch for r in rows[::2]] == [ISO_1, ISO_2, A]  # input order kept
+    assert [line[:4] for line in summarize(rows)] == [("named", 3, 2, 0), ("params", 3, 3, 0)]
+    rows = score_archs(make_items([ISO_2, REP], "nats-tss"), [Named()], progress=False)
+    assert [(r.value, r.origin) for r in rows] == [(crc(REP), "isomorph"), (crc(REP), "computed")]
+
+
+def test_a_class_score_does_not_depend_on_what_was_scored_before(tmp_path):
+    """Scoring ISO_2 first and then ISO_1, or ISO_1 alone, gives the same table; a record an
+    older zcnas computed on another member of the class is recomputed on the representative."""
+    from zcnas.runtime.store import ScoreRecord
+
+    with ScoreStore(tmp_path / "a.sqlite") as a, ScoreStore(tmp_path / "b.sqlite") as b:
+        score_archs(make_items([ISO_2], "nats-tss"), [Named()], store=a, progress=False)
+        first = score_archs(make_items([ISO_1], "nats-tss"), [Named()], store=a,
+                            progress=False)
+        alone = score_archs(make_items([ISO_1], "nats-tss"), [Named()], store=b,
+                            progress=False)
+        assert first[0].value == alone[0].value == crc(REP) and first[0].origin == "store"
+        [rec] = b.records()
+        assert rec.arch == REP
+        key = rec.key
+        b.put_many([ScoreRecord(key, crc(ISO_2), 1.0, ISO_2, 0.0)])  # an older zcnas's record
+        Named.calls = 0
+        again = score_archs(make_items([ISO_1], "nats-tss"), [Named()], store=b,
+                            progress=False)
+        assert Named.calls == 1 and (again[0].value, again[0].origin) == (crc(REP), "isomorph")
+        assert b.get_many([key])[key].arch == REP
 
 
 def test_per_arch_proxies_score_every_member_of_a_class(tmp_path):
@@ -221,6 +285,39 @@ def test_an_old_table_gets_its_copied_per_arch_rows_rescored():
                                               progress=False))
     with pytest.raises(SystemExit, match="ensemble rows"):
         rescore(with_ensemble, None, workers=1)
+
+
+def test_an_old_table_gets_the_rows_computed_on_another_member_rescored(tmp_path):
+    """benchmarks.rescore: a class-wide score an older engine computed on the first member
+    it met (ISO_2, copied to ISO_1) is re-scored on the class's representative; a row read
+    from a store is checked against the store (only with the store given)."""
+    from benchmarks.rescore import rescore
+    from zcnas.runtime.store import ScoreRecord
+
+    items = make_items([ISO_2, ISO_1, A], "nats-tss")
+    table = rows_to_frame(score_archs(items, [Params(), Synflow()], progress=False))
+    old = table.copy()  # as an older engine wrote it: synflow of ISO_2, copied to ISO_1
+    rows = (old["proxy"] == "synflow") & old["arch"].isin([ISO_1, ISO_2])
+    old.loc[rows, "value"] = old.loc[rows, "value"] + 1.0
+    old.loc[rows, "origin"] = ["computed", "isomorph"]  # rows in item order: ISO_2, ISO_1
+    fixed, done = rescore(old, None, workers=1)
+    assert (done["rows"], done["member"], done["changed"]) == (2, 2, 2)
+    pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
+    assert rescore(fixed, None, workers=1)[1]["rows"] == 0
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        score_archs(items, [Synflow()], store=store, progress=False)
+        stored = rows_to_frame(score_archs(items, [Synflow()], store=store, progress=False))
+        assert set(stored["origin"]) == {"store"}
+        assert rescore(stored, None, workers=1)[1]["rows"] == 0  # no store: not checked
+        assert rescore(stored, None, workers=1, store=store)[1]["changed"] == 0
+        rec = next(r for r in store.records() if r.arch == REP)
+        store.put_many([ScoreRecord(rec.key, rec.value + 1.0, 1.0, ISO_2, 0.0)])
+        stale = stored.copy()
+        stale.loc[stale["arch"].isin([ISO_1, ISO_2]), "value"] = rec.value + 1.0
+        fixed, done = rescore(stale, None, workers=1, store=store)
+        assert done["changed"] == 2 and store.get_many([rec.key])[rec.key].arch == REP
+        pd.testing.assert_frame_equal(fixed.drop(columns=["seconds", "origin"]),
+                                      stored.drop(columns=["seconds", "origin"]))
 
 
 def test_an_old_table_gets_the_rows_of_a_bumped_proxy_version_rescored():

@@ -304,7 +304,11 @@ def score_archs(
 ) -> list[ScoreRow]:
     """Score ``items`` with ``proxies``; returns one row per (item, proxy), in input order.
 
-    An ensemble (``ensemble:...``) adds its components to the per-architecture work (each
+    A class-wide proxy (not ``per_arch``) is scored once per isomorphism class, on the
+    class's representative (:meth:`SearchSpace.representative`, which need not be one of
+    ``items``), so a score never depends on what else is or was scored; a stored record
+    computed on another member (by an older zcnas) is recomputed. An ensemble
+    (``ensemble:...``) adds its components to the per-architecture work (each
     proxy runs once however many ensembles use it) and one row per item whose value is the
     ensemble aggregated over all ``items`` (origin ``ensemble``; never stored, since it
     depends on the population). ``store`` (a :class:`~zcnas.runtime.ScoreStore` or None) is
@@ -354,13 +358,18 @@ def score_archs(
         """What proxy ``i``'s score of ``arch`` is keyed by: the arch or its class."""
         return arch if per_arch[i] else canonical_of[arch]
 
-    # who computes what: a class's first member its class-wide scores, every member its
-    # per-arch ones
+    # who computes what: a class's representative (sp.representative: the same member
+    # whatever else is scored, not necessarily one of ``items``) its class-wide scores, every
+    # member its per-arch ones
     class_wide = [i for i, own in enumerate(per_arch) if not own]
     arch_wide = [i for i, own in enumerate(per_arch) if own]
     wanted: dict[str, list[int]] = {}
-    for members in groups.values():
-        wanted[members[0].arch] = list(class_wide)
+    rep_of: dict[str, str | None] = {}  # class -> its representative (None: first member met)
+    for canonical, members in groups.items():
+        if class_wide:
+            rep = rep_of[canonical] = sp.representative(members[0].arch)
+            canonical_of.setdefault(rep or members[0].arch, canonical)
+            wanted[rep or members[0].arch] = list(class_wide)
         for m in members:
             have = wanted.setdefault(m.arch, [])
             have.extend(i for i in arch_wide if i not in have)
@@ -397,6 +406,9 @@ def score_archs(
         missing = []
         for i in which:
             rec = found.get(keys.get((unit(arch, i), i)))
+            if rec is not None and not per_arch[i] and rep_of[canonical_of[arch]] is not None \
+                    and rec.arch != arch:
+                rec = None  # computed on another member by an older zcnas: recomputed
             if rec is None and per_arch[i]:
                 rec = found.get(class_keyed.get((arch, i)))
                 rec = rec if rec is not None and rec.arch == arch else None
@@ -508,6 +520,10 @@ def summarize(rows: Sequence[ScoreRow]) -> list[tuple]:
     out = []
     for name, rs in per.items():
         computed = [r for r in rs if r.origin in ("computed", "ensemble")]
+        # a class computed on its representative outside ``rows``: its members are isomorphs
+        on_item = {r.canonical for r in computed}
+        computed += {r.canonical: r for r in rs
+                     if r.origin == "isomorph" and r.canonical not in on_item}.values()
         bad = sum(1 for r in rs if not math.isfinite(r.value))
         secs = sum(r.seconds for r in computed) / len(computed) if computed else float("nan")
         out.append((name, len(rs), len(computed), sum(r.origin == "store" for r in rs), bad,

@@ -147,6 +147,37 @@ class SearchSpace(abc.ABC):
         scored once). Default: every genotype is its own class."""
         return self.format_arch(self.as_genotype(arch))
 
+    def representative(self, arch: Any) -> str | None:
+        """The arch string of the member of ``arch``'s class (equal :meth:`canonical_key`) that
+        the class's shared scores are computed on: the same member whichever one is asked for
+        and whatever was scored before, so that a score table does not depend on the order in
+        which it was filled (isomorphs build different networks, so they draw different random
+        weights). Default: the key itself when it is an arch string of the space; otherwise
+        the class's first member in the benchmark's index order (:meth:`index_order`, else
+        :meth:`all_archs`), the space enumerated once, the first time it is asked; None when
+        the space cannot be enumerated (a class's scores are then computed on the first
+        member met)."""
+        key = self.canonical_key(arch)
+        try:
+            return self.format_arch(self.parse_arch(key))
+        except Exception:  # noqa: BLE001 - the key is not an arch string: look the class up
+            pass
+        if "_representatives" not in self.__dict__:
+            first: dict[str, str] | None = None
+            if self.size is not None and self.size <= 100_000:
+                try:
+                    order = self.index_order()
+                    archs = order.archs if order is not None else self.all_archs()
+                    first = {}
+                    for a in archs:
+                        first.setdefault(self.canonical_key(a), self.format_arch(
+                            self.as_genotype(a)))
+                except Exception:  # noqa: BLE001 - not enumerable: first member met
+                    first = None
+            self.__dict__["_representatives"] = first
+        reps = self.__dict__["_representatives"]
+        return None if reps is None else reps.get(key)
+
     def distinct_keys(self) -> frozenset[str] | None:
         """Every class of the space (its distinct :meth:`canonical_key`), or None when they
         are not listed (no finite ``size``, over 100,000 genotypes, or enumerating fails).
