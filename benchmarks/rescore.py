@@ -77,9 +77,10 @@ def rescore(table: pd.DataFrame, root, workers: int, store=None) -> tuple[pd.Dat
                            workers=workers, store=store, progress=None)
         new = rows_to_frame(rows).set_index(["arch", "proxy"])
         idx = out.index[rows_of]
+        got = new.reindex(pd.MultiIndex.from_arrays([out.loc[idx, "arch"],
+                                                     out.loc[idx, "proxy"]]))
         for col in ("value", "seconds", "version", "origin"):
-            out.loc[idx, col] = [new.loc[(a, p), col] for a, p in
-                                 zip(out.loc[idx, "arch"], out.loc[idx, "proxy"], strict=True)]
+            out.loc[idx, col] = got[col].to_numpy()
     done["seconds"] = time.perf_counter() - start
     before = table["value"].to_numpy(dtype=float).view("u8")
     done["changed"] = int((out["value"].to_numpy(dtype=float).view("u8") != before).sum())
