@@ -67,24 +67,32 @@ def rescore(table: pd.DataFrame, root, workers: int, store=None) -> tuple[pd.Dat
     dataset, seed = table["dataset"].iloc[0], int(table["seed"].iloc[0])
     out = table.copy()
     start = time.perf_counter()
-    for rows_of in (outdated, copied & ~outdated, member & ~outdated & ~copied):
-        proxies = sorted(table.loc[rows_of, "proxy"].unique())
-        if not proxies:
-            continue
-        archs = list(dict.fromkeys(table.loc[rows_of, "arch"]))
-        rows = score_archs(make_items(archs, space), [scorers[p] for p in proxies],
-                           space=space, dataset=dataset, seed=seed, root=root,
-                           workers=workers, store=store, progress=None)
-        new = rows_to_frame(rows).set_index(["arch", "proxy"])
-        idx = out.index[rows_of]
-        got = new.reindex(pd.MultiIndex.from_arrays([out.loc[idx, "arch"],
-                                                     out.loc[idx, "proxy"]]))
-        for col in ("value", "seconds", "version", "origin"):
-            out.loc[idx, col] = got[col].to_numpy()
+    for kind in (outdated, copied & ~outdated, member & ~outdated & ~copied):
+        # one engine call per set of proxies that are stale on the same architectures (they
+        # share passes), so no proxy is scored on an architecture where it is not stale
+        by_archs: dict[tuple[str, ...], list[str]] = {}
+        for proxy, archs in table[kind].groupby("proxy", sort=True)["arch"]:
+            by_archs.setdefault(tuple(dict.fromkeys(archs)), []).append(proxy)
+        for archs, proxies in by_archs.items():
+            _rescore_rows(out, kind & table["proxy"].isin(proxies), archs,
+                          [scorers[p] for p in proxies], space=space, dataset=dataset,
+                          seed=seed, root=root, workers=workers, store=store)
     done["seconds"] = time.perf_counter() - start
     before = table["value"].to_numpy(dtype=float).view("u8")
     done["changed"] = int((out["value"].to_numpy(dtype=float).view("u8") != before).sum())
     return out, done
+
+
+def _rescore_rows(out: pd.DataFrame, rows_of: pd.Series, archs, proxies, *, space, dataset,
+                  seed, root, workers, store) -> None:
+    """Score ``archs`` with ``proxies`` and write the results into ``out``'s ``rows_of``."""
+    rows = score_archs(make_items(list(archs), space), proxies, space=space, dataset=dataset,
+                       seed=seed, root=root, workers=workers, store=store, progress=None)
+    new = rows_to_frame(rows).set_index(["arch", "proxy"])
+    idx = out.index[rows_of]
+    got = new.reindex(pd.MultiIndex.from_arrays([out.loc[idx, "arch"], out.loc[idx, "proxy"]]))
+    for col in ("value", "seconds", "version", "origin"):
+        out.loc[idx, col] = got[col].to_numpy()
 
 
 def other_member_rows(table: pd.DataFrame, space: str, class_wide: list[str], *,
