@@ -280,3 +280,26 @@ def test_methods_list_shows_the_plugin_and_the_clash_without_breaking(site, tmp_
                   "--fitness", "synflow", "--budget", "2", "--no-store", "--no-progress",
                   "--lookup", "none")
     assert r.returncode == 0, r.stderr  # the built-in rea, on the zero-cost fitness
+
+
+
+def test_a_class_is_scored_on_a_member_of_it():
+    """A key that is an arch string of the class is its representative; one that parses but
+    names another class is not used: the class's first member in the space's order is."""
+    ns: dict = {}
+    exec(textwrap.dedent(SPACE_MODULE), ns)  # the plugin's TinyCNN, without installing it
+    tiny = ns["SPACE"]
+    assert tiny.representative("skip-8-skip") == tiny.representative("8-skip-skip") \
+        == "8-skip-skip"
+
+    class OddKeys(ns["TinyCNN"]):
+        """Keys that parse as arch strings of another class (the key's own key differs)."""
+
+        def canonical_key(self, arch):
+            first, *rest = super().canonical_key(arch).split("-")
+            return "-".join(["24" if first == "8" else "8", *rest])
+
+    odd = OddKeys()
+    key = odd.canonical_key("8-16-skip")
+    assert key == "24-16-skip" and odd.canonical_key(key) != key
+    assert odd.representative("8-16-skip") == odd.representative("8-skip-16") == "skip-8-16"

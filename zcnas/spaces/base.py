@@ -159,7 +159,9 @@ class SearchSpace(abc.ABC):
         member met)."""
         key = self.canonical_key(arch)
         try:
-            return self.format_arch(self.parse_arch(key))
+            named = self.parse_arch(key)
+            if self.canonical_key(named) == key:  # the key names a member of its class
+                return self.format_arch(named)
         except Exception:  # noqa: BLE001 - the key is not an arch string: look the class up
             pass
         if "_representatives" not in self.__dict__:
