@@ -282,7 +282,6 @@ def test_methods_list_shows_the_plugin_and_the_clash_without_breaking(site, tmp_
     assert r.returncode == 0, r.stderr  # the built-in rea, on the zero-cost fitness
 
 
-
 def test_a_class_is_scored_on_a_member_of_it():
     """A key that is an arch string of the class is its representative; one that parses but
     names another class is not used: the class's first member in the space's order is."""

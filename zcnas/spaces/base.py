@@ -152,7 +152,7 @@ class SearchSpace(abc.ABC):
         the class's shared scores are computed on: the same member whichever one is asked for
         and whatever was scored before, so that a score table does not depend on the order in
         which it was filled (isomorphs build different networks, so they draw different random
-        weights). Default: the key itself when it is an arch string of the space; otherwise
+        weights). Default: the key itself when it is the arch string of a member; otherwise
         the class's first member in the benchmark's index order (:meth:`index_order`, else
         :meth:`all_archs`), the space enumerated once, the first time it is asked; None when
         the space cannot be enumerated (a class's scores are then computed on the first
