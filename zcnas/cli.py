@@ -823,13 +823,17 @@ def store_merge(stores: tuple[str, ...], out: str) -> None:
     """Merge score STORES (e.g. one per `zcnas score --shard I/N` job) into --out.
 
     The same score in two stores must have bitwise the same value: a conflict names both
-    files, and nothing is written.
+    files, and nothing is written. A class-wide score an older zcnas computed on a member
+    other than the class's representative gives way to the representative's.
     """
     from zcnas.runtime.merge import merge_stores
 
     r = merge_stores(stores, out)
     click.echo(f"read {r.read:,} scores from {r.sources} store{'s' if r.sources != 1 else ''}; "
-               f"wrote {r.written:,} new; {out} holds {r.total:,}")
+               f"wrote {r.written:,} new; {out} holds {r.total:,}"
+               + (f"; {r.superseded:,} computed on a member other than its class's "
+                  "representative (by an older zcnas) gave way to the representative's"
+                  if r.superseded else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

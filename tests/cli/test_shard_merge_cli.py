@@ -65,3 +65,55 @@ def test_a_bad_shard_is_one_line(run_isolated, tmp_path, shard):
     r = run_isolated("score", "--archs", "5", "--proxies", "params", "--shard", shard,
                      "--out", tmp_path / "x")
     one_line_error(r, "--shard")
+
+
+def _two_members():
+    """A NATS-tss class with two members: its representative and another one."""
+    from zcnas.spaces import get_space
+
+    sp = get_space("nats-tss")
+    first: dict = {}
+    for a in sp.all_archs():
+        arch = sp.format_arch(sp.as_genotype(a))
+        key = sp.canonical_key(arch)
+        if key in first and first[key] != arch:
+            rep = sp.representative(arch)
+            other = arch if rep != arch else first[key]
+            return key, rep, other
+        first.setdefault(key, arch)
+    raise AssertionError("no class with two members")
+
+
+def test_a_record_of_another_member_gives_way_to_the_representatives(run_isolated, tmp_path):
+    """An older zcnas computed class-wide scores on the first member a run met: merged with a
+    store of the representative's record, the representative's is kept (in the output store
+    too), not reported as a conflict; a per-arch conflict stays an error."""
+    from zcnas.runtime import ScoreKey
+
+    key, rep, other = _two_members()
+    k = ScoreKey("nats-tss", key, "synflow", "1", "cifar10", "{}", 0, "cpu")
+
+    def store(path, arch, value, k=k):
+        with ScoreStore(path) as s:
+            s.put_many([ScoreRecord(k, value, 0.1, arch, 0.0)])
+
+    store(tmp_path / "old.sqlite", other, 1.0)
+    store(tmp_path / "new.sqlite", rep, 2.0)
+    for order in (["old", "new"], ["new", "old"]):
+        out = tmp_path / f"out-{order[0]}.sqlite"
+        r = merge_stores([tmp_path / f"{n}.sqlite" for n in order], out)
+        assert (r.written, r.total, r.superseded) == (1, 1, 1)
+        with ScoreStore(out, readonly=True) as s:
+            assert s.get_many([k])[k].value == 2.0
+    # the output store itself holds the other member's record: it is overwritten
+    store(tmp_path / "out.sqlite", other, 1.0)
+    r = run_isolated("store", "merge", tmp_path / "new.sqlite", "--out", tmp_path / "out.sqlite")
+    assert r.exit_code == 0 and "gave way to the representative's" in r.output
+    with ScoreStore(tmp_path / "out.sqlite", readonly=True) as s:
+        assert s.get_many([k])[k].value == 2.0
+    # a per-arch key (the arch itself) with two values is still a conflict
+    pa = ScoreKey("nats-tss", rep, "flops", "1", "cifar10", "{}", 0, "cpu")
+    store(tmp_path / "p1.sqlite", rep, 1.0, pa)
+    store(tmp_path / "p2.sqlite", rep, 2.0, pa)
+    with pytest.raises(Exception, match="conflicting scores"):
+        merge_stores([tmp_path / "p1.sqlite", tmp_path / "p2.sqlite"], tmp_path / "p.sqlite")

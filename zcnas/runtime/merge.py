@@ -3,7 +3,12 @@ job array writing one store per task) become one store.
 
 The same key in two stores must hold bitwise the same score (NaN equals NaN; the seconds a
 score took may differ): anything else is a conflict, reported with both files, and nothing is
-written. The output store may exist already; its scores take part in the check.
+written. One exception: a class-wide score computed by a zcnas older than the class
+representative (:meth:`zcnas.spaces.base.SearchSpace.representative`) on another member of the
+class. The engine would recompute such a record rather than read it, so where exactly one of the
+two records was computed on the class's representative, that one is kept, in the output store
+too, and the other is counted as superseded. The output store may exist already; its scores take
+part in the check.
 """
 
 from __future__ import annotations
@@ -21,8 +26,32 @@ from zcnas.errors import UserError
 class MergeReport:
     sources: int
     read: int  # records read, duplicates included
-    written: int  # new records written to the output
+    written: int  # new records written to the output (new keys)
     total: int  # records in the output afterwards
+    superseded: int = 0  # records of another member dropped for the representative's
+
+
+def _on_representative(rec, reps: dict) -> bool | None:
+    """Whether ``rec`` was computed on its class's representative; None when that cannot be
+    told (the space is not installed or not enumerable, or the key is not a class key)."""
+    from zcnas.spaces import get_space
+
+    space = rec.key.space
+    if space not in reps:
+        try:
+            reps[space] = get_space(space)
+        except Exception:  # noqa: BLE001 - a plugin space missing here: no preference
+            reps[space] = None
+    sp = reps[space]
+    if sp is None:
+        return None
+    try:
+        rep = sp.representative(rec.arch)
+        if rep is None or sp.canonical_key(rec.arch) != rec.key.canonical:
+            return None
+    except Exception:  # noqa: BLE001 - an arch string the space does not read
+        return None
+    return rec.arch == rep
 
 
 def _bits(value: float) -> bytes:
@@ -43,8 +72,10 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike
         if out.exists() and p.resolve() == out.resolve():
             raise UserError(f"{p} is the output too; name another --out")
     seen: dict = {}
-    read = 0
+    read = superseded = 0
     origin: dict = {}
+    replaced: set = set()  # keys whose kept record overwrites the output store's
+    reps: dict = {}
     inputs = ([out] if out.is_file() else []) + paths
     for p in inputs:
         with ScoreStore(p, readonly=True) as store:
@@ -56,6 +87,14 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike
                     origin[rec.key] = p
                 elif _bits(old.value) != _bits(rec.value):
                     k = rec.key
+                    if old.arch != rec.arch:
+                        mine, theirs = _on_representative(rec, reps), _on_representative(old, reps)
+                        if mine is not None and theirs is not None and mine != theirs:
+                            superseded += 1
+                            if mine:
+                                seen[k], origin[k] = rec, p
+                                replaced.add(k)
+                            continue
                     raise UserError(
                         f"conflicting scores for {k.proxy} of {k.canonical} ({k.space}, "
                         f"{k.dataset}, seed {k.seed}, {k.device_kind}): {old.value!r} in "
@@ -64,5 +103,5 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike
         before = len(store)
         have = store.get_many(seen)
         new = [r for k, r in seen.items() if k not in have]
-        store.put_many(new)
-        return MergeReport(len(paths), read, len(new), before + len(new))
+        store.put_many(new + [seen[k] for k in replaced if k in have])
+        return MergeReport(len(paths), read, len(new), before + len(new), superseded)
