@@ -122,3 +122,26 @@ def test_engine_scores_components_and_aggregates_over_the_items():
     assert [r.value for r in ens] == pytest.approx(want)
     assert ens[0].seconds == pytest.approx(by[(archs[0], "params")].seconds
                                            + by[(archs[0], "synflow")].seconds)
+
+
+def test_the_fast_preset_is_a_point_of_the_batch_grid_of_zcnas():
+    """ensemble:zcnas_fast is ensemble:zcnas's aggregation and components, each on its recipe's
+    batch or a smaller one of benchmarks.fast_ensemble's grid (the grid it was chosen from)."""
+    import numpy as np
+
+    from benchmarks.fast_ensemble import GRID, configurations, paired_bootstrap
+
+    zc = create_scorer("ensemble:zcnas")
+    fast = create_scorer("ensemble:zcnas_fast")
+    assert fast.method == zc.method == "az"
+    grid = list(configurations())
+    assert len(grid) == int(np.prod([len(b) for _, b in GRID.values()]))
+    points = [comps for _, comps in grid]
+    assert [c.spec() for c in zc.components] in points  # the recipe: every family's first batch
+    assert [c.spec() for c in fast.components] in points
+    assert [c.name for c in fast.components] == [c.name for c in zc.components]
+    assert fast.components[1].batch_size == 16 and fast.components[1].n_batches == 2
+    # identical scores differ by exactly nothing in every resample
+    rng = np.random.default_rng(0)
+    x, acc = rng.random(50), rng.random(50)
+    assert paired_bootstrap(x, x, acc, 20, rng) == {"rho": (0.0, 0.0), "tau": (0.0, 0.0)}

@@ -76,6 +76,11 @@ PRESETS: dict[str, str] = {
     # chosen by greedy forward selection on the dev half of a 1,000-cell sample, reported on
     # the other half (benchmarks/ensemble_selection.py, results/correlations/)
     "zcnas": "az(meco,stable,jacov,gradsign,az_progressivity,az_trainability)",
+    # ensemble:zcnas on fewer images (stable 2 x 16, jacov 32, GradSign 16, the AZ-NAS pair 32;
+    # MeCo reads one image anyway): the best dev rho of the batch grid at or under 1.0 s per
+    # cell on one CPU thread (benchmarks/fast_ensemble.py, results/correlations/fast-ensemble.md)
+    "zcnas_fast": "az(meco,stable(batch_size=16),jacov(batch_size=32),gradsign(batch_size=16),"
+                  "az_progressivity(batch_size=32),az_trainability(batch_size=32))",
     "az_nas": "az(az_expressivity,az_progressivity,az_trainability,flops)",
     # the best data-free aggregation by rho on the dev half of the 1,000-cell sample, reported
     # on the other half (benchmarks/data_free_ensemble.py, results/correlations/): the quick
