@@ -111,6 +111,12 @@ def test_a_record_of_another_member_gives_way_to_the_representatives(run_isolate
     assert r.exit_code == 0 and "gave way to the representative's" in r.output
     with ScoreStore(tmp_path / "out.sqlite", readonly=True) as s:
         assert s.get_many([k])[k].value == 2.0
+    # with equal values the representative's record is kept too (the engine reads only it)
+    store(tmp_path / "same.sqlite", other, 2.0)
+    r = merge_stores([tmp_path / "same.sqlite", tmp_path / "new.sqlite"], tmp_path / "eq.sqlite")
+    assert r.superseded == 0
+    with ScoreStore(tmp_path / "eq.sqlite", readonly=True) as s:
+        assert s.get_many([k])[k].arch == rep
     # a per-arch key (the arch itself) with two values is still a conflict
     pa = ScoreKey("nats-tss", rep, "flops", "1", "cifar10", "{}", 0, "cpu")
     store(tmp_path / "p1.sqlite", rep, 1.0, pa)

@@ -7,8 +7,8 @@ written. One exception: a class-wide score computed by a zcnas older than the cl
 representative (:meth:`zcnas.spaces.base.SearchSpace.representative`) on another member of the
 class. The engine would recompute such a record rather than read it, so where exactly one of the
 two records was computed on the class's representative, that one is kept, in the output store
-too, and the other is counted as superseded. The output store may exist already; its scores take
-part in the check.
+too, and the other (when its value differs) is counted as superseded. The output store may
+exist already; its scores take part in the check.
 """
 
 from __future__ import annotations
@@ -85,16 +85,18 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike
                 if old is None:
                     seen[rec.key] = rec
                     origin[rec.key] = p
-                elif _bits(old.value) != _bits(rec.value):
-                    k = rec.key
-                    if old.arch != rec.arch:
-                        mine, theirs = _on_representative(rec, reps), _on_representative(old, reps)
-                        if mine is not None and theirs is not None and mine != theirs:
-                            superseded += 1
-                            if mine:
-                                seen[k], origin[k] = rec, p
-                                replaced.add(k)
-                            continue
+                    continue
+                k = rec.key
+                same = _bits(old.value) == _bits(rec.value)
+                if old.arch != rec.arch:
+                    mine, theirs = _on_representative(rec, reps), _on_representative(old, reps)
+                    if mine is not None and theirs is not None and mine != theirs:
+                        superseded += not same
+                        if mine:  # the engine reads only the representative's record
+                            seen[k], origin[k] = rec, p
+                            replaced.add(k)
+                        continue
+                if not same:
                     raise UserError(
                         f"conflicting scores for {k.proxy} of {k.canonical} ({k.space}, "
                         f"{k.dataset}, seed {k.seed}, {k.device_kind}): {old.value!r} in "
