@@ -23,8 +23,9 @@ itself cannot reach that; fewer images per component can. Protocol:
    estimate is the sum of its parts.
 3. **Choice, on the dev half only** (the split of ``benchmarks.ensemble_selection``, seed 0):
    the configuration with the highest dev Spearman rho among those estimated at or under
-   ``--budget`` seconds per cell. ``zcnas_fast`` in :data:`zcnas.ensemble.PRESETS` is that
-   choice; the run checks it still is. The seconds are this machine's: on a faster or slower
+   ``--budget`` seconds per cell. ``zcnas_fast`` in :data:`zcnas.ensemble.PRESETS` is the
+   choice of an earlier run; each run says whether its own choice agrees, and reports the
+   preset. The seconds are this machine's: on a faster or slower
    machine (or the same shared one at another time: the 2-core test machine varied by 30-40%
    between runs) the choice at the budget's margin moves.
 4. **Report**: the choice and ``ensemble:zcnas`` timed side by side, interleaved per cell, one
@@ -178,11 +179,15 @@ def main() -> None:
     affordable = [g for g in grid if g["cost"] <= args.budget]
     if not affordable:
         raise SystemExit(f"fast_ensemble: no configuration at or under {args.budget} s per cell")
-    chosen = max(affordable, key=lambda g: g["dev"])
+    choice = max(affordable, key=lambda g: g["dev"])
     preset = [c.spec() for c in create_scorer("ensemble:zcnas_fast").components]
-    preset_note = ("`ensemble:zcnas_fast` is this choice." if preset == chosen["comps"] else
-                   f"**`ensemble:zcnas_fast` ({', '.join(preset)}) is NOT this choice**: "
-                   "update zcnas.ensemble.PRESETS.")
+    chosen = next(g for g in grid if g["comps"] == preset)  # reported: the preset
+    preset_note = ("`ensemble:zcnas_fast` is this run's choice." if chosen is choice else
+                   f"This run's choice is {', '.join(choice['comps'])} (estimated "
+                   f"{choice['cost']:.2f} s, dev rho {choice['dev']:.4f}), not "
+                   "`ensemble:zcnas_fast`, chosen by an earlier run of this benchmark: the "
+                   "seconds of this shared machine vary by 30-40% between runs, so the choice at "
+                   "the budget's margin moves; the preset is reported below.")
 
     t_fast, t_recipe = side_by_side(chosen["comps"], recipe["comps"],
                                     sample_archs(args.timed_cells, seed=2), bank, rounds=2)
@@ -193,9 +198,12 @@ def main() -> None:
     def batches(g):
         return ", ".join(f"{f} {b}" for f, b in g["pick"].items())
 
+    def mark(g):
+        return ", ".join(m for m, h in (("preset", chosen), ("recipe", recipe),
+                                        ("this run's choice", choice)) if g is h)
+
     rows = [(batches(g), f"{g['cost']:.2f}", f"{g['dev']:.4f}", f"{g['rho']:.4f} / {g['tau']:.4f}",
-             "chosen" if g is chosen else ("recipe" if g is recipe else ""))
-            for g in sorted(grid, key=lambda g: g["cost"])]
+             mark(g)) for g in sorted(grid, key=lambda g: g["cost"])]
     lines = [
         "# ensemble:zcnas on smaller batches",
         "",
@@ -210,13 +218,13 @@ def main() -> None:
         markdown_table([
             ("ensemble:zcnas (recipe)", ", ".join(recipe["comps"]), f"{t_recipe:.3f}",
              f"{recipe['dev']:.4f}", f"{recipe['rho']:.4f} / {recipe['tau']:.4f}"),
-            ("ensemble:zcnas_fast (chosen)", ", ".join(chosen["comps"]), f"{t_fast:.3f}",
+            ("ensemble:zcnas_fast (preset)", ", ".join(chosen["comps"]), f"{t_fast:.3f}",
              f"{chosen['dev']:.4f}", f"{chosen['rho']:.4f} / {chosen['tau']:.4f}"),
         ], ["ensemble", "components", "measured s/cell", "dev rho", "held-out rho / tau"]),
         "",
         f"Measured side by side, interleaved per cell, best of 2 rounds over {args.timed_cells} "
         f"seeded distinct cells (seed 2): {t_recipe / t_fast:.2f}x faster. Held-out difference "
-        f"(chosen - recipe): rho {chosen['rho'] - recipe['rho']:+.4f} (paired bootstrap 95% "
+        f"(preset - recipe): rho {chosen['rho'] - recipe['rho']:+.4f} (paired bootstrap 95% "
         f"[{diff['rho'][0]:+.4f}, {diff['rho'][1]:+.4f}]), tau "
         f"{chosen['tau'] - recipe['tau']:+.4f} ([{diff['tau'][0]:+.4f}, {diff['tau'][1]:+.4f}]), "
         f"{args.bootstrap} resamples.",
