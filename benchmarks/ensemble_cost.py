@@ -27,12 +27,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from scipy.stats import kendalltau
 
 from benchmarks._machine import cpu_name
-from benchmarks.ensemble_selection import _ens, _matrix
+from benchmarks.ensemble_selection import _ens, _matrix, halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
 from zcnas._text import markdown_table
@@ -104,9 +103,7 @@ def main() -> None:
     every, keep, higher, _ = _matrix(prepare(read_scores(args.scores), bench, proxies="all"))
     df = every[keep]
     acc = bench.accuracies(df.index.to_numpy(), "cifar10", epochs=200)
-    perm = np.random.default_rng(args.seed).permutation(len(df))
-    half = len(df) // 2
-    dev_pos, test_pos = np.sort(perm[:half]), np.sort(perm[half:])
+    dev_pos, test_pos = halves(len(df), args.seed)
     test, test_acc = df.iloc[test_pos], acc[test_pos]
     dev, dev_acc = df.iloc[dev_pos], acc[dev_pos]
 

@@ -59,6 +59,13 @@ def _matrix(prepared):
     return df, keep, higher, sorted(set(df.columns) - set(keep))
 
 
+def halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The dev and held-out positions of ``n`` architectures (a seeded permutation, each half
+    sorted): the split every ensemble benchmark shares."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
 def _ens(method, df, comps, higher):
     return METHODS[method](df[list(comps)].to_numpy(), [higher[c] for c in comps])
 
@@ -131,9 +138,7 @@ def main() -> None:
     df = every[keep]
     idx = df.index.to_numpy()
     acc_all = bench.accuracies(idx, args.dataset, epochs=200)
-    perm = np.random.default_rng(args.seed).permutation(len(df))
-    half = len(df) // 2
-    dev_pos, test_pos = np.sort(perm[:half]), np.sort(perm[half:])
+    dev_pos, test_pos = halves(len(df), args.seed)
     dev, test = df.iloc[dev_pos], df.iloc[test_pos]
     dev_acc, test_acc = acc_all[dev_pos], acc_all[test_pos]
     rng = np.random.default_rng([args.seed, 1])

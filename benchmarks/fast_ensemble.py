@@ -48,7 +48,7 @@ import torch
 from scipy.stats import kendalltau
 
 from benchmarks._machine import cpu_name
-from benchmarks.ensemble_selection import _matrix
+from benchmarks.ensemble_selection import _matrix, halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
 from zcnas._text import markdown_table
@@ -154,9 +154,7 @@ def main() -> None:
     bench = open_benchmark("nats-tss", root=args.data)
     every, _, higher, _ = _matrix(prepare(read_scores(args.scores), bench, proxies="all"))
     acc = bench.accuracies(every.index.to_numpy(), "cifar10", epochs=200)
-    perm = np.random.default_rng(args.seed).permutation(len(every))
-    half = len(every) // 2
-    dev_pos, test_pos = np.sort(perm[:half]), np.sort(perm[half:])
+    dev_pos, test_pos = halves(len(every), args.seed)
     dev, test = every.iloc[dev_pos], every.iloc[test_pos]
     dev_acc, test_acc = acc[dev_pos], acc[test_pos]
 
