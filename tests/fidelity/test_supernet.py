@@ -14,9 +14,11 @@ from zcnas.data.training import TrainingData
 from zcnas.errors import CheckpointError, OutsideSupernetError
 from zcnas.fidelity.supernet import (
     SupernetEvaluator,
+    SupernetPool,
     SupernetRecipe,
     SupernetTrainer,
     _best_combinations,
+    make_supernet,
 )
 from zcnas.spaces import nats_tss
 
@@ -218,3 +220,64 @@ def test_the_value_is_accuracy_or_negative_loss(data):
 
     with pytest.raises(UserError, match="metric"):
         SupernetEvaluator(data=data, metric="top1")
+
+
+def _weights(net) -> list[torch.Tensor]:
+    return [v for v in net.state_dict().values() if isinstance(v, torch.Tensor)]
+
+
+def test_a_pool_is_its_members_mean_member_0_the_lone_supernet(data):
+    pool = make_supernet(data=data, recipe=TINY, supernets=2)
+    assert isinstance(pool, SupernetPool) and [m.seed for m in pool.members] == [0, 100_003]
+    row = pool.train(0.5, pool=[A, B])
+    assert row["supernets"] == 2 and row["steps"] == 2
+    lone = SupernetTrainer(data=data, recipe=TINY)
+    lone.train(0.5, pool=[A, B])
+    assert all(torch.equal(a, b) for a, b in zip(_weights(pool.members[0].net),
+                                                 _weights(lone.net), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(pool.members[0].net),
+                                                     _weights(pool.members[1].net),
+                                                     strict=True))
+    each = [m.accuracy(A) for m in pool.members]
+    assert pool.accuracy(A) == pytest.approx((np.mean([a for a, _ in each]),
+                                              np.mean([x for _, x in each])))
+    assert each[0] != each[1]
+    assert isinstance(make_supernet(data=data, recipe=TINY), SupernetTrainer)
+
+
+def test_a_pool_prunes_searches_and_round_trips_as_one(data, tmp_path):
+    pool = make_supernet(data=data, recipe=TINY, supernets=2)
+    pool.train(0.25)
+    found = pool.gradient_search([A, B, C], steps=2, candidates=2)
+    assert 1 <= len(found) <= 2
+    assert all(m.net.space_size() == 5 ** 6 for m in pool.members)  # relaxation only
+    assert nats_tss.parse_arch(pool.refine(A, steps=2))  # a cell of the space
+    before = [[w.detach().clone() for w in m.net.parameters()] for m in pool.members]
+    pool.refine(B, steps=2)
+    assert all(torch.equal(a, b) for m, w in zip(pool.members, before, strict=True)
+               for a, b in zip(m.net.parameters(), w, strict=True))  # weights frozen
+    pool.prune([A, B])
+    assert [m.net.space_size() for m in pool.members] == [4, 4]
+    with pytest.raises(OutsideSupernetError):
+        pool.accuracy(C)
+    path = tmp_path / "pool.pt"
+    pool.save(path)
+    again = make_supernet(data=data, recipe=TINY, supernets=2, seed=7)
+    again.load(path)
+    assert again.accuracy(A) == pool.accuracy(A)
+    assert [m.seed for m in again.members] == [7, 100_010]  # the weights are what was saved
+    with pytest.raises(CheckpointError, match="holds 2 supernets, not 3"):
+        make_supernet(data=data, recipe=TINY, supernets=3).load(path)
+    pool.members[0].save(tmp_path / "one.pt")
+    with pytest.raises(CheckpointError, match="not a zcnas supernet pool checkpoint"):
+        again.load(tmp_path / "one.pt")
+
+
+def test_the_evaluator_scores_by_a_pool(data):
+    ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, supernets=2,
+                           metric="loss")
+    assert ev.describe().startswith("2 weight-sharing supernets (their mean)")
+    (e,) = ev.evaluate([A])
+    losses = [m.accuracy(A)[1] for m in ev.trainer.members]
+    assert e.value == pytest.approx(-np.mean(losses))
+    assert all(m.epochs_done == pytest.approx(0.25) for m in ev.trainer.members)

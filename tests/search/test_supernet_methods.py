@@ -32,7 +32,8 @@ def test_the_methods_are_registered_plugins():
         assert m.trains and m.spaces == ("nats-tss",)
 
 
-@pytest.mark.parametrize("bad", [{"population": 2}, {"metric": "top1"}, {"channels": 0}])
+@pytest.mark.parametrize("bad", [{"population": 2}, {"metric": "top1"}, {"channels": 0},
+                                 {"supernets": 0}])
 def test_bad_parameters_are_one_line_errors(bad, data_root):
     from zcnas.errors import UserError
 
@@ -151,10 +152,11 @@ def test_each_method_searches_on_real_images_within_its_budget(method, data_root
 
 def _snapshot(plan) -> dict:
     ev = plan.ladder.stages[0].evaluator
+    nets = [m.net for m in getattr(ev.trainer, "members", [ev.trainer])]
     return {"searcher": plan.searcher.state_dict(),
             "values": {k: v[:3] for k, v in ev.values.items()}, "version": ev.version,
-            "weights": {k: v.clone() for k, v in ev.trainer.net.state_dict().items()
-                        if isinstance(v, torch.Tensor)},
+            "weights": {f"{i}.{k}": v.clone() for i, net in enumerate(nets)
+                        for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)},
             "records": {k: r.value for k, r in plan.ladder.records[0].items()}}
 
 
@@ -167,21 +169,25 @@ def _same(a: dict, b: dict) -> None:
         assert torch.equal(a["weights"][k], b["weights"][k]), k
 
 
-@pytest.mark.parametrize("method", [
-    "ftga", pytest.param("genas", marks=pytest.mark.slow),
-    pytest.param("gevonas", marks=pytest.mark.slow)])
-def test_a_killed_search_resumes_exactly(method, data_root, tmp_path):
+@pytest.mark.parametrize("method,supernets", [
+    ("ftga", 1), pytest.param("genas", 1, marks=pytest.mark.slow),
+    pytest.param("gevonas", 1, marks=pytest.mark.slow),
+    # a pool of two supernets: every member's weights and RNG come back
+    ("ftga", 2), pytest.param("genas", 2, marks=pytest.mark.slow)])
+def test_a_killed_search_resumes_exactly(method, supernets, data_root, tmp_path):
     """SIGKILL a run mid-search; the resumed run ends exactly where an uninterrupted one
     does: searcher, fitness values and versions, supernet weights."""
     threads = torch.get_num_threads()
     try:
         steps = 4
-        ref_plan, _ = run(method, tmp_path / "ref.json", steps, str(data_root))
+        ref_plan, _ = run(method, tmp_path / "ref.json", steps, str(data_root), supernets)
         ref = _snapshot(ref_plan)
+        fitness = ref_plan.ladder.stages[0].evaluator
+        assert len(getattr(fitness.trainer, "members", [fitness.trainer])) == supernets
         ck = tmp_path / "killed.json"
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         proc = subprocess.Popen([sys.executable, "-m", "tests.search._method_run", method,
-                                 str(ck), "1000", str(data_root)], env=env,
+                                 str(ck), "1000", str(data_root), str(supernets)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         seen = 0
@@ -197,7 +203,7 @@ def test_a_killed_search_resumes_exactly(method, data_root, tmp_path):
         proc.wait()
         seen = json.loads(ck.read_text())["steps"]  # what the killed run left behind
         assert 2 <= seen < steps, (seen, proc.stderr.read().decode()[-2000:])
-        resumed, _ = run(method, ck, steps, str(data_root))
+        resumed, _ = run(method, ck, steps, str(data_root), supernets)
         _same(_snapshot(resumed), ref)
     finally:
         torch.set_num_threads(threads)

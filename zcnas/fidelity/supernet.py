@@ -55,6 +55,9 @@ from zcnas.fidelity.train import (
 from zcnas.spaces import nats_tss
 
 SUPERNET_FORMAT = "zcnas-supernet-1"
+POOL_FORMAT = "zcnas-supernet-pool-1"
+#: member k of a pool is seeded ``seed + MEMBER_SEED_STRIDE * k`` (member 0: the run's seed)
+MEMBER_SEED_STRIDE = 100_003
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,121 @@ def _cosine(lr0: float, lr1: float, t: float) -> float:
     return lr1 + (lr0 - lr1) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
 
 
-class SupernetTrainer:
+class _GradientGuided:
+    """GENAS's gradient-guided searches on the supernet(s) of :meth:`_nets` (the first one
+    resolves cells: every supernet of a pool holds the same ops)."""
+
+    net: Any
+    data: Any
+    recipe: SupernetRecipe
+    device: str
+    eval_limit: int | None
+
+    def _nets(self) -> list[Any]:
+        return [self.net]
+
+    def gradient_search(self, elites: Sequence[str], *, steps: int = 5, lr: float = 0.1,
+                        candidates: int = 4, deadline: float | None = None) -> list[str]:
+        """GENAS-style gradient-guided local search around ``elites``.
+
+        The elites' op table (the ops some elite uses on each edge) becomes a relaxation
+        whose logits start at log(share of elites using the op); ``steps`` Adam steps on
+        held-out cross-entropy move them with the supernet frozen; the ``candidates`` best
+        genotypes of the result (highest sum of log-softmax weights, the argmax first) are
+        returned as arch strings, elites excluded. ``deadline`` (a ``time.perf_counter()``
+        value): stop at the first step past it and raise :class:`DeadlineExceeded`.
+        """
+        from zcnas.models.supernet import NUM_OPS, OPS
+
+        cells = [self.net.resolve(a) for a in elites]
+        if not cells:
+            return []
+        table = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
+        for c in cells:
+            for e, op in enumerate(c.ops):
+                table[e, OPS.index(op)] += 1
+        init = np.where(table > 0, np.log(np.maximum(table, 1e-9) / len(cells)), 0.0)
+        alpha = self._relax(init, table > 0, steps=steps, lr=lr, deadline=deadline)
+        mask = torch.tensor(table > 0)
+        logp = torch.log_softmax(alpha.masked_fill(~mask, -math.inf), dim=1).numpy()
+        seen = {nats_tss.canonical_key(c) for c in cells}
+        out: list[str] = []
+        for ops in _best_combinations(logp, 5 ** nats_tss.NUM_EDGES):
+            cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
+            key = nats_tss.canonical_key(cell)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(nats_tss.format_arch(cell))
+            if len(out) >= candidates:
+                break
+        return out
+
+    def refine(self, arch: Any, *, steps: int = 5, lr: float = 0.1,
+               confidence: float = 0.8, deadline: float | None = None) -> str:
+        """GENAS's differentiable local search of one candidate: its edge x op table is
+        relaxed (probability ``confidence`` on its op, the rest shared by the other ops still
+        in the supernet), ``steps`` Adam steps on held-out cross-entropy move the relaxation
+        with the supernet frozen, and the argmax of each edge is taken back (ties: the
+        candidate's own op). Returns an arch string (possibly the candidate itself)."""
+        from zcnas.models.supernet import NUM_OPS, OPS
+
+        cell = self.net.resolve(arch)
+        allowed = self.net.allowed.copy()
+        init = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
+        for e, op in enumerate(cell.ops):
+            k, others = OPS.index(op), max(int(allowed[e].sum()) - 1, 1)
+            init[e] = np.log((1 - confidence) / others)
+            init[e, k] = np.log(confidence)
+        alpha = self._relax(init, allowed, steps=steps, lr=lr, deadline=deadline)
+        alpha[~torch.tensor(allowed)] = -math.inf
+        own = torch.tensor([OPS.index(op) for op in cell.ops])
+        best = alpha.argmax(1)
+        keep = alpha.gather(1, own[:, None])[:, 0] >= alpha.max(1).values
+        ops = torch.where(keep, own, best)
+        return nats_tss.format_arch(nats_tss.Cell(tuple(OPS[int(k)] for k in ops)))
+
+    def _relax(self, init: np.ndarray, allowed: np.ndarray, *, steps: int, lr: float,
+               deadline: float | None) -> torch.Tensor:
+        """Adam on a (6, 5) table of logits (the ops ``allowed`` on each edge) for ``steps``
+        held-out batches, the supernets' weights frozen (first-order DARTS; with several
+        supernets, on the mean of their losses); returns the logits, on the CPU.
+        ``deadline``: :class:`DeadlineExceeded` at the first step past it."""
+        nets = self._nets()
+        mask = torch.tensor(allowed, device=self.device)
+        alpha = torch.tensor(init, dtype=torch.float32, device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([alpha], lr=lr, betas=(0.5, 0.999))
+        params = [p for net in nets for p in net.parameters()]
+        frozen = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        saved_allowed = [net.allowed for net in nets]
+        for net, was in zip(nets, saved_allowed, strict=True):
+            net.allowed = was & allowed
+            net.train()
+        batches = list(itertools.islice(self.data.valid_batches(
+            self.recipe.batch_size, device=self.device, limit=self.eval_limit), steps))
+        stop = stop_at(deadline)
+        try:
+            for i in range(steps):
+                if stop is not None:
+                    stop(i)
+                x, y = batches[i % len(batches)]
+                w = torch.softmax(alpha.masked_fill(~mask, -math.inf), dim=1)
+                loss = sum(torch.nn.functional.cross_entropy(net(x, weights=w), y)
+                           for net in nets) / len(nets)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        finally:
+            for net, was in zip(nets, saved_allowed, strict=True):
+                net.allowed = was
+            for p, f in zip(params, frozen, strict=True):
+                p.requires_grad_(f)
+        return alpha.detach().cpu()
+
+
+class SupernetTrainer(_GradientGuided):
     """A supernet with its optimiser, data and RNG (see the module docstring).
 
     ``data`` is a :class:`~zcnas.data.training.TrainingData` (or it is loaded from ``root``
@@ -268,118 +385,31 @@ class SupernetTrainer:
                              "space": self.net.space_size()})
         return removed
 
-    def gradient_search(self, elites: Sequence[str], *, steps: int = 5, lr: float = 0.1,
-                        candidates: int = 4, deadline: float | None = None) -> list[str]:
-        """GENAS-style gradient-guided local search around ``elites``.
-
-        The elites' op table (the ops some elite uses on each edge) becomes a relaxation
-        whose logits start at log(share of elites using the op); ``steps`` Adam steps on
-        held-out cross-entropy move them with the supernet frozen; the ``candidates`` best
-        genotypes of the result (highest sum of log-softmax weights, the argmax first) are
-        returned as arch strings, elites excluded. ``deadline`` (a ``time.perf_counter()``
-        value): stop at the first step past it and raise :class:`DeadlineExceeded`.
-        """
-        from zcnas.models.supernet import NUM_OPS, OPS
-
-        cells = [self.net.resolve(a) for a in elites]
-        if not cells:
-            return []
-        table = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
-        for c in cells:
-            for e, op in enumerate(c.ops):
-                table[e, OPS.index(op)] += 1
-        init = np.where(table > 0, np.log(np.maximum(table, 1e-9) / len(cells)), 0.0)
-        alpha = self._relax(init, table > 0, steps=steps, lr=lr, deadline=deadline)
-        mask = torch.tensor(table > 0)
-        logp = torch.log_softmax(alpha.masked_fill(~mask, -math.inf), dim=1).numpy()
-        seen = {nats_tss.canonical_key(c) for c in cells}
-        out: list[str] = []
-        for ops in _best_combinations(logp, 5 ** nats_tss.NUM_EDGES):
-            cell = nats_tss.Cell(tuple(OPS[k] for k in ops))
-            key = nats_tss.canonical_key(cell)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(nats_tss.format_arch(cell))
-            if len(out) >= candidates:
-                break
-        return out
-
-    def refine(self, arch: Any, *, steps: int = 5, lr: float = 0.1,
-               confidence: float = 0.8, deadline: float | None = None) -> str:
-        """GENAS's differentiable local search of one candidate: its edge x op table is
-        relaxed (probability ``confidence`` on its op, the rest shared by the other ops still
-        in the supernet), ``steps`` Adam steps on held-out cross-entropy move the relaxation
-        with the supernet frozen, and the argmax of each edge is taken back (ties: the
-        candidate's own op). Returns an arch string (possibly the candidate itself)."""
-        from zcnas.models.supernet import NUM_OPS, OPS
-
-        cell = self.net.resolve(arch)
-        allowed = self.net.allowed.copy()
-        init = np.zeros((nats_tss.NUM_EDGES, NUM_OPS))
-        for e, op in enumerate(cell.ops):
-            k, others = OPS.index(op), max(int(allowed[e].sum()) - 1, 1)
-            init[e] = np.log((1 - confidence) / others)
-            init[e, k] = np.log(confidence)
-        alpha = self._relax(init, allowed, steps=steps, lr=lr, deadline=deadline)
-        alpha[~torch.tensor(allowed)] = -math.inf
-        own = torch.tensor([OPS.index(op) for op in cell.ops])
-        best = alpha.argmax(1)
-        keep = alpha.gather(1, own[:, None])[:, 0] >= alpha.max(1).values
-        ops = torch.where(keep, own, best)
-        return nats_tss.format_arch(nats_tss.Cell(tuple(OPS[int(k)] for k in ops)))
-
-    def _relax(self, init: np.ndarray, allowed: np.ndarray, *, steps: int, lr: float,
-               deadline: float | None) -> torch.Tensor:
-        """Adam on a (6, 5) table of logits (the ops ``allowed`` on each edge) for ``steps``
-        held-out batches, the supernet's weights frozen (first-order DARTS); returns the
-        logits, on the CPU. ``deadline``: :class:`DeadlineExceeded` at the first step past
-        it."""
-        mask = torch.tensor(allowed, device=self.device)
-        alpha = torch.tensor(init, dtype=torch.float32, device=self.device, requires_grad=True)
-        opt = torch.optim.Adam([alpha], lr=lr, betas=(0.5, 0.999))
-        frozen = [p.requires_grad for p in self.net.parameters()]
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        saved_allowed = self.net.allowed
-        self.net.allowed = saved_allowed & allowed
-        self.net.train()
-        batches = list(itertools.islice(self.data.valid_batches(
-            self.recipe.batch_size, device=self.device, limit=self.eval_limit), steps))
-        stop = stop_at(deadline)
-        try:
-            for i in range(steps):
-                if stop is not None:
-                    stop(i)
-                x, y = batches[i % len(batches)]
-                w = torch.softmax(alpha.masked_fill(~mask, -math.inf), dim=1)
-                loss = torch.nn.functional.cross_entropy(self.net(x, weights=w), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        finally:
-            self.net.allowed = saved_allowed
-            for p, f in zip(self.net.parameters(), frozen, strict=True):
-                p.requires_grad_(f)
-        return alpha.detach().cpu()
-
     # --- persistence -------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
-        save_state(path, {
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`load_state` needs to continue exactly (weights, optimiser, RNG,
+        schedule, history)."""
+        return {
             "format": SUPERNET_FORMAT, "dataset": self.dataset,
             "images": self.data.fingerprint, "valid": len(self.data.y_valid),
             "limit": self.data.limit, "recipe": asdict(self.recipe), "seed": self.seed,
             "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
             "rng": json.dumps(self.rng.bit_generator.state),
             "epochs_done": self.epochs_done, "schedule_done": self.schedule_done,
-            "schedule_total": self.schedule_total, "history": json.dumps(self.history)})
+            "schedule_total": self.schedule_total, "history": json.dumps(self.history)}
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_state(path, self.state())
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore a saved supernet; one-line errors for a missing, unreadable or
         mismatched (other dataset or images) checkpoint."""
         p = Path(path)
-        state = read_supernet(p, self.device)
+        self.load_state(read_supernet(p, self.device), p)
+
+    def load_state(self, state: Mapping[str, Any], p: Path) -> None:
+        """Restore :meth:`state` (read from ``p``, named in the errors)."""
         if state["dataset"] != self.dataset:
             raise CheckpointError(f"supernet checkpoint {p} was trained on {state['dataset']}, "
                                   f"not {self.dataset} (dataset mismatch)")
@@ -399,6 +429,107 @@ class SupernetTrainer:
         self.schedule_done = float(state.get("schedule_done", 0.0))
         self.schedule_total = state.get("schedule_total")
         self.history = json.loads(state["history"])
+
+
+class SupernetPool(_GradientGuided):
+    """Several independently seeded supernets trained and scored alike: a small ensemble of
+    supernets, the remedy results/supernet measured for one supernet's seed-to-seed
+    instability at the CPU size (two supernets' mean held-out loss ranks the top region
+    better, fused with the zero-cost rank, than either alone at the same checkpoint).
+
+    It has :class:`SupernetTrainer`'s interface, so a ladder stage or a search fitness takes
+    either. Member ``k`` is seeded ``seed + MEMBER_SEED_STRIDE * k`` (its weights and its path
+    sampling), so member 0 is the single supernet of the same seed. ``train``, ``prune`` and
+    the fine-tuning act on every member in turn; ``accuracy`` is the members' mean held-out
+    accuracy and mean loss; the gradient-guided searches move one relaxation on the mean of
+    the members' losses. One checkpoint file holds every member."""
+
+    def __init__(self, dataset: str = "cifar10", *, supernets: int, seed: int = 0,
+                 **options: Any) -> None:
+        if supernets < 2:
+            raise UserError(f"a supernet pool needs at least 2 supernets, got {supernets}")
+        first = SupernetTrainer(dataset, seed=seed, **options)
+        options["data"] = first.data  # the same images (loaded once)
+        self.members = [first] + [
+            SupernetTrainer(dataset, seed=seed + MEMBER_SEED_STRIDE * k, **options)
+            for k in range(1, supernets)]
+
+    # what a single trainer's users read: the first member's (the same for every member)
+    net = property(lambda self: self.members[0].net)
+    data = property(lambda self: self.members[0].data)
+    recipe = property(lambda self: self.members[0].recipe)
+    dataset = property(lambda self: self.members[0].dataset)
+    device = property(lambda self: self.members[0].device)
+    eval_limit = property(lambda self: self.members[0].eval_limit)
+    seed = property(lambda self: self.members[0].seed)
+    epochs_done = property(lambda self: self.members[0].epochs_done)
+
+    @property
+    def bar(self) -> bool | None:
+        return self.members[0].bar
+
+    @bar.setter
+    def bar(self, value: bool | None) -> None:
+        for m in self.members:
+            m.bar = value
+
+    def _nets(self) -> list[Any]:
+        return [m.net for m in self.members]
+
+    def steps_per_epoch(self) -> int:
+        return self.members[0].steps_per_epoch()
+
+    def train(self, epochs: float = 1.0, **options: Any) -> dict[str, Any]:
+        """Every member trains ``epochs`` (see :meth:`SupernetTrainer.train`); the row sums
+        their seconds and averages their training loss and accuracy."""
+        rows = [m.train(epochs, **options) for m in self.members]
+        out = dict(rows[0])
+        out["seconds"] = sum(r["seconds"] for r in rows)
+        for key in ("train_loss", "train_acc"):
+            out[key] = float(np.mean([r[key] for r in rows]))
+        out["supernets"] = len(rows)
+        return out
+
+    def accuracy(self, arch: Any, **options: Any) -> tuple[float, float]:
+        """The members' mean held-out accuracy and mean loss (see
+        :meth:`SupernetTrainer.accuracy`)."""
+        pairs = [m.accuracy(arch, **options) for m in self.members]
+        return (float(np.mean([a for a, _ in pairs])), float(np.mean([x for _, x in pairs])))
+
+    def prune(self, elites: Sequence[str], **options: Any) -> list[tuple[int, str]]:
+        removed = [m.prune(elites, **options) for m in self.members]
+        return removed[0]  # the same elites prune the same ops from every member
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_state(path, {"format": POOL_FORMAT, "members": [m.state() for m in self.members]})
+
+    def load(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        state = read_state(p, POOL_FORMAT, kind="supernet pool", device=self.device,
+                           missing="check the path",
+                           unreadable="delete it and start the search over")
+        if len(state["members"]) != len(self.members):
+            raise CheckpointError(f"supernet pool checkpoint {p} holds "
+                                  f"{len(state['members'])} supernets, not {len(self.members)}")
+        for m, st in zip(self.members, state["members"], strict=True):
+            m.load_state(st, p)
+
+
+def supernets_label(trainer: Any) -> str:
+    """"weight-sharing supernet", or "N weight-sharing supernets (their mean)" for a pool."""
+    if isinstance(trainer, SupernetPool):
+        return f"{len(trainer.members)} weight-sharing supernets (their mean)"
+    return "weight-sharing supernet"
+
+
+def make_supernet(dataset: str = "cifar10", *, supernets: int = 1,
+                  **options: Any) -> SupernetTrainer | SupernetPool:
+    """One :class:`SupernetTrainer`, or a :class:`SupernetPool` of ``supernets`` of them."""
+    if supernets < 1:
+        raise UserError(f"supernets must be >= 1, got {supernets}")
+    if supernets == 1:
+        return SupernetTrainer(dataset, **options)
+    return SupernetPool(dataset, supernets=supernets, **options)
 
 
 def read_supernet(path: str | os.PathLike, device: str = "cpu") -> dict[str, Any]:
@@ -440,7 +571,8 @@ class SupernetEvaluator(Evaluator):
     supernet (no isomorph inside) gets NaN (ranks last) with ``meta['outside'] = 1``.
     ``checkpoint``: the supernet is saved beside it (``NAME-<n>.pt``, one file per save, the
     search's JSON naming the current one) whenever the search checkpoints, and a resumed
-    search reloads it.
+    search reloads it. ``supernets`` > 1: a :class:`SupernetPool` of that many independently
+    seeded supernets, a cell's value their mean.
     """
 
     def __init__(self, *, dataset: str = "cifar10", root: Any = None, seed: int = 0,
@@ -450,15 +582,15 @@ class SupernetEvaluator(Evaluator):
                  finetune_every: int = 0, finetune_epochs: float = 0.25,
                  finetune_lr: float = 0.01, window: int = 50, prune_every: int = 0,
                  elites: int = 10, load: Any = None, checkpoint: Any = None,
-                 metric: str = "accuracy", fuse: Any = None) -> None:
+                 metric: str = "accuracy", fuse: Any = None, supernets: int = 1) -> None:
         if metric not in ("accuracy", "loss"):
             raise UserError(f"unknown supernet metric {metric!r}; use accuracy or loss")
         self.metric = metric
         self.fuse = fuse
         self.relative = fuse is not None
-        self.trainer = SupernetTrainer(dataset, data=data, root=root, valid=valid, limit=limit,
-                                       seed=seed, device=device, recipe=recipe,
-                                       eval_limit=eval_limit)
+        self.trainer = make_supernet(dataset, supernets=supernets, data=data, root=root,
+                                     valid=valid, limit=limit, seed=seed, device=device,
+                                     recipe=recipe, eval_limit=eval_limit)
         self.trainer.bar = False
         self.warmup_epochs = warmup_epochs
         self.finetune_every = finetune_every
@@ -480,7 +612,7 @@ class SupernetEvaluator(Evaluator):
         t = self.trainer
         shape = (f" ({t.recipe.channels} channels x {t.recipe.cells} cells per stage)"
                  if (t.recipe.channels, t.recipe.cells) != (16, 5) else "")
-        parts = [f"weight-sharing supernet{shape} on {len(t.data.y_train)} train / "
+        parts = [f"{supernets_label(t)}{shape} on {len(t.data.y_train)} train / "
                  f"{len(t.data.y_valid)} held-out {t.dataset} images, warm-up "
                  f"{self.warmup_epochs:g} epochs, held-out {self.metric}"]
         if self.finetune_every:

@@ -100,7 +100,9 @@ class SupernetFitness(Evaluator):
 
     def describe(self) -> str:
         t = self.trainer
-        parts = [f"weight-sharing supernet ({t.recipe.channels} channels x {t.recipe.cells} "
+        from zcnas.fidelity.supernet import supernets_label
+
+        parts = [f"{supernets_label(t)} ({t.recipe.channels} channels x {t.recipe.cells} "
                  f"cells per stage) on {len(t.data.y_train)} train / {len(t.data.y_valid)} "
                  f"held-out {t.dataset} images, warm-up {self.warmup_epochs:g} epochs, "
                  f"held-out {self.metric}"]

@@ -33,7 +33,9 @@ class OneshotParams:
     ``image_limit``: train on the first N training images only (None: all); ``channels`` /
     ``cells``: the supernet's width and cells per stage; ``metric``: what the supernet ranks
     by (held-out ``loss`` or ``accuracy``); ``fused``: the supernet stage ranks by the fusion
-    of its rank and the zero-cost rank (results/supernet: better than either alone)."""
+    of its rank and the zero-cost rank (results/supernet: better than either alone);
+    ``supernets``: independently seeded supernets whose mean scores a cell (each is trained
+    the full warm-up, so the stage costs that many times one supernet)."""
 
     population: int = 100
     warmup_epochs: float = 30.0
@@ -43,10 +45,13 @@ class OneshotParams:
     cells: int = 1
     metric: str = "loss"
     fused: bool = True
+    supernets: int = 1
 
     def __post_init__(self) -> None:
         if self.population < 4:
             raise ValueError(f"--population must be at least 4, got {self.population}")
+        if self.supernets < 1:
+            raise ValueError(f"supernets must be >= 1, got {self.supernets}")
         if self.warmup_epochs < 0:
             raise ValueError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs:g}")
         if self.train_epochs < 1:
@@ -124,6 +129,7 @@ def _ladder(ctx: BuildContext, _searcher) -> Ladder:
         recipe=SupernetRecipe(channels=p.channels, cells=p.cells), metric=p.metric,
         fuse=zero_cost if p.fused else None,
         warmup_epochs=p.warmup_epochs, finetune_every=max(1, pop // 4), prune_every=2 * pop,
+        supernets=p.supernets,
         elites=10, checkpoint=wd / "supernet.pt" if wd is not None else None)
     train = TrainEvaluator(p.train_epochs, dataset=c.dataset, data=data, seed=c.seed,
                            device=c.device,

@@ -68,7 +68,9 @@ class SupernetGAParams:
     first cell is scored; ``channels`` / ``cells``: the supernet's width and cells per stage;
     ``metric``: ``loss`` or ``accuracy`` on the held-out images; ``fused``: rank by the fusion
     of the supernet and the run's zero-cost fitness; ``held_out``: held-out images;
-    ``image_limit``: train on the first N training images only (None: all)."""
+    ``image_limit``: train on the first N training images only (None: all); ``supernets``:
+    independently seeded supernets whose mean scores a cell (:class:`SupernetPool`; each is
+    trained alike, so the fitness costs that many times one supernet)."""
 
     population: int = 20
     warmup_epochs: float = 50.0
@@ -78,10 +80,13 @@ class SupernetGAParams:
     fused: bool = True
     held_out: int = 500
     image_limit: int | None = None
+    supernets: int = 1
 
     def __post_init__(self) -> None:
         if self.population < 4:
             raise ValueError(f"population must be at least 4, got {self.population}")
+        if self.supernets < 1:
+            raise ValueError(f"supernets must be >= 1, got {self.supernets}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs:g}")
         if self.channels < 1 or self.cells < 1:
@@ -184,13 +189,14 @@ class LocalSearchProposer(Proposer):
 
 def _fitness(ctx: BuildContext, searcher: Searcher, **options: Any):
     from zcnas.data.training import TrainingData
-    from zcnas.fidelity.supernet import SupernetRecipe, SupernetTrainer
+    from zcnas.fidelity.supernet import SupernetRecipe, make_supernet
     from zcnas.fidelity.supernet_fitness import SupernetFitness
 
     c, p = ctx.config, ctx.params
     data = TrainingData.load(c.dataset, ctx.root, valid=p.held_out, limit=p.image_limit)
-    trainer = SupernetTrainer(c.dataset, data=data, seed=c.seed, device=c.device,
-                              recipe=SupernetRecipe(channels=p.channels, cells=p.cells))
+    trainer = make_supernet(c.dataset, supernets=p.supernets, data=data, seed=c.seed,
+                            device=c.device,
+                            recipe=SupernetRecipe(channels=p.channels, cells=p.cells))
     fuse = None
     if p.fused:
         from zcnas.fidelity.stages import proxy
