@@ -8,6 +8,11 @@ Run (the numbers in results/supernet/)::
         --out results/supernet/study-c8n1-s0 --channels 8 --cells 1 --epochs 120 \\
         --checkpoints 10,20,30,50,80,120 --finetune-epochs 10 --seed 0
 
+then, over several seeds' studies, ``--combine PREFIX...`` (the seeds side by side and their
+mean rank), ``--pairs PREFIX...`` (one supernet against every pool of two, the
+:class:`~zcnas.fidelity.supernet.SupernetPool` rule) and ``--plot CSV...``; the commands of
+each committed table are in results/supernet/README.md.
+
 Protocol (seeded; the held-out images are part of the training split, never the test set):
 
 1. **Cells.** A score table (``--scores``; by default the 1,000-cell sample of
@@ -85,6 +90,9 @@ def corr(score: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return kendall(score, truth), spearman(score, truth)
 
 
+STYLES = ("-", "--", ":", "-.")
+
+
 def plot(csvs: list[str], out: Path) -> None:
     """Kendall tau against training CPU minutes, one line per seed and measure: over the
     sample by loss and accuracy, and inside the top region the ensemble, the supernet and
@@ -107,12 +115,14 @@ def plot(csvs: list[str], out: Path) -> None:
             d = d[(d.subset == subset) & d.phase.str.startswith("one-shot")]
             for j, (col, label) in enumerate(series[subset]):
                 ax.plot(d.train_cpu_min, d[col], marker="o", color=f"C{j}",
-                        linestyle="-" if i == 0 else "--",
-                        label=f"{label} (seed {i})" if subset == "top" or j < 3 else None)
+                        linestyle=STYLES[i % len(STYLES)], label=label if i == 0 else None)
         ax.axhline(0.40 if subset == "sample" else 0.0, color="grey", linewidth=0.8)
         ax.set_xlabel("supernet training, CPU minutes (one core)")
         ax.set_title({"sample": "200 sampled cells", "top": "ensemble's top 100"}[subset])
         ax.legend(fontsize=7)
+    styles = ", ".join(f"{Path(c).stem} {n}" for c, n in zip(
+        csvs, ("solid", "dashed", "dotted", "dash-dot"), strict=False))
+    fig.suptitle(f"one line per supernet seed: {styles}", fontsize=8)
     axes[0].set_ylabel("Kendall tau vs 200-epoch test accuracy")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -158,12 +168,69 @@ def combine(prefixes: list[str], out: Path) -> str:
     return text
 
 
+def pairs(prefixes: list[str], out: Path) -> str:
+    """What a pool of two supernets (:class:`zcnas.fidelity.supernet.SupernetPool`, a cell
+    scored by the members' mean held-out loss) buys over one, from per-seed studies: at each
+    checkpoint, Kendall tau of every seed alone and of every pair of seeds (mean loss), over
+    the sample and, fused with the zero-cost ensemble, inside the top region (mean and range
+    over seeds and over pairs). Studies run on score tables a few classes apart are joined on
+    the isomorphism classes they share (ensemble, truth and subsets of the first); writes
+    ``out`` (markdown) and returns it."""
+    from itertools import combinations
+
+    cells = [pd.read_parquet(f"{p}-cells.parquet").set_index("canonical") for p in prefixes]
+    common = cells[0].index
+    for c in cells[1:]:
+        common = common.intersection(c.index)
+    cells = [c.loc[common] for c in cells]
+    tables = [pd.read_csv(f"{p}.csv") for p in prefixes]
+    base = cells[0]
+    truth, ens = base.true.to_numpy(), base.ensemble.to_numpy()
+    phases = [c[len("loss | "):] for c in base.columns
+              if c.startswith("loss | ") and "pruned" not in c]
+    duos = list(combinations(range(len(cells)), 2))
+
+    def spread(v: list[float]) -> str:
+        return f"{np.mean(v):.3f} ({min(v):.3f} - {max(v):.3f})"
+
+    rows = []
+    for phase in phases:
+        losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
+        cpu = np.mean([t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
+                       for t in tables])
+        row = [phase, f"{cpu:.1f}"]
+        for subset in ("in_sample", "in_top"):
+            m = base[subset].to_numpy() & np.all([np.isfinite(x) for x in losses], axis=0)
+
+            def tau(score, m=m, subset=subset):
+                return kendall(score[m], truth[m]) if subset == "in_sample" else \
+                    kendall(fused(ens[m], score[m]), truth[m])
+            one = [tau(-x) for x in losses]
+            two = [tau(-(losses[i] + losses[j]) / 2) for i, j in duos]
+            row += [spread(one), spread(two)]
+            if subset == "in_top":
+                row.append(f"{kendall(ens[m], truth[m]):.3f} ({int(m.sum())} cells)")
+        rows.append(row)
+    head = ["phase", "train CPU min per supernet", "sample: one supernet",
+            "sample: pool of two", "top, fused: one supernet", "top, fused: pool of two",
+            "top: ensemble alone"]
+    note = (f"{len(cells)} seeds ({', '.join(Path(p).name for p in prefixes)}), "
+            f"{len(duos)} pairs; Kendall tau against the 200-epoch test accuracy, the mean over "
+            f"seeds (or pairs) and its range; {int(base.in_sample.sum())} sampled and "
+            f"{int(base.in_top.sum())} top cells shared by every study.\n\n")
+    text = note + markdown_table(rows, head)
+    out.write_text(text + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plot", nargs="+", metavar="CSV",
                     help="only draw tau against training time from these study tables")
     ap.add_argument("--combine", nargs="+", metavar="PREFIX",
                     help="only tabulate these studies (their --out) side by side and together")
+    ap.add_argument("--pairs", nargs="+", metavar="PREFIX",
+                    help="only tabulate one supernet against pools of two from these studies")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--channels", type=int, default=8)
@@ -187,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.combine:
         print(combine(args.combine, Path(args.out)))
+        return
+    if args.pairs:
+        print(pairs(args.pairs, Path(args.out)))
         return
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -276,7 +276,7 @@ def test_a_pool_prunes_searches_and_round_trips_as_one(data, tmp_path):
 def test_the_evaluator_scores_by_a_pool(data):
     ev = SupernetEvaluator(data=data, recipe=TINY, warmup_epochs=0.25, supernets=2,
                            metric="loss")
-    assert ev.describe().startswith("2 weight-sharing supernets (their mean)")
+    assert ev.describe().startswith("mean of 2 weight-sharing supernets on ")
     (e,) = ev.evaluate([A])
     losses = [m.accuracy(A)[1] for m in ev.trainer.members]
     assert e.value == pytest.approx(-np.mean(losses))

@@ -516,9 +516,9 @@ class SupernetPool(_GradientGuided):
 
 
 def supernets_label(trainer: Any) -> str:
-    """"weight-sharing supernet", or "N weight-sharing supernets (their mean)" for a pool."""
+    """"weight-sharing supernet", or "mean of N weight-sharing supernets" for a pool."""
     if isinstance(trainer, SupernetPool):
-        return f"{len(trainer.members)} weight-sharing supernets (their mean)"
+        return f"mean of {len(trainer.members)} weight-sharing supernets"
     return "weight-sharing supernet"
 
 
