@@ -11,15 +11,20 @@ For each proxy set (the default suite ``synflow,naswot,stable`` and the componen
 in this process:
 
 1. **wall**: seconds per cell of the scoring itself (one :class:`ScoringContext` per cell,
-   every proxy of the set on it, as a worker of ``zcnas score`` runs them), best of two rounds;
+   every proxy of the set on it, as a worker of ``zcnas score`` runs them), best of three
+   rounds;
 2. **kernel floor**: every convolution (forward and backward) and matrix product the set runs
    is recorded with its arguments (a ``TorchDispatchMode``: shapes, dtypes, memory format
    (contiguous or channels-last; other strides are re-timed as contiguous), stride, padding,
    groups, which gradients the backward computes); each distinct call is then re-run alone on
-   fresh tensors of that layout, best of ``--reps`` repetitions,
-   and the floor is the sum over all calls of those best times. It is what the set would cost
-   if its convolutions and matmuls ran at the best speed this machine reaches *on those very
-   shapes* and everything else (BN, ReLU, node sums, autograd, Python) were free;
+   fresh tensors of that layout, best of ``--reps`` repetitions in each of the three rounds,
+   and the floor is the sum over all calls of those best times. Wall and floor are timed in
+   interleaved rounds (the scoring once, then every call), so a slow spell of a shared machine
+   weighs on both alike and a call's best time comes from three moments; each round's own
+   wall / floor is printed beside them, the spread of the yardstick on this machine. The floor
+   is what the set would cost if its convolutions and matmuls ran at the best speed this
+   machine reaches *on those very shapes* and everything else (BN, ReLU, node sums, autograd,
+   Python) were free;
 3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
    matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
    NB201 convolutions, which never reach that rate);
@@ -56,6 +61,8 @@ SETS = {
     "ensemble:zcnas": "meco,stable,jacov,gradsign,az_progressivity,az_trainability",
 }
 aten = torch.ops.aten
+#: interleaved rounds of wall and floor timing (see :func:`measure`)
+ROUNDS = 3
 CONV, CONV_BWD = aten.convolution.default, aten.convolution_backward.default
 MATMUL = {aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default}
 RECORDED = {CONV, CONV_BWD, *MATMUL}
@@ -204,21 +211,34 @@ def profile_classes(archs, proxies, bank) -> tuple[dict[str, float], float]:
     return per, wall / n
 
 
-def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[str]:
+def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
+            rounds: int = ROUNDS) -> list[str]:
+    """Wall and floor of one proxy set, measured in ``rounds`` interleaved rounds (see the
+    module docstring): each round times the scoring once, then every distinct call ``reps``
+    times; the wall is the best round, each call's time its best over every round."""
     proxies = create_scorers(spec)
     score_all(archs[:1], proxies, bank)  # warm-up: imports, first allocations
-    walls = []
-    for _ in range(2):
-        start = time.perf_counter()
-        score_all(archs, proxies, bank)
-        walls.append((time.perf_counter() - start) / len(archs))
-    wall = min(walls)
     rec = Recorder()
     with rec:
         score_all(archs, proxies, bank)
+    calls = list(rec.calls.items())
+    n = len(archs)
+    walls, round_floors = [], []
+    best = [float("inf")] * len(calls)
+    for _ in range(rounds):
+        start = time.perf_counter()
+        score_all(archs, proxies, bank)
+        walls.append((time.perf_counter() - start) / n)
+        this = 0.0
+        for i, ((func, sig), count) in enumerate(calls):
+            t = best_time(func, sig, reps)
+            best[i] = min(best[i], t)
+            this += t * count
+        round_floors.append(this / n)
+    wall = min(walls)
     floor = peak_floor = conv_floor = pool_floor = mm_floor = 0.0
-    for (func, sig), count in rec.calls.items():
-        t = best_time(func, sig, reps) * count
+    for ((func, sig), count), b in zip(calls, best, strict=True):
+        t = b * count
         f = flops(func, sig) * count
         floor += t
         peak_floor += f / peak
@@ -228,8 +248,8 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[s
             pool_floor += t
         else:
             conv_floor += t
-    n = len(archs)
     floor, peak_floor = floor / n, peak_floor / n
+    ratios = " ".join(f"{w / f:.2f}" for w, f in zip(walls, round_floors, strict=True))
     # the profiler keeps every event with its shapes: a few cells suffice for the shares and
     # keep its memory bounded (10 cells of ensemble:zcnas grew past 20 GB)
     classes, prof_wall = profile_classes(archs[:3], proxies, bank)
@@ -237,8 +257,9 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float) -> list[s
         f"## {name}: {spec}",
         "",
         f"{'':44s}{'s/cell':>9s}{'wall / it':>11s}",
-        f"{'wall (one thread, best of 2 rounds)':44s}{wall:9.3f}{1:11.2f}",
+        f"{f'wall (one thread, best of {rounds} rounds)':44s}{wall:9.3f}{1:11.2f}",
         f"{'kernel floor (own shapes, best of reps)':44s}{floor:9.3f}{wall / floor:11.2f}",
+        f"{'  wall / floor of each round':44s}{ratios:>20s}",
         f"{'  of it: convolutions':44s}{conv_floor / n:9.3f}",
         f"{'  of it: pooling (depthwise 3x3)':44s}{pool_floor / n:9.3f}",
         f"{'  of it: matmuls':44s}{mm_floor / n:9.3f}",
