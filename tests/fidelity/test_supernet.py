@@ -265,12 +265,26 @@ def test_a_pool_prunes_searches_and_round_trips_as_one(data, tmp_path):
     again = make_supernet(data=data, recipe=TINY, supernets=2, seed=7)
     again.load(path)
     assert again.accuracy(A) == pool.accuracy(A)
+    assert again.epochs_done == pool.epochs_done == pytest.approx(0.25)
+    for m, n in zip(again.members, pool.members, strict=True):
+        assert m.history == n.history and m.rng.bit_generator.state == n.rng.bit_generator.state
+        assert str(m.opt.state_dict()) == str(n.opt.state_dict())
     assert [m.seed for m in again.members] == [7, 100_010]  # the weights are what was saved
     with pytest.raises(CheckpointError, match="holds 2 supernets, not 3"):
         make_supernet(data=data, recipe=TINY, supernets=3).load(path)
     pool.members[0].save(tmp_path / "one.pt")
     with pytest.raises(CheckpointError, match="not a zcnas supernet pool checkpoint"):
         again.load(tmp_path / "one.pt")
+    # a mismatch in a later member leaves every member as it was
+    state = torch.load(path, weights_only=True)
+    state["members"][1]["dataset"] = "cifar100"
+    torch.save(state, path)
+    fresh = make_supernet(data=data, recipe=TINY, supernets=2, seed=7)
+    before = [w.clone() for w in _weights(fresh.members[0].net)]
+    with pytest.raises(CheckpointError, match="dataset mismatch"):
+        fresh.load(path)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(fresh.members[0].net), before,
+                                                 strict=True))
 
 
 def test_the_evaluator_scores_by_a_pool(data):

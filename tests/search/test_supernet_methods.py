@@ -152,8 +152,11 @@ def test_each_method_searches_on_real_images_within_its_budget(method, data_root
 
 def _snapshot(plan) -> dict:
     ev = plan.ladder.stages[0].evaluator
-    nets = [m.net for m in getattr(ev.trainer, "members", [ev.trainer])]
+    members = getattr(ev.trainer, "members", [ev.trainer])
+    nets = [m.net for m in members]
     return {"searcher": plan.searcher.state_dict(),
+            "allowed": [net.allowed.tolist() for net in nets],
+            "rngs": [m.rng.bit_generator.state for m in members],
             "values": {k: v[:3] for k, v in ev.values.items()}, "version": ev.version,
             "weights": {f"{i}.{k}": v.clone() for i, net in enumerate(nets)
                         for k, v in net.state_dict().items() if isinstance(v, torch.Tensor)},
@@ -162,6 +165,7 @@ def _snapshot(plan) -> dict:
 
 def _same(a: dict, b: dict) -> None:
     assert a["searcher"] == b["searcher"]
+    assert a["allowed"] == b["allowed"] and a["rngs"] == b["rngs"]
     assert a["values"] == b["values"] and a["version"] == b["version"]
     assert a["records"] == b["records"]
     assert a["weights"].keys() == b["weights"].keys()
@@ -173,7 +177,8 @@ def _same(a: dict, b: dict) -> None:
     ("ftga", 1), pytest.param("genas", 1, marks=pytest.mark.slow),
     pytest.param("gevonas", 1, marks=pytest.mark.slow),
     # a pool of two supernets: every member's weights and RNG come back
-    ("ftga", 2), pytest.param("genas", 2, marks=pytest.mark.slow)])
+    ("ftga", 2), pytest.param("genas", 2, marks=pytest.mark.slow),
+    pytest.param("gevonas", 2, marks=pytest.mark.slow)])
 def test_a_killed_search_resumes_exactly(method, supernets, data_root, tmp_path):
     """SIGKILL a run mid-search; the resumed run ends exactly where an uninterrupted one
     does: searcher, fitness values and versions, supernet weights."""

@@ -97,7 +97,8 @@ class HammingKernel:
             x = x.permute(0, 2, 3, 1)  # a view: feature order does not change c c^T
         # the 0/1 codes (x > 0) as float32: sign(relu(x)) is the same tensor in two cheap passes
         # instead of a compare into bool and a conversion (4% of the default suite on CPU);
-        # torch's sign already maps NaN to 0, nan_to_num_ keeps that true on every backend
+        # torch's sign maps NaN to 0 on the CPU and CUDA; nan_to_num_ is a guard for any other
+        # backend (tests/scoring/test_hamming.py checks the codes, not the guard)
         c = torch.relu(x.reshape(x.shape[0], -1)).sign_().nan_to_num_(0.0).float()
         s = c.sum(1, dtype=torch.float64)
         # c c^T + (1-c)(1-c)^T = 2 c c^T + D - s_i - s_j  (one matmul instead of two)
