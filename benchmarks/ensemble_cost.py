@@ -31,11 +31,10 @@ import torch
 from scipy.stats import kendalltau
 
 from benchmarks._machine import cpu_name
-from benchmarks.ensemble_selection import _ens, _matrix, halves
+from benchmarks.ensemble_selection import _ens, scored_halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
 from zcnas._text import markdown_table
-from zcnas.analysis.correlate import prepare, read_scores
 from zcnas.analysis.metrics import spearman
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
@@ -100,10 +99,8 @@ def main() -> None:
     started = time.perf_counter()
 
     bench = open_benchmark("nats-tss", root=args.data)
-    every, keep, higher, _ = _matrix(prepare(read_scores(args.scores), bench, proxies="all"))
-    df = every[keep]
-    acc = bench.accuracies(df.index.to_numpy(), "cifar10", epochs=200)
-    dev_pos, test_pos = halves(len(df), args.seed)
+    df, higher, acc, dev_pos, test_pos = scored_halves(args.scores, bench, args.seed,
+                                                       distinct=True)
     test, test_acc = df.iloc[test_pos], acc[test_pos]
     dev, dev_acc = df.iloc[dev_pos], acc[dev_pos]
 

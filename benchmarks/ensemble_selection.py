@@ -66,6 +66,17 @@ def halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
 
 
+def scored_halves(paths, bench, seed: int, *, distinct: bool = False):
+    """The score tables ``paths`` as one frame (arch index x score column; ``distinct``: an
+    identical column only once), each column's direction, the CIFAR-10 200-epoch accuracy of
+    the rows, and the dev / held-out positions of :func:`halves`."""
+    every, keep, higher, _ = _matrix(prepare(read_scores(paths), bench, proxies="all"))
+    df = every[keep] if distinct else every
+    acc = bench.accuracies(df.index.to_numpy(), "cifar10", epochs=200)
+    dev_pos, test_pos = halves(len(df), seed)
+    return df, higher, acc, dev_pos, test_pos
+
+
 def _ens(method, df, comps, higher):
     return METHODS[method](df[list(comps)].to_numpy(), [higher[c] for c in comps])
 

@@ -48,7 +48,7 @@ import torch
 from scipy.stats import kendalltau
 
 from benchmarks._machine import cpu_name
-from benchmarks.ensemble_selection import _matrix, halves
+from benchmarks.ensemble_selection import _matrix, scored_halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
 from zcnas._text import markdown_table
@@ -152,9 +152,7 @@ def main() -> None:
     started = time.perf_counter()
 
     bench = open_benchmark("nats-tss", root=args.data)
-    every, _, higher, _ = _matrix(prepare(read_scores(args.scores), bench, proxies="all"))
-    acc = bench.accuracies(every.index.to_numpy(), "cifar10", epochs=200)
-    dev_pos, test_pos = halves(len(every), args.seed)
+    every, higher, acc, dev_pos, test_pos = scored_halves(args.scores, bench, args.seed)
     dev, test = every.iloc[dev_pos], every.iloc[test_pos]
     dev_acc, test_acc = acc[dev_pos], acc[test_pos]
 
