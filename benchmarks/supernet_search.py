@@ -13,7 +13,15 @@ in parts), then this script writes the table::
     zcnas search --method mfea --ladder proxy --budget 300 --seeds 3 --workers 2 \\
         --data ../shared/data --out results/search/supernet-cpu/mfea-proxy \\
         --param population_size=20 --param tournament_size=5
+    zcnas search --method oneshot,genas,gevonas,ftga --budget 300 --seeds 3 --workers 2 \\
+        --data ../shared/data --out results/search/supernet-cpu/trains-pool2 \\
+        --param warmup_epochs=15 --param population=20 --param train_epochs=1 \\
+        --param stage_epochs=3 --param finetune_epochs=1 --param supernets=2
     python -m benchmarks.supernet_search results/search/supernet-cpu
+
+The third command runs the four supernet methods with a pool of two supernets (the mean of two
+independently seeded supernets' held-out losses, ``zcnas.fidelity.supernet.SupernetPool``) at
+the same budget; their rows read ``genas (2 supernets)`` and so on.
 
 It writes ``README.md`` (the tables) and ``results.json`` (every finished run's result, the
 per-run checkpoints under ``*/runs/`` being too large to commit) beside the output folders.
@@ -30,13 +38,38 @@ from pathlib import Path
 from zcnas._text import markdown_table
 
 
+def run_key(result: dict) -> tuple:
+    return label(result), result["config"]["seed"], result["config"]["budget"]
+
+
 def load(root: Path) -> list[dict]:
-    out = []
+    """Every finished run: the checkpoints under ``*/runs/`` on this machine, and the results
+    of ``results.json`` (written by an earlier call) that no checkpoint here replaces, so a
+    protocol run in parts, or on several machines, keeps every finished run's row."""
+    found = {}
     for f in sorted(root.glob("*/runs/*.json")):
         state = json.loads(f.read_text())
         if state.get("result") is not None:
-            out.append(state["result"])
-    return out
+            found[run_key(state["result"])] = state["result"]
+    kept = root / "results.json"
+    earlier = json.loads(kept.read_text()) if kept.exists() else []
+    return [r for r in earlier if run_key(r) not in found] + list(found.values())
+
+
+METHODS = ("genas", "gevonas", "ftga", "oneshot", "mfea")
+
+
+def label(run: dict) -> str:
+    """The method, with its supernet pool when it has more than one supernet."""
+    method = run["config"]["method"]
+    k = int(run["config"].get("params", {}).get("supernets", 1))
+    return f"{method} ({k} supernets)" if k > 1 else method
+
+
+def order_key(name: str) -> tuple:
+    """The paper methods in a fixed order, each followed by its pools; others after."""
+    method, _, pool = name.partition(" (")
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method, pool)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,9 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no finished runs under {root}")
     by: dict[str, list[dict]] = {}
     for r in runs:
-        by.setdefault(r["config"]["method"], []).append(r)
-    order = [m for m in ("genas", "gevonas", "ftga", "oneshot", "mfea") if m in by]
-    order += sorted(set(by) - set(order))
+        by.setdefault(label(r), []).append(r)
+    order = sorted(by, key=order_key)
     summary, detail = [], []
     for m in order:
         rs = sorted(by[m], key=lambda r: r["config"]["seed"])
