@@ -10,7 +10,8 @@ Run (the numbers in results/supernet/)::
 
 then, over several seeds' studies, ``--combine PREFIX...`` (the seeds side by side and their
 mean rank), ``--pairs PREFIX...`` (one supernet against every pool of two, the
-:class:`~zcnas.fidelity.supernet.SupernetPool` rule) and ``--plot CSV...``; the commands of
+:class:`~zcnas.fidelity.supernet.SupernetPool` rule), ``--pools PREFIX...`` (pools of every
+size, with a bootstrap interval of the top region's gain) and ``--plot CSV...``; the commands of
 each committed table are in results/supernet/README.md.
 
 Protocol (seeded; the held-out images are part of the training split, never the test set):
@@ -168,6 +169,82 @@ def combine(prefixes: list[str], out: Path) -> str:
     return text
 
 
+def shared_studies(prefixes: list[str]) -> tuple[list[pd.DataFrame], list[pd.DataFrame],
+                                                  list[str]]:
+    """Per-seed studies joined on the isomorphism classes they all hold: each study's cells
+    (indexed by class, in the first study's order), each study's table, and the phases whose
+    losses every cell has (pruned phases left out)."""
+    cells = [pd.read_parquet(f"{p}-cells.parquet").set_index("canonical") for p in prefixes]
+    common = cells[0].index
+    for c in cells[1:]:
+        common = common.intersection(c.index)
+    cells = [c.loc[common] for c in cells]
+    tables = [pd.read_csv(f"{p}.csv") for p in prefixes]
+    phases = [c[len("loss | "):] for c in cells[0].columns
+              if c.startswith("loss | ") and "pruned" not in c]
+    return cells, tables, phases
+
+
+def top_gain(cells: np.ndarray, pools: list[np.ndarray], ens: np.ndarray,
+             truth: np.ndarray) -> float:
+    """Over ``cells`` (positions, repeats allowed): the mean Kendall tau of each pool's
+    score fused with the ensemble, less the ensemble's own."""
+    t, e = truth[cells], ens[cells]
+    return float(np.mean([kendall(fused(e, p[cells]), t) for p in pools]) - kendall(e, t))
+
+
+def pool_sizes(prefixes: list[str], out: Path, resamples: int = 1000, seed: int = 0) -> str:
+    """Pools of every size, from per-seed studies: for k = 1 .. the number of seeds and each
+    checkpoint, Kendall tau of every pool of k seeds (a cell scored by their mean held-out
+    loss) over the sample and, fused with the zero-cost ensemble, inside the top region
+    (mean and range over the pools), and the top region's gain over the ensemble alone
+    (the pools' mean) with a 95% bootstrap interval over the top cells: ``resamples`` draws
+    of the top cells with replacement, each scoring the ensemble and every pool on the same
+    draw. Writes ``out`` (markdown) and returns it."""
+    from itertools import combinations
+
+    cells, tables, phases = shared_studies(prefixes)
+    base = cells[0]
+    truth, ens = base.true.to_numpy(), base.ensemble.to_numpy()
+    n = len(cells)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for phase in phases:
+        losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
+        finite = np.all([np.isfinite(x) for x in losses], axis=0)
+        cpu = np.mean([t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
+                       for t in tables])
+        sample = base.in_sample.to_numpy() & finite
+        top = np.flatnonzero(base.in_top.to_numpy() & finite)
+        draws = [rng.integers(0, len(top), len(top)) for _ in range(resamples)]
+        for k in range(1, n + 1):
+            pools = [-np.mean([losses[i] for i in g], axis=0)
+                     for g in combinations(range(n), k)]
+            on_sample = [kendall(p[sample], truth[sample]) for p in pools]
+            on_top = [kendall(fused(ens[top], p[top]), truth[top]) for p in pools]
+            boot = [top_gain(top[idx], pools, ens, truth) for idx in draws]
+            lo, hi = np.quantile(boot, [0.025, 0.975])
+            rows.append([phase, k, f"{k * cpu:.1f}",
+                         f"{np.mean(on_sample):.3f} ({min(on_sample):.3f} - "
+                         f"{max(on_sample):.3f})",
+                         f"{np.mean(on_top):.3f} ({min(on_top):.3f} - {max(on_top):.3f})",
+                         f"{top_gain(top, pools, ens, truth):+.3f} [{lo:+.3f}, {hi:+.3f}]"])
+    top_all = base.in_top.to_numpy()
+    note = (f"{n} seeds ({', '.join(Path(p).name for p in prefixes)}): every pool of k of "
+            f"them (a cell scored by the members' mean held-out loss); Kendall tau against "
+            f"the 200-epoch test accuracy, the mean over pools and its range; "
+            f"{int(base.in_sample.sum())} sampled and {int(top_all.sum())} top cells shared "
+            f"by every study. The ensemble alone ranks the top cells at "
+            f"{kendall(ens[top_all], truth[top_all]):.3f}. Gain: the pools' mean fused tau "
+            f"less the ensemble's, with a 95% bootstrap interval over the top cells "
+            f"({resamples} resamples, seed {seed}).\n\n")
+    head = ["phase", "supernets", "train CPU min (all members)", "sample tau",
+            "top tau, fused", "top: gain over the ensemble [95%]"]
+    text = note + markdown_table(rows, head)
+    out.write_text(text + "\n")
+    return text
+
+
 def pairs(prefixes: list[str], out: Path) -> str:
     """What a pool of two supernets (:class:`zcnas.fidelity.supernet.SupernetPool`, a cell
     scored by the members' mean held-out loss) buys over one, from per-seed studies: at each
@@ -178,16 +255,9 @@ def pairs(prefixes: list[str], out: Path) -> str:
     ``out`` (markdown) and returns it."""
     from itertools import combinations
 
-    cells = [pd.read_parquet(f"{p}-cells.parquet").set_index("canonical") for p in prefixes]
-    common = cells[0].index
-    for c in cells[1:]:
-        common = common.intersection(c.index)
-    cells = [c.loc[common] for c in cells]
-    tables = [pd.read_csv(f"{p}.csv") for p in prefixes]
+    cells, tables, phases = shared_studies(prefixes)
     base = cells[0]
     truth, ens = base.true.to_numpy(), base.ensemble.to_numpy()
-    phases = [c[len("loss | "):] for c in base.columns
-              if c.startswith("loss | ") and "pruned" not in c]
     duos = list(combinations(range(len(cells)), 2))
 
     def spread(v: list[float]) -> str:
@@ -231,6 +301,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="only tabulate these studies (their --out) side by side and together")
     ap.add_argument("--pairs", nargs="+", metavar="PREFIX",
                     help="only tabulate one supernet against pools of two from these studies")
+    ap.add_argument("--pools", nargs="+", metavar="PREFIX",
+                    help="only tabulate pools of every size from these studies, with "
+                         "bootstrap intervals of the top region's gain over the ensemble")
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--channels", type=int, default=8)
@@ -257,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.pairs:
         print(pairs(args.pairs, Path(args.out)))
+        return
+    if args.pools:
+        print(pool_sizes(args.pools, Path(args.out)))
         return
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from benchmarks.supernet_study import fused, pairs
+from benchmarks.supernet_study import fused, pairs, pool_sizes
 
 PHASE = "one-shot, 10 epochs"
 
@@ -49,3 +49,34 @@ def test_pairs_average_the_losses_on_the_shared_classes(tmp_path):
     assert cells[3] == f"{np.mean(duo):.3f} ({min(duo):.3f} - {max(duo):.3f})"
     assert cells[4] == f"{np.mean(top_one):.3f} ({min(top_one):.3f} - {max(top_one):.3f})"
     assert cells[6] == f"{kendalltau(ens[t], truth[t])[0]:.3f} (6 cells)"
+
+
+def test_pools_of_every_size_with_a_bootstrap_interval_of_the_top_gain(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 30
+    canon = [f"c{i}" for i in range(n)]
+    truth = np.arange(n, dtype=float)
+    top = truth >= 10
+    losses = [-truth + rng.normal(0, 8, n) for _ in range(3)]
+    prefixes = [str(tmp_path / f"s{k}") for k in range(3)]
+    for k in range(3):
+        _study(prefixes[k], canon, truth, losses[k], top)
+    text = pool_sizes(prefixes, tmp_path / "pools.md", resamples=200)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {PHASE}")]
+    assert [r[1] for r in rows] == ["1", "2", "3"]
+    assert [r[2] for r in rows] == ["1.5", "3.0", "4.5"]  # every member's training counts
+    ens = truth + np.sin(np.arange(n))
+    t = np.flatnonzero(top)
+    pools = [[(0,), (1,), (2,)], [(0, 1), (0, 2), (1, 2)], [(0, 1, 2)]]  # sizes 1, 2, 3
+    for row, groups in zip(rows, pools, strict=True):
+        scores = [-np.mean([losses[i] for i in g], axis=0) for g in groups]
+        sample = [kendalltau(x, truth)[0] for x in scores]
+        fused_top = [kendalltau(fused(ens[t], x[t]), truth[t])[0] for x in scores]
+        gain = np.mean(fused_top) - kendalltau(ens[t], truth[t])[0]
+        assert row[3] == f"{np.mean(sample):.3f} ({min(sample):.3f} - {max(sample):.3f})"
+        assert row[4] == f"{np.mean(fused_top):.3f} ({min(fused_top):.3f} - {max(fused_top):.3f})"
+        point, interval = row[5].split(" [")
+        lo, hi = (float(v) for v in interval.rstrip("]").split(", "))
+        assert point == f"{gain:+.3f}"
+        assert lo < gain < hi and hi - lo > 0.05  # 20 top cells: a wide interval
