@@ -37,25 +37,6 @@ from pathlib import Path
 
 from zcnas._text import markdown_table
 
-
-def run_key(result: dict) -> tuple:
-    return label(result), result["config"]["seed"], result["config"]["budget"]
-
-
-def load(root: Path) -> list[dict]:
-    """Every finished run: the checkpoints under ``*/runs/`` on this machine, and the results
-    of ``results.json`` (written by an earlier call) that no checkpoint here replaces, so a
-    protocol run in parts, or on several machines, keeps every finished run's row."""
-    found = {}
-    for f in sorted(root.glob("*/runs/*.json")):
-        state = json.loads(f.read_text())
-        if state.get("result") is not None:
-            found[run_key(state["result"])] = state["result"]
-    kept = root / "results.json"
-    earlier = json.loads(kept.read_text()) if kept.exists() else []
-    return [r for r in earlier if run_key(r) not in found] + list(found.values())
-
-
 METHODS = ("genas", "gevonas", "ftga", "oneshot", "mfea")
 
 
@@ -67,9 +48,32 @@ def label(run: dict) -> str:
 
 
 def order_key(name: str) -> tuple:
-    """The paper methods in a fixed order, each followed by its pools; others after."""
+    """The paper methods in a fixed order, each followed by its pools (by size); others
+    after."""
     method, _, pool = name.partition(" (")
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method, pool)
+    size = int(pool.split()[0]) if pool else 1
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method, size)
+
+
+def run_key(result: dict) -> str:
+    """A run is its whole configuration (method, seed, budget, parameters, ...)."""
+    return json.dumps(result["config"], sort_keys=True)
+
+
+def load(root: Path) -> list[dict]:
+    """Every finished run: the checkpoints under ``*/runs/`` on this machine, and the results
+    of ``results.json`` (written by an earlier call) that no checkpoint here replaces (same
+    configuration), so a protocol run in parts, or on several machines, keeps every finished
+    run's row. A row stays until it is removed from ``results.json``, even when its output
+    folder is gone."""
+    found = {}
+    for f in sorted(root.glob("*/runs/*.json")):
+        state = json.loads(f.read_text())
+        if state.get("result") is not None:
+            found[run_key(state["result"])] = state["result"]
+    kept = root / "results.json"
+    earlier = json.loads(kept.read_text()) if kept.exists() else []
+    return [r for r in earlier if run_key(r) not in found] + list(found.values())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,3 +45,17 @@ def test_committed_results_are_kept_when_their_checkpoints_are_gone(tmp_path, ca
     assert "| genas | 2 | 91.00 +- 1.41 |" in text
     assert "| genas (2 supernets) | 1 | 94.00 +- 0.00 |" in text
     assert len(json.loads((tmp_path / "results.json").read_text())) == 3
+
+
+def test_runs_of_other_settings_are_all_kept(tmp_path, capsys):
+    # the same method and seed under two settings: two runs, neither replaces the other
+    _run(tmp_path, "mfea-proxy", "mfea", 0, 93.0, {"population_size": 20})
+    _run(tmp_path, "mfea-large", "mfea", 0, 94.0, {"population_size": 50})
+    for k in (2, 10):
+        _run(tmp_path, f"pool{k}", "genas", 0, 90.0 + k, {"supernets": k})
+    main([str(tmp_path)])
+    assert len(json.loads((tmp_path / "results.json").read_text())) == 4
+    text = (tmp_path / "README.md").read_text()
+    assert "| mfea | 2 | 93.50 +- 0.71 |" in text
+    # pools in the order of their size, not of their label's text
+    assert text.index("| genas (2 supernets)") < text.index("| genas (10 supernets)")
