@@ -61,7 +61,7 @@ def test_pools_of_every_size_with_a_bootstrap_interval_of_the_top_gain(tmp_path)
     prefixes = [str(tmp_path / f"s{k}") for k in range(3)]
     for k in range(3):
         _study(prefixes[k], canon, truth, losses[k], top)
-    text = pool_sizes(prefixes, tmp_path / "pools.md", resamples=200)
+    text = pool_sizes(prefixes, tmp_path / "pools.md", resamples=60)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
             if line.startswith(f"| {PHASE}")]
     assert [r[1] for r in rows] == ["1", "2", "3"]
@@ -69,9 +69,9 @@ def test_pools_of_every_size_with_a_bootstrap_interval_of_the_top_gain(tmp_path)
     ens = truth + np.sin(np.arange(n))
     t = np.flatnonzero(top)
     pools = [[(0,), (1,), (2,)], [(0, 1), (0, 2), (1, 2)], [(0, 1, 2)]]  # sizes 1, 2, 3
-    # the draws: 200 of the 20 top cells with replacement (seed 0), shared by every pool size
+    # the draws: 60 of the 20 top cells with replacement (seed 0), shared by every pool size
     rng = np.random.default_rng(0)
-    draws = [t[rng.integers(0, len(t), len(t))] for _ in range(200)]
+    draws = [t[rng.integers(0, len(t), len(t))] for _ in range(60)]
 
     def gain(cells, scores):
         return (np.mean([kendalltau(fused(ens[cells], x[cells]), truth[cells])[0]
