@@ -185,6 +185,30 @@ def shared_studies(prefixes: list[str]) -> tuple[list[pd.DataFrame], list[pd.Dat
     return cells, tables, phases
 
 
+def phase_losses(cells: list[pd.DataFrame], tables: list[pd.DataFrame],
+                 phase: str) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Each study's held-out losses at ``phase``, where every study has one, and the mean
+    CPU minutes of training per supernet up to it."""
+    losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
+    finite = np.all([np.isfinite(x) for x in losses], axis=0)
+    cpu = float(np.mean([t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
+                         for t in tables]))
+    return losses, finite, cpu
+
+
+def pool_scores(losses: list[np.ndarray], k: int) -> list[np.ndarray]:
+    """The score (minus the mean loss) of every pool of ``k`` of the studies' supernets."""
+    from itertools import combinations
+
+    return [-np.mean([losses[i] for i in g], axis=0)
+            for g in combinations(range(len(losses)), k)]
+
+
+def spread(v: list[float]) -> str:
+    """Mean and range."""
+    return f"{np.mean(v):.3f} ({min(v):.3f} - {max(v):.3f})"
+
+
 def top_gain(cells: np.ndarray, pools: list[np.ndarray], ens: np.ndarray,
              truth: np.ndarray) -> float:
     """Over ``cells`` (positions, repeats allowed): the mean Kendall tau of each pool's
@@ -201,8 +225,6 @@ def pool_sizes(prefixes: list[str], out: Path, resamples: int = 1000, seed: int 
     (the pools' mean) with a 95% bootstrap interval over the top cells: ``resamples`` draws
     of the top cells with replacement, each scoring the ensemble and every pool on the same
     draw. Writes ``out`` (markdown) and returns it."""
-    from itertools import combinations
-
     cells, tables, phases = shared_studies(prefixes)
     base = cells[0]
     truth, ens = base.true.to_numpy(), base.ensemble.to_numpy()
@@ -210,24 +232,17 @@ def pool_sizes(prefixes: list[str], out: Path, resamples: int = 1000, seed: int 
     rng = np.random.default_rng(seed)
     rows = []
     for phase in phases:
-        losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
-        finite = np.all([np.isfinite(x) for x in losses], axis=0)
-        cpu = np.mean([t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
-                       for t in tables])
+        losses, finite, cpu = phase_losses(cells, tables, phase)
         sample = base.in_sample.to_numpy() & finite
         top = np.flatnonzero(base.in_top.to_numpy() & finite)
         draws = [rng.integers(0, len(top), len(top)) for _ in range(resamples)]
         for k in range(1, n + 1):
-            pools = [-np.mean([losses[i] for i in g], axis=0)
-                     for g in combinations(range(n), k)]
+            pools = pool_scores(losses, k)
             on_sample = [kendall(p[sample], truth[sample]) for p in pools]
             on_top = [kendall(fused(ens[top], p[top]), truth[top]) for p in pools]
             boot = [top_gain(top[idx], pools, ens, truth) for idx in draws]
             lo, hi = np.quantile(boot, [0.025, 0.975])
-            rows.append([phase, k, f"{k * cpu:.1f}",
-                         f"{np.mean(on_sample):.3f} ({min(on_sample):.3f} - "
-                         f"{max(on_sample):.3f})",
-                         f"{np.mean(on_top):.3f} ({min(on_top):.3f} - {max(on_top):.3f})",
+            rows.append([phase, k, f"{k * cpu:.1f}", spread(on_sample), spread(on_top),
                          f"{top_gain(top, pools, ens, truth):+.3f} [{lo:+.3f}, {hi:+.3f}]"])
     top_all = base.in_top.to_numpy()
     note = (f"{n} seeds ({', '.join(Path(p).name for p in prefixes)}): every pool of k of "
@@ -253,31 +268,22 @@ def pairs(prefixes: list[str], out: Path) -> str:
     over seeds and over pairs). Studies run on score tables a few classes apart are joined on
     the isomorphism classes they share (ensemble, truth and subsets of the first); writes
     ``out`` (markdown) and returns it."""
-    from itertools import combinations
-
     cells, tables, phases = shared_studies(prefixes)
     base = cells[0]
     truth, ens = base.true.to_numpy(), base.ensemble.to_numpy()
-    duos = list(combinations(range(len(cells)), 2))
-
-    def spread(v: list[float]) -> str:
-        return f"{np.mean(v):.3f} ({min(v):.3f} - {max(v):.3f})"
+    n_pairs = len(cells) * (len(cells) - 1) // 2
 
     rows = []
     for phase in phases:
-        losses = [c[f"loss | {phase}"].to_numpy() for c in cells]
-        cpu = np.mean([t[(t.phase == phase) & (t.subset == "sample")].train_cpu_min.iloc[0]
-                       for t in tables])
+        losses, finite, cpu = phase_losses(cells, tables, phase)
         row = [phase, f"{cpu:.1f}"]
         for subset in ("in_sample", "in_top"):
-            m = base[subset].to_numpy() & np.all([np.isfinite(x) for x in losses], axis=0)
+            m = base[subset].to_numpy() & finite
 
             def tau(score, m=m, subset=subset):
                 return kendall(score[m], truth[m]) if subset == "in_sample" else \
                     kendall(fused(ens[m], score[m]), truth[m])
-            one = [tau(-x) for x in losses]
-            two = [tau(-(losses[i] + losses[j]) / 2) for i, j in duos]
-            row += [spread(one), spread(two)]
+            row += [spread([tau(x) for x in pool_scores(losses, k)]) for k in (1, 2)]
             if subset == "in_top":
                 row.append(f"{kendall(ens[m], truth[m]):.3f} ({int(m.sum())} cells)")
         rows.append(row)
@@ -285,7 +291,7 @@ def pairs(prefixes: list[str], out: Path) -> str:
             "sample: pool of two", "top, fused: one supernet", "top, fused: pool of two",
             "top: ensemble alone"]
     note = (f"{len(cells)} seeds ({', '.join(Path(p).name for p in prefixes)}), "
-            f"{len(duos)} pairs; Kendall tau against the 200-epoch test accuracy, the mean over "
+            f"{n_pairs} pairs; Kendall tau against the 200-epoch test accuracy, the mean over "
             f"seeds (or pairs) and its range; {int(base.in_sample.sum())} sampled and "
             f"{int(base.in_top.sum())} top cells shared by every study.\n\n")
     text = note + markdown_table(rows, head)

@@ -21,14 +21,18 @@ def _study(prefix, canon, truth, loss, in_top) -> None:
                   "train_cpu_min": [1.5, 1.5]}).to_csv(f"{prefix}.csv", index=False)
 
 
-def test_pairs_average_the_losses_on_the_shared_classes(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 12
-    canon = [f"c{i}" for i in range(n)]
+def _seeds(tmp_path, n, cut, noise, seed):
+    """Three seeds' noisy losses over ``n`` classes of accuracy 0 .. n-1 (top: >= ``cut``)."""
+    rng = np.random.default_rng(seed)
     truth = np.arange(n, dtype=float)
-    top = truth >= 6
-    losses = [-truth + rng.normal(0, 3, n) for _ in range(3)]
+    losses = [-truth + rng.normal(0, noise, n) for _ in range(3)]
     prefixes = [str(tmp_path / f"s{k}") for k in range(3)]
+    return [f"c{i}" for i in range(n)], truth, truth >= cut, losses, prefixes
+
+
+def test_pairs_average_the_losses_on_the_shared_classes(tmp_path):
+    n = 12
+    canon, truth, top, losses, prefixes = _seeds(tmp_path, n, 6, 3, seed=0)
     for k in range(2):
         _study(prefixes[k], canon, truth, losses[k], top)
     # the third study lacks class c0 and has one of its own: only the 11 shared classes count
@@ -52,13 +56,8 @@ def test_pairs_average_the_losses_on_the_shared_classes(tmp_path):
 
 
 def test_pools_of_every_size_with_a_bootstrap_interval_of_the_top_gain(tmp_path):
-    rng = np.random.default_rng(1)
     n = 30
-    canon = [f"c{i}" for i in range(n)]
-    truth = np.arange(n, dtype=float)
-    top = truth >= 10
-    losses = [-truth + rng.normal(0, 8, n) for _ in range(3)]
-    prefixes = [str(tmp_path / f"s{k}") for k in range(3)]
+    canon, truth, top, losses, prefixes = _seeds(tmp_path, n, 10, 8, seed=1)
     for k in range(3):
         _study(prefixes[k], canon, truth, losses[k], top)
     text = pool_sizes(prefixes, tmp_path / "pools.md", resamples=60)
