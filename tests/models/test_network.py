@@ -189,3 +189,36 @@ def test_plain_pruning_loses_dead_relu_inputs():
     pruned = build_network(cell)
     pruned.load_state_dict(naive.state_dict(), strict=False)
     assert not torch.equal(_relu_kernel(naive, x), _relu_kernel(pruned, x))
+
+
+def _structure(net):
+    return [(name, type(m).__name__) for name, m in net.named_modules()]
+
+
+@pytest.mark.parametrize("relu_probes", [False, True])
+def test_pruning_in_place_is_the_pruned_build_with_the_naive_weights(relu_probes):
+    rng = np.random.default_rng(5)
+    cells = [nats_tss.parse_arch(a) for a in DEGENERATE] + [nats_tss.sample(rng)
+                                                           for _ in range(8)]
+    x = torch.randn(4, 3, 32, 32)
+    for cell in cells:
+        naive = build_network(cell, prune=False)
+        built = build_network(cell, relu_probes=relu_probes)
+        built.load_state_dict(naive.state_dict(), strict=False)
+        in_place = naive.prune_(relu_probes=relu_probes)
+        assert sorted(_structure(in_place)) == sorted(_structure(built)), str(cell)
+        assert list(in_place.state_dict()) == list(built.state_dict())
+        assert all(torch.equal(a, b) for a, b in zip(in_place.state_dict().values(),
+                                                    built.state_dict().values()))
+        assert torch.equal(_relu_kernel(in_place, x), _relu_kernel(built, x)), str(cell)
+        assert torch.equal(in_place(x), built(x))
+    with pytest.raises(ValueError, match="already pruned"):
+        in_place.prune_()
+
+
+def test_pruning_in_place_covers_the_size_space():
+    naive = build_network(SSS[284], "sss", prune=False)
+    built = build_network(SSS[284], "sss")
+    built.load_state_dict(naive.state_dict(), strict=False)
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(naive.prune_()(x), built(x))

@@ -46,18 +46,36 @@ class Cell(nn.Module):
     ) -> None:
         super().__init__()
         self.c_in, self.c_out = c_in, c_out
-        live = nats_tss.live_edges(cell) if prune else (True,) * nats_tss.NUM_EDGES
-        built = list(live)
-        probes: list[tuple[int, int]] = []
-        if prune and relu_probes:
-            built, probes = _probe_plan(cell, live)
+        self.genotype = cell
+        self.pruned = prune
+        live, built, probes = _structure(cell, prune, relu_probes)
         self.edges = nn.ModuleDict()
         for op, (src, dst), keep in zip(cell.ops, nats_tss.EDGES, built, strict=True):
             if keep:
                 width_in = c_in if src == 0 else c_out
                 self.edges[edge_name(src, dst)] = make_op(op, width_in, c_out, affine=affine,
                                                           track=track)
-        self.probes = nn.ModuleDict({f"p{src}{dst}": nn.ReLU() for src, dst in probes})
+        self.probes = nn.ModuleDict()
+        self._wire(live, probes)
+
+    def prune_(self, relu_probes: bool = False) -> Cell:
+        """Prune this naive cell in place: the modules of dead edges are dropped and the live
+        ones kept as they are (the same cell as a pruned build loaded with this one's
+        weights, without building it)."""
+        if self.pruned:
+            raise ValueError("the cell is already pruned")
+        live, built, probes = _structure(self.genotype, True, relu_probes)
+        for (src, dst), keep in zip(nats_tss.EDGES, built, strict=True):
+            if not keep:
+                del self.edges[edge_name(src, dst)]
+        self.pruned = True
+        self._wire(live, probes)
+        return self
+
+    def _wire(self, live: tuple[bool, ...], probes: list[tuple[int, int]]) -> None:
+        """Which built edges feed each node, the probes and the output's inputs."""
+        for src, dst in probes:
+            self.probes[f"p{src}{dst}"] = nn.ReLU()
         self._probe_sources = [src for src, _ in probes]
         self._inputs = [
             [src for src in range(dst) if edge_name(src, dst) in self.edges]
@@ -68,7 +86,7 @@ class Cell(nn.Module):
             src for src in range(nats_tss.NUM_NODES - 1)
             if live[nats_tss.EDGES.index((src, nats_tss.NUM_NODES - 1))]
         ]
-        self.zero = Zero(c_in, c_out) if not self._out_inputs else None
+        self.zero = Zero(self.c_in, self.c_out) if not self._out_inputs else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.zero is not None and not self.probes:
@@ -97,6 +115,17 @@ def _total(terms: list[torch.Tensor]) -> torch.Tensor | None:
 
 
 _RELU_OPS = ("nor_conv_1x1", "nor_conv_3x3")
+
+
+def _structure(
+    cell: nats_tss.Cell, prune: bool, relu_probes: bool
+) -> tuple[tuple[bool, ...], list[bool], list[tuple[int, int]]]:
+    """The live edges, the edges to build and the ReLU probes of a cell's build."""
+    live = nats_tss.live_edges(cell) if prune else (True,) * nats_tss.NUM_EDGES
+    if prune and relu_probes:
+        built, probes = _probe_plan(cell, live)
+        return live, built, probes
+    return live, list(live), []
 
 
 def _probe_plan(
@@ -155,6 +184,15 @@ class NatsNetwork(nn.Module):
         self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_last, plan.num_classes)
+
+    def prune_(self, relu_probes: bool = False) -> NatsNetwork:
+        """Prune this naive network in place (:meth:`Cell.prune_` on every cell): the network
+        a pruned build would be after loading this one's ``state_dict``, in a fraction of the
+        time of a second build."""
+        for cell in self.cells:
+            if isinstance(cell, Cell):
+                cell.prune_(relu_probes)
+        return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features before the classifier, shape (N, C_last)."""

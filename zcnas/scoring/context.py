@@ -111,11 +111,14 @@ class ScoringContext:
             torch.manual_seed(self.seed)
             net = build_model(self.search_space, self.arch, classes, affine=affine,
                               track=track, prune=False)
-            if prune and self._prunes:  # the pruned network takes the naive one's weights
-                naive, net = net, build_model(self.search_space, self.arch, classes,
-                                              affine=affine, track=track, prune=True,
-                                              relu_probes=relu_probes)
-                net.load_state_dict(naive.state_dict(), strict=False)
+            if prune and self._prunes:  # the pruned network has the naive one's weights
+                if callable(getattr(net, "prune_", None)):  # pruned in place (NATS networks)
+                    net.prune_(relu_probes=relu_probes)
+                else:
+                    naive, net = net, build_model(self.search_space, self.arch, classes,
+                                                  affine=affine, track=track, prune=True,
+                                                  relu_probes=relu_probes)
+                    net.load_state_dict(naive.state_dict(), strict=False)
         gen = torch.Generator().manual_seed(self.seed)
         initialise(net, init, gen)
         if not bn:

@@ -12,7 +12,10 @@ Options a builder may accept (a builder takes the ones it names in its signature
 are not passed): ``affine`` and ``track`` (BN of the searchable part), ``prune`` (leave out
 parts that cannot change the output, with the same module names, so the pruned network loads
 the naive one's ``state_dict``) and ``relu_probes`` (keep every ReLU of the naive network
-running on its naive input in a pruned build). The network returns logits. Proxies that read
+running on its naive input in a pruned build). A naive network may offer
+``prune_(relu_probes=...)``, pruning itself in place into what the pruned build would be with
+its weights; the scoring context then uses it instead of a second build. The network returns
+logits. Proxies that read
 intermediate features use its body: ``stem``, ``cells`` (blocks run in order) and ``lastact``
 as NATS-Bench's networks have, or an ``nn.Sequential`` (see :func:`zcnas.models.body`).
 
