@@ -209,7 +209,7 @@ def test_pruning_in_place_is_the_pruned_build_with_the_naive_weights(relu_probes
         assert sorted(_structure(in_place)) == sorted(_structure(built)), str(cell)
         assert list(in_place.state_dict()) == list(built.state_dict())
         assert all(torch.equal(a, b) for a, b in zip(in_place.state_dict().values(),
-                                                    built.state_dict().values()))
+                                                    built.state_dict().values(), strict=True))
         assert torch.equal(_relu_kernel(in_place, x), _relu_kernel(built, x)), str(cell)
         assert torch.equal(in_place(x), built(x))
     with pytest.raises(ValueError, match="already pruned"):
