@@ -24,7 +24,10 @@ in this process:
    wall / floor is printed beside them, the spread of the yardstick on this machine. The floor
    is what the set would cost if its convolutions and matmuls ran at the best speed this
    machine reaches *on those very shapes* and everything else (BN, ReLU, node sums, autograd,
-   Python) were free;
+   Python) were free. The recording run also times each call where it runs (the kernel alone,
+   inside the scoring): those calls' time in place against their floor says how much of the
+   gap is the kernels running slower inside the scoring (cold caches, layouts), and the wall
+   less that time is what the rest costs;
 3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
    matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
    NB201 convolutions, which never reach that rate);
@@ -64,14 +67,19 @@ aten = torch.ops.aten
 #: interleaved rounds of wall and floor timing (see :func:`measure`)
 ROUNDS = 3
 CONV, CONV_BWD = aten.convolution.default, aten.convolution_backward.default
-MATMUL = {aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default}
+MATMUL = {aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default,
+          aten._int_mm.default}
 RECORDED = {CONV, CONV_BWD, *MATMUL}
 
 
 def _describe(x):
     if isinstance(x, torch.Tensor):
-        layout = ("cl" if x.dim() == 4 and not x.is_contiguous()
-                  and x.is_contiguous(memory_format=torch.channels_last) else "c")
+        layout = "c"
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+                memory_format=torch.channels_last):
+            layout = "cl"
+        elif x.dim() == 2 and not x.is_contiguous() and x.T.is_contiguous():
+            layout = "t"  # a transposed matrix (NASWOT's c @ c.T)
         return ("T", tuple(x.shape), x.dtype, layout)
     if isinstance(x, list | tuple):
         return tuple(_describe(v) for v in x)
@@ -81,6 +89,8 @@ def _describe(x):
 def _make(d, gen):
     if isinstance(d, tuple) and d and d[0] == "T":
         _, shape, dtype, layout = d
+        if layout == "t":
+            return _make(("T", shape[::-1], dtype, "c"), gen).T
         t = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
         return t.to(memory_format=torch.channels_last) if layout == "cl" else t
     if isinstance(d, tuple):
@@ -89,20 +99,26 @@ def _make(d, gen):
 
 
 class Recorder(TorchDispatchMode):
-    """Counts every recorded aten call by its full signature."""
+    """Counts every recorded aten call by its full signature, and times it where it runs."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter = Counter()
+        self.in_place: defaultdict = defaultdict(float)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in RECORDED:
-            self.calls[(func, _describe(tuple(args)))] += 1
-        return func(*args, **(kwargs or {}))
+        if func not in RECORDED:
+            return func(*args, **(kwargs or {}))
+        key = (func, _describe(tuple(args)))
+        self.calls[key] += 1
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        self.in_place[key] += time.perf_counter() - start
+        return out
 
 
 def flops(func, sig) -> float:
-    """FLOPs of one call (multiply-adds x 2)."""
+    """FLOPs of one call (multiply-adds x 2; an int8 product's operations count alike)."""
     shapes = [a[1] if isinstance(a, tuple) and a and a[0] == "T" else None for a in sig]
     if func is CONV:
         x, w = shapes[0], shapes[1]
@@ -114,8 +130,8 @@ def flops(func, sig) -> float:
         mask = sig[10]
         per = 2.0 * gout[0] * gout[1] * gout[2] * gout[3] * w[1] * w[2] * w[3]
         return per * (int(mask[0]) + int(mask[1]))
-    if func in (aten.mm.default, aten.addmm.default):
-        a, b = (shapes[0], shapes[1]) if func is aten.mm.default else (shapes[1], shapes[2])
+    if func in (aten.mm.default, aten.addmm.default, aten._int_mm.default):
+        a, b = (shapes[1], shapes[2]) if func is aten.addmm.default else (shapes[0], shapes[1])
         return 2.0 * a[0] * a[1] * b[1]
     a, b = (shapes[0], shapes[1]) if func is aten.bmm.default else (shapes[1], shapes[2])
     return 2.0 * a[0] * a[1] * a[2] * b[2]
@@ -249,6 +265,7 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         else:
             conv_floor += t
     floor, peak_floor = floor / n, peak_floor / n
+    in_place = sum(rec.in_place.values()) / n
     ratios = " ".join(f"{w / f:.2f}" for w, f in zip(walls, round_floors, strict=True))
     # the profiler keeps every event with its shapes: a few cells suffice for the shares and
     # keep its memory bounded (10 cells of ensemble:zcnas grew past 20 GB)
@@ -263,6 +280,10 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         f"{'  of it: convolutions':44s}{conv_floor / n:9.3f}",
         f"{'  of it: pooling (depthwise 3x3)':44s}{pool_floor / n:9.3f}",
         f"{'  of it: matmuls':44s}{mm_floor / n:9.3f}",
+        f"{'  the same calls timed where they ran':44s}{in_place:9.3f}"
+        f"   ({in_place / floor:.2f}x the floor)",
+        f"{'  the rest of the wall (BN, ReLU, sums, ...)':44s}{wall - in_place:9.3f}"
+        f"   ({(wall - in_place) / floor:.2f}x the floor)",
         f"{'peak-GEMM floor (FLOPs / 2048^3 rate)':44s}{peak_floor:9.3f}{wall / peak_floor:11.2f}",
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
         "",
