@@ -177,7 +177,7 @@ CLASSES = (
                     "aten::batch_norm", "aten::_batch_norm_impl_index")),
     ("ReLU", ("aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::relu_")),
     ("node sums", ("aten::add", "aten::add_")),
-    ("matmul / linalg", ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm",
+    ("matmul / linalg", ("aten::mm", "aten::_int_mm", "aten::bmm", "aten::addmm", "aten::baddbmm",
                          "aten::_linalg_eigh", "aten::linalg_eigh", "aten::_linalg_svd",
                          "aten::linalg_svdvals", "aten::im2col")),
 )
