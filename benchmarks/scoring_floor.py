@@ -15,8 +15,9 @@ in this process:
    rounds;
 2. **kernel floor**: every convolution (forward and backward) and matrix product the set runs
    is recorded with its arguments (a ``TorchDispatchMode``: shapes, dtypes, memory format
-   (contiguous or channels-last; other strides are re-timed as contiguous), stride, padding,
-   groups, which gradients the backward computes); each distinct call is then re-run alone on
+   (contiguous, channels-last or a transposed matrix; other strides are re-timed as
+   contiguous), stride, padding, groups, which gradients the backward computes); each
+   distinct call is then re-run alone on
    fresh tensors of that layout, best of ``--reps`` repetitions in each of the three rounds,
    and the floor is the sum over all calls of those best times. Wall and floor are timed in
    interleaved rounds (the scoring once, then every call), so a slow spell of a shared machine
@@ -27,7 +28,9 @@ in this process:
    Python) were free. The recording run also times each call where it runs (the kernel alone,
    inside the scoring): those calls' time in place against their floor says how much of the
    gap is the kernels running slower inside the scoring (cold caches, layouts), and the wall
-   less that time is what the rest costs;
+   less that time is what the rest costs (the in-place times come from the recording run,
+   the wall from the best round: two runs of the same cells, so the split is as noisy as
+   the rounds' ratios);
 3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
    matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
    NB201 convolutions, which never reach that rate);

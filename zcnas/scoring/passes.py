@@ -27,6 +27,7 @@ each shared batch, and what the requests ``collect``:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,16 +112,32 @@ def _code_products(flat: torch.Tensor) -> torch.Tensor:
     On the CPU the codes are int8 (a compare into bool, whose bytes are int8 0/1: one pass
     writing a quarter of float32's bytes) and the product is an int8 GEMM into int32
     (``torch._int_mm``): exact, and about 3x faster than the float32 codes and matmul at
-    NB201's shapes (``benchmarks.scoring_floor``). Elsewhere the codes are float32, whose
-    matmul is exact too (each entry counts at most D < 2^24 ones).
+    NB201's shapes (``benchmarks.scoring_floor``). Elsewhere (other devices, one feature per
+    image, a torch without a working CPU int8 GEMM) the codes are float32, whose matmul is
+    exact too (each entry counts at most D < 2^24 ones).
     """
-    if flat.device.type == "cpu" and hasattr(torch, "_int_mm"):
+    if flat.device.type == "cpu" and flat.shape[1] > 1 and _int8_products():
+        # (one feature: c.T's strides are ambiguous and the int8 kernel misreads them)
         c = flat.gt(0).view(torch.int8)
         return torch._int_mm(c, c.T).double()
     # sign(relu(x)): the 0/1 codes in two cheap passes; torch's sign maps NaN to 0 on the
     # CPU and CUDA, nan_to_num_ is a guard for any other backend
     c = torch.relu(flat).sign_().nan_to_num_(0.0).float()
     return (c @ c.T).double()
+
+
+@functools.lru_cache(maxsize=1)
+def _int8_products() -> bool:
+    """Whether this torch has a fast, working int8 GEMM on the CPU: oneDNN is built in and
+    ``torch._int_mm`` (a private op; CPU kernel since torch 2.3) gives a known product."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch, "_int_mm")):
+        return False
+    c = (torch.arange(17 * 8).reshape(17, 8) % 3 == 0).to(torch.int8)
+    try:
+        got = torch._int_mm(c, c.T)
+    except (RuntimeError, NotImplementedError):
+        return False
+    return torch.equal(got.double(), c.double() @ c.double().T)
 
 
 def ce_pass(ctx: Any, req: PassRequest) -> CEResult:

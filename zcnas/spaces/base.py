@@ -15,9 +15,9 @@ the naive one's ``state_dict``) and ``relu_probes`` (keep every ReLU of the naiv
 running on its naive input in a pruned build). A naive network may offer
 ``prune_(relu_probes=...)``, pruning itself in place into what the pruned build would be with
 its weights; the scoring context then uses it instead of a second build. The network returns
-logits. Proxies that read
-intermediate features use its body: ``stem``, ``cells`` (blocks run in order) and ``lastact``
-as NATS-Bench's networks have, or an ``nn.Sequential`` (see :func:`zcnas.models.body`).
+logits. Proxies that read intermediate features use its body: ``stem``, ``cells`` (blocks
+run in order) and ``lastact`` as NATS-Bench's networks have, or an ``nn.Sequential`` (see
+:func:`zcnas.models.body`).
 
 Spaces are plugins: the built-in ``nats-tss`` and ``nats-sss`` register through the
 ``zcnas.spaces`` entry-point group exactly as a third-party package registers its own::
