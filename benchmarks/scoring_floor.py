@@ -40,10 +40,14 @@ in this process:
    ``torch.func.vmap`` (zcnas's code) against one batched pass with per-sample BN
    (``benchmarks._gradsign_batched``, measured slower and not kept; same cells, same batch,
    scores compared);
-5. **profile**: self CPU time per op class under ``torch.profiler`` (convolution, pooling = the
-   depthwise 3x3 ones-kernel convolutions of ``avg_pool_3x3``, batch norm, ReLU, node sums,
-   matmul / linear algebra, other tensor ops, autograd engine) and what lies outside every op
-   (Python and framework overhead), so the next speed step is chosen from data.
+5. **the rest, by op class**: a run of its own times every op where it runs (the floor's
+   calls, batch norm, ReLU, sums (node sums and autograd's gradient accumulation), the
+   pooling's division, other tensor ops), with the bytes of its tensor arguments and results;
+   that run's wall less every op is what lies outside them (Python, the autograd engine, and
+   the timing itself, which slows that run). Those bytes at the machine's
+   float32 copy rate (one thread) say what separate, unfused element-wise kernels could reach
+   at best. (An earlier version read the op classes from ``torch.profiler``, whose own cost
+   per event inflated the many small ops: its profiled wall was 2.5x the unprofiled one.)
 """
 
 from __future__ import annotations
@@ -101,23 +105,93 @@ def _make(d, gen):
     return d
 
 
-class Recorder(TorchDispatchMode):
-    """Counts every recorded aten call by its full signature, and times it where it runs."""
+def _op(name: str, overload: str = "default"):
+    """An aten overload, or None where this torch has no such op."""
+    packet = getattr(aten, name, None)
+    return getattr(packet, overload, None) if packet is not None else None
 
-    def __init__(self) -> None:
+
+#: the classes of the ops outside the floor, timed where they run (see :class:`Recorder`)
+REST = (
+    ("batch norm", {_op(n) for n in (
+        "native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
+        "_native_batch_norm_legit_functional", "_batch_norm_with_update",
+        "batch_norm_backward")} - {None}),
+    ("ReLU", {_op("relu"), _op("relu_"), _op("threshold_backward"), _op("clamp_min")} - {None}),
+    ("sums (node sums, gradient accumulation)", {_op("add", "Tensor"), _op("add_", "Tensor")}),
+)
+POOL_DIVISION = "pooling's division (by the tap counts)"
+FLOOR_CALLS = "the floor's calls (convolutions, matmuls)"
+OTHER = "other tensor ops"
+
+
+def rest_class(func, args) -> str:
+    for name, funcs in REST:
+        if func in funcs:
+            return name
+    if func is aten.div.Tensor and len(args) == 2 and all(
+            isinstance(a, torch.Tensor) for a in args) and _is_pool_division(
+            [list(args[0].shape), list(args[1].shape)]):
+        return POOL_DIVISION
+    return OTHER
+
+
+def nbytes(obj) -> int:
+    """Bytes of every tensor in ``obj`` (nested lists and tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, list | tuple):
+        return sum(nbytes(v) for v in obj)
+    return 0
+
+
+class Recorder(TorchDispatchMode):
+    """Counts every recorded aten call by its full signature, and times it where it runs.
+
+    With ``rest=True`` it times every op instead, by class: the recorded calls as
+    :data:`FLOOR_CALLS`, the others by :func:`rest_class`, each with the bytes of its tensor
+    arguments and results (none for a view; an in-place op's ``self`` counts as read and
+    written). Timing every op slows the run (the mode's own cost lies between the ops), so
+    the two are separate runs.
+    """
+
+    def __init__(self, rest: bool = False) -> None:
         super().__init__()
         self.calls: Counter = Counter()
         self.in_place: defaultdict = defaultdict(float)
+        self.time_rest = rest
+        self.rest: defaultdict = defaultdict(lambda: [0, 0.0, 0])  # class -> calls, s, bytes
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func not in RECORDED:
-            return func(*args, **(kwargs or {}))
-        key = (func, _describe(tuple(args)))
-        self.calls[key] += 1
+        kwargs = kwargs or {}
+        if not self.time_rest and func not in RECORDED:
+            return func(*args, **kwargs)
         start = time.perf_counter()
-        out = func(*args, **(kwargs or {}))
-        self.in_place[key] += time.perf_counter() - start
+        out = func(*args, **kwargs)
+        elapsed = time.perf_counter() - start
+        if not self.time_rest:
+            key = (func, _describe(tuple(args)))
+            self.calls[key] += 1
+            self.in_place[key] += elapsed
+            return out
+        entry = self.rest[FLOOR_CALLS if func in RECORDED else rest_class(func, args)]
+        entry[0] += 1
+        entry[1] += elapsed
+        if not func.is_view:  # a view moves no data
+            entry[2] += nbytes(args) + nbytes(list(kwargs.values())) + nbytes(out)
         return out
+
+
+def copy_rate(size: int, reps: int) -> float:
+    """Bytes per second of a ``size``-byte float32 copy (read + write), best of ``reps``."""
+    src = torch.randn(size // 4)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(reps + 1):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size / best
 
 
 def flops(func, sig) -> float:
@@ -172,65 +246,13 @@ def score_all(archs, proxies, bank) -> None:
             p.score(ctx)
 
 
-CLASSES = (
-    ("convolution", ("aten::mkldnn_convolution", "aten::convolution_backward",
-                     "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward",
-                     "aten::thnn_conv2d", "aten::_convolution")),
-    ("batch norm", ("aten::native_batch_norm", "aten::native_batch_norm_backward",
-                    "aten::batch_norm", "aten::_batch_norm_impl_index")),
-    ("ReLU", ("aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::relu_")),
-    ("node sums", ("aten::add", "aten::add_")),
-    ("matmul / linalg", ("aten::mm", "aten::_int_mm", "aten::bmm", "aten::addmm", "aten::baddbmm",
-                         "aten::_linalg_eigh", "aten::linalg_eigh", "aten::_linalg_svd",
-                         "aten::linalg_svdvals", "aten::im2col")),
-)
-
-
 def _is_pool_division(shapes) -> bool:
     """The pooling's division by its (1, 1, H, W) tap-count map."""
     return (len(shapes) >= 2 and len(shapes[0]) == 4 and len(shapes[1]) == 4
             and shapes[1][:2] == [1, 1] and shapes[1][2:] == shapes[0][2:])
 
 
-def profile_classes(archs, proxies, bank) -> tuple[dict[str, float], float]:
-    """Self CPU seconds per op class (per cell) and the profiled wall per cell."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
-        start = time.perf_counter()
-        score_all(archs, proxies, bank)
-        wall = time.perf_counter() - start
-    out: dict[str, float] = defaultdict(float)
-    for evt in prof.events():
-        self_s = evt.self_cpu_time_total / 1e6
-        name = evt.name
-        if name in ("aten::mkldnn_convolution", "aten::convolution_backward"):
-            shapes = evt.input_shapes
-            w = shapes[1] if name == "aten::mkldnn_convolution" else shapes[2]
-            if len(w) == 4 and w[1] == 1 and w[2:] == [3, 3] and w[0] > 1:
-                out["pooling (depthwise 3x3)"] += self_s
-                continue
-        if name.startswith("autograd::engine"):
-            out["autograd engine"] += self_s
-            continue
-        for cls, names in CLASSES:
-            if name in names:
-                out[cls] += self_s
-                break
-        else:
-            if name in ("aten::avg_pool2d", "aten::avg_pool2d_backward"):
-                out["pooling"] += self_s
-            elif name == "aten::div" and _is_pool_division(evt.input_shapes):
-                out["pooling (depthwise 3x3)"] += self_s
-            else:
-                out["other tensor ops"] += self_s
-    n = len(archs)
-    per = {k: v / n for k, v in out.items()}
-    per["outside any op (Python, framework)"] = max(0.0, wall / n - sum(per.values()))
-    return per, wall / n
-
-
-def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
+def measure(name: str, spec: str, archs, bank, reps: int, peak: float, copy: float,
             rounds: int = ROUNDS) -> list[str]:
     """Wall and floor of one proxy set, measured in ``rounds`` interleaved rounds (see the
     module docstring): each round times the scoring once, then every distinct call ``reps``
@@ -242,6 +264,11 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         score_all(archs, proxies, bank)
     calls = list(rec.calls.items())
     n = len(archs)
+    every = Recorder(rest=True)
+    start = time.perf_counter()
+    with every:
+        score_all(archs, proxies, bank)
+    every_wall = (time.perf_counter() - start) / n
     walls, round_floors = [], []
     best = [float("inf")] * len(calls)
     for _ in range(rounds):
@@ -270,9 +297,6 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
     floor, peak_floor = floor / n, peak_floor / n
     in_place = sum(rec.in_place.values()) / n
     ratios = " ".join(f"{w / f:.2f}" for w, f in zip(walls, round_floors, strict=True))
-    # the profiler keeps every event with its shapes: a few cells suffice for the shares and
-    # keep its memory bounded (10 cells of ensemble:zcnas grew past 20 GB)
-    classes, prof_wall = profile_classes(archs[:3], proxies, bank)
     lines = [
         f"## {name}: {spec}",
         "",
@@ -290,16 +314,46 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         f"{'peak-GEMM floor (FLOPs / 2048^3 rate)':44s}{peak_floor:9.3f}{wall / peak_floor:11.2f}",
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
         "",
-        f"profile (self CPU per cell under torch.profiler, first 3 cells; profiled wall "
-        f"{prof_wall:.3f} s/cell:",
-        "the profiler's own cost lands in the ops, so many small ops weigh more than they do",
-        "unprofiled; read the shares, not the seconds):",
-        "",
-        f"{'op class':40s}{'s/cell':>9s}{'share':>8s}",
     ]
-    for cls, sec in sorted(classes.items(), key=lambda kv: -kv[1]):
-        lines.append(f"{cls:40s}{sec:9.3f}{sec / prof_wall:8.1%}")
-    return lines + [""]
+    return lines + rest_lines(every, n, every_wall, in_place, floor, copy)
+
+
+def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float,
+               copy: float) -> list[str]:
+    """Where a run's wall goes, every op timed where it ran (``rec``, a ``rest=True``
+    recorder, and that run's wall per cell), with the bytes each class moved; and what the ops
+    outside the floor would cost at the machine's copy rate, added to the floor's calls as
+    they ran in the recording run (``in_place``, timed alone there)."""
+    ops = sum(t for _, t, _ in rec.rest.values()) / n
+    moved = sum(b for cls, (_, _, b) in rec.rest.items() if cls != FLOOR_CALLS) / n
+    bound = moved / copy
+    lines = [
+        f"every op timed where it ran, in a run of its own (wall {wall:.3f} s/cell; the timing "
+        "slows it);",
+        "bytes = each op's tensor arguments and results; the machine copies float32 at "
+        f"{copy / 1e9:.1f} GB/s",
+        "(the faster of 2 and 8 MB copies, one thread):",
+        "",
+        f"{'op class':44s}{'s/cell':>9s}{'share':>7s}{'calls':>7s}{'GB/cell':>9s}{'GB/s':>7s}",
+    ]
+    for cls, (calls, sec, byts) in sorted(rec.rest.items(), key=lambda kv: -kv[1][1]):
+        rate = f"{byts / max(sec, 1e-12) / 1e9:7.1f}" if cls != FLOOR_CALLS else ""
+        gb = f"{byts / n / 1e9:9.2f}" if cls != FLOOR_CALLS else ""
+        lines.append(f"{cls:44s}{sec / n:9.3f}{sec / n / wall:7.1%}{calls / n:7.0f}{gb:>9s}"
+                     f"{rate:>7s}")
+    outside = wall - ops
+    lines += [
+        f"{'outside any op (Python, autograd, the timing)':44s}{outside:9.3f}"
+        f"{outside / wall:7.1%}",
+        "",
+        f"the ops outside the floor's calls, at the copy rate: {bound:.3f} s/cell. With the "
+        f"floor's calls as they ran ({in_place:.3f}),",
+        f"that is {(in_place + bound) / floor:.2f}x the floor: the least that separate (unfused) "
+        "element-wise kernels could reach;",
+        "fusing them is what benchmarks.fusion_probe measures",
+        "",
+    ]
+    return lines
 
 
 def pooling_lines(reps: int) -> list[str]:
@@ -364,6 +418,7 @@ def run(n_archs: int, root, reps: int, seed: int, sets: list[str]) -> str:
     bank = InputBank("cifar10", seed=0, root=root)
     bank.batches("real", 128, 2)
     peak = max(matmul_rate(1) for _ in range(3))
+    copy = max(copy_rate(size << 20, 10 * reps) for size in (2, 8))
     lines = [
         "# zcnas scoring: wall vs the kernel floor of the suite's own shapes, one thread",
         f"# machine: {cpu_name()}, {os.cpu_count()} cores, "
@@ -372,7 +427,7 @@ def run(n_archs: int, root, reps: int, seed: int, sets: list[str]) -> str:
         "",
     ]
     for name in sets:
-        lines += measure(name, SETS[name], archs, bank, reps, peak)
+        lines += measure(name, SETS[name], archs, bank, reps, peak, copy)
     lines += pooling_lines(reps) + gradsign_lines(archs, bank)
     return "\n".join(lines)
 
