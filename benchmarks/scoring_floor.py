@@ -42,12 +42,15 @@ in this process:
    scores compared);
 5. **the rest, by op class**: a run of its own times every op where it runs (the floor's
    calls, batch norm, ReLU, sums (node sums and autograd's gradient accumulation), the
-   pooling's division, other tensor ops), with the bytes of its tensor arguments and results;
+   pooling's division, other tensor ops), with the bytes each moves (every tensor it reads
+   and writes counted once: a lower bound, since batch norm, say, reads its input twice);
    that run's wall less every op is what lies outside them (Python, the autograd engine, and
-   the timing itself, which slows that run). Those bytes at the machine's
-   float32 copy rate (one thread) say what separate, unfused element-wise kernels could reach
-   at best. (An earlier version read the op classes from ``torch.profiler``, whose own cost
-   per event inflated the many small ops: its profiled wall was 2.5x the unprofiled one.)
+   the timing itself, which slows that run). Those bytes at the machine's float32 copy rate
+   (one thread, warm 2 and 8 MB buffers: a cache rate, and NB201's tensors at 128 images are
+   2-8 MB) say what separate, unfused element-wise kernels could reach at best; the report
+   sets that beside the time 1.3x the floor leaves for everything but the floor's calls.
+   (An earlier version read the op classes from ``torch.profiler``, whose own cost per event
+   inflated the many small ops: its profiled wall was 2.5x the unprofiled one.)
 """
 
 from __future__ import annotations
@@ -117,9 +120,21 @@ REST = (
         "native_batch_norm", "native_batch_norm_backward", "_native_batch_norm_legit",
         "_native_batch_norm_legit_functional", "_batch_norm_with_update",
         "batch_norm_backward")} - {None}),
-    ("ReLU", {_op("relu"), _op("relu_"), _op("threshold_backward"), _op("clamp_min")} - {None}),
-    ("sums (node sums, gradient accumulation)", {_op("add", "Tensor"), _op("add_", "Tensor")}),
+    ("ReLU", {_op("relu"), _op("relu_"), _op("threshold_backward")} - {None}),
 )
+SUMS = "sums (node sums, gradient accumulation)"
+_ADDS = {_op("add", "Tensor"), _op("add_", "Tensor")}
+#: ops that move no data: allocations and views torch does not mark as views
+NO_DATA = {_op(n, o) for n, o in (
+    ("empty", "memory_format"), ("empty_strided", "default"), ("empty_like", "default"),
+    ("new_empty", "default"), ("new_empty_strided", "default"), ("_unsafe_view", "default"),
+    ("t_", "default"), ("transpose_", "default"), ("squeeze_", "default"),
+    ("squeeze_", "dim"), ("unsqueeze_", "default"), ("as_strided_", "default"),
+    ("detach_", "default"))} - {None}
+#: in-place ops that write ``self`` without reading it
+WRITE_ONLY_SELF = {_op(n, o) for n, o in (
+    ("copy_", "default"), ("fill_", "Scalar"), ("fill_", "Tensor"), ("zero_", "default"),
+    ("uniform_", "default"), ("normal_", "default"))} - {None}
 POOL_DIVISION = "pooling's division (by the tap counts)"
 FLOOR_CALLS = "the floor's calls (convolutions, matmuls)"
 OTHER = "other tensor ops"
@@ -129,6 +144,9 @@ def rest_class(func, args) -> str:
     for name, funcs in REST:
         if func in funcs:
             return name
+    if func in _ADDS and len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2]) \
+            and args[0].shape == args[1].shape and args[0].numel() > 1:
+        return SUMS  # two whole tensors (not ``x + eps``)
     if func is aten.div.Tensor and len(args) == 2 and all(
             isinstance(a, torch.Tensor) for a in args) and _is_pool_division(
             [list(args[0].shape), list(args[1].shape)]):
@@ -137,22 +155,40 @@ def rest_class(func, args) -> str:
 
 
 def nbytes(obj) -> int:
-    """Bytes of every tensor in ``obj`` (nested lists and tuples)."""
+    """Bytes of every tensor in ``obj`` (nested lists and tuples): its elements, or the memory
+    under it where that is less (an expanded tensor)."""
     if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
+        size = obj.numel() * obj.element_size()
+        return min(size, obj.untyped_storage().nbytes()) if size else 0
     if isinstance(obj, list | tuple):
         return sum(nbytes(v) for v in obj)
     return 0
+
+
+def moved_bytes(func, args, kwargs, out) -> int:
+    """The bytes an op moves, counted once each: every tensor argument it reads and every
+    result (an in-place op's ``self`` is read and written; an ``out=`` tensor and the ``self``
+    of ``copy_``/``fill_``/``zero_`` are only written); none for views and allocations. Ops
+    that read a tensor twice (batch norm's statistics, then its normalisation) move more."""
+    if getattr(func, "is_view", False) or func in NO_DATA:
+        return 0
+    read = 0
+    for i, arg in enumerate(func._schema.arguments):
+        value = args[i] if i < len(args) else kwargs.get(arg.name)
+        info = arg.alias_info
+        if info is not None and info.is_write and (arg.kwarg_only or func in WRITE_ONLY_SELF):
+            continue  # written, not read: the result counts it
+        read += nbytes(value)
+    return read + nbytes(out)
 
 
 class Recorder(TorchDispatchMode):
     """Counts every recorded aten call by its full signature, and times it where it runs.
 
     With ``rest=True`` it times every op instead, by class: the recorded calls as
-    :data:`FLOOR_CALLS`, the others by :func:`rest_class`, each with the bytes of its tensor
-    arguments and results (none for a view; an in-place op's ``self`` counts as read and
-    written). Timing every op slows the run (the mode's own cost lies between the ops), so
-    the two are separate runs.
+    :data:`FLOOR_CALLS`, the others by :func:`rest_class`, each with the bytes it moves
+    (:func:`moved_bytes`). Timing every op slows the run (the mode's own cost lies between
+    the ops), so the two are separate runs.
     """
 
     def __init__(self, rest: bool = False) -> None:
@@ -177,8 +213,7 @@ class Recorder(TorchDispatchMode):
         entry = self.rest[FLOOR_CALLS if func in RECORDED else rest_class(func, args)]
         entry[0] += 1
         entry[1] += elapsed
-        if not func.is_view:  # a view moves no data
-            entry[2] += nbytes(args) + nbytes(list(kwargs.values())) + nbytes(out)
+        entry[2] += moved_bytes(func, args, kwargs, out)
         return out
 
 
@@ -330,9 +365,10 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
     lines = [
         f"every op timed where it ran, in a run of its own (wall {wall:.3f} s/cell; the timing "
         "slows it);",
-        "bytes = each op's tensor arguments and results; the machine copies float32 at "
-        f"{copy / 1e9:.1f} GB/s",
-        "(the faster of 2 and 8 MB copies, one thread):",
+        "GB = each tensor an op reads or writes, once (a lower bound: batch norm reads its input "
+        "twice);",
+        f"the machine copies float32 at {copy / 1e9:.1f} GB/s (one thread, the faster of warm 2 "
+        "and 8 MB buffers):",
         "",
         f"{'op class':44s}{'s/cell':>9s}{'share':>7s}{'calls':>7s}{'GB/cell':>9s}{'GB/s':>7s}",
     ]
@@ -342,15 +378,18 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
         lines.append(f"{cls:44s}{sec / n:9.3f}{sec / n / wall:7.1%}{calls / n:7.0f}{gb:>9s}"
                      f"{rate:>7s}")
     outside = wall - ops
+    room = 1.3 * floor - in_place
     lines += [
-        f"{'outside any op (Python, autograd, the timing)':44s}{outside:9.3f}"
+        f"{'outside any op (Python, autograd, timing)':44s}{outside:9.3f}"
         f"{outside / wall:7.1%}",
         "",
-        f"the ops outside the floor's calls, at the copy rate: {bound:.3f} s/cell. With the "
-        f"floor's calls as they ran ({in_place:.3f}),",
-        f"that is {(in_place + bound) / floor:.2f}x the floor: the least that separate (unfused) "
-        "element-wise kernels could reach;",
-        "fusing them is what benchmarks.fusion_probe measures",
+        f"the ops outside the floor's calls, their bytes at the copy rate: {bound:.3f} s/cell;",
+        f"with the floor's calls as they ran ({in_place:.3f}): "
+        f"{(in_place + bound) / floor:.2f}x the floor, the least that separate",
+        "(unfused) kernels could reach with Python free. 1.3x the floor leaves "
+        f"{room:.3f} s/cell",
+        f"beside the floor's calls: {room / bound:.2f}x that copy time (fused kernels: "
+        "benchmarks.fusion_probe)",
         "",
     ]
     return lines

@@ -9,11 +9,14 @@ import torch
 from benchmarks.scoring_floor import (
     FLOOR_CALLS,
     MATMUL,
+    OTHER,
+    SUMS,
     Recorder,
     _describe,
     _make,
     flops,
     rest_class,
+    rest_lines,
 )
 from zcnas.scoring.passes import HammingKernel, _int8_products
 
@@ -44,28 +47,70 @@ def test_the_rest_is_timed_by_class_with_the_bytes_it_moves():
     with rec:
         y = torch.relu(bn(x)) + x
         z = y.detach()  # a view: no bytes
-        y.sum().backward()
+        y.backward(torch.randn_like(y))  # a whole gradient (sum()'s is an expanded scalar)
     del z
     assert not rec.calls  # the floor's record is the other mode's
     classes = dict(rec.rest)
     size = x.numel() * 4
     assert classes["batch norm"][0] == 2  # forward and backward
-    assert classes["ReLU"][0] == 2 and classes["ReLU"][2] >= 4 * size  # relu, threshold_backward
-    calls, seconds, moved = classes["sums (node sums, gradient accumulation)"]
-    assert calls >= 2 and seconds > 0 and moved >= 3 * size  # the forward add reads 2, writes 1
+    # relu reads x and writes y; threshold_backward reads the gradient and y, writes one
+    assert classes["ReLU"][0] == 2 and classes["ReLU"][2] == 5 * size
+    calls, seconds, moved = classes[SUMS]
+    assert calls >= 1 and seconds > 0 and moved % size == 0 and moved >= 3 * size
     conv = torch.nn.Conv2d(4, 4, 3)
     with rec:
         conv(x)
     assert rec.rest[FLOOR_CALLS][0] == 1
-    assert rest_class(aten.detach.default, (x,)) == "other tensor ops"
+
+
+def test_op_classes():
+    x = torch.randn(8, 4, 6, 6)
     assert rest_class(aten.div.Tensor, (x, torch.ones(1, 1, 6, 6))).startswith("pooling")
-    assert rest_class(aten.div.Tensor, (x, torch.ones(8, 4, 6, 6))) == "other tensor ops"
+    assert rest_class(aten.div.Tensor, (x, torch.ones(8, 4, 6, 6))) == OTHER
+    assert rest_class(aten.add.Tensor, (x, x)) == SUMS
+    assert rest_class(aten.add.Tensor, (x, torch.tensor(1e-5))) == OTHER  # x + eps
+    assert rest_class(aten.clamp_min.default, (x, 1e-8)) == OTHER
+    assert rest_class(aten.threshold_backward.default, (x, x, 0)) == "ReLU"
+
+
+def _moved(fn) -> int:
+    rec = Recorder(rest=True)
+    with rec:
+        fn()
+    return sum(b for _, _, b in rec.rest.values())
+
+
+def test_bytes_count_each_tensor_read_or_written_once():
+    x, y = torch.randn(1000), torch.randn(1000)
+    out = torch.empty(1000)
+    size = 4000
+    assert _moved(lambda: x + y) == 3 * size
+    assert _moved(lambda: x.clone().add_(y)) == 2 * size + 3 * size  # clone; add_ reads self
+    assert _moved(lambda: torch.add(x, y, out=out)) == 3 * size  # out= is written only
+    assert _moved(lambda: out.copy_(x)) == 2 * size
+    assert _moved(lambda: out.zero_()) == size
+    assert _moved(lambda: torch.empty(1000)) == 0
+    row = torch.randn(1, 1000)
+    assert _moved(lambda: row.expand(10, 1000) + 1) == size + 10 * size  # the memory under it
+    cl = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    assert _moved(lambda: cl.reshape(2, -1)) == 2 * cl.numel() * 4  # a copy, then a view
 
 
 def test_a_view_moves_no_bytes():
-    rec = Recorder(rest=True)
     x = torch.randn(64, 64)
-    with rec:
-        x.view(-1)
-        x.T.detach()
-    assert rec.rest["other tensor ops"][2] == 0
+    assert _moved(lambda: (x.view(-1), x.T.detach(), x.clone().t_())) == 2 * x.numel() * 4
+
+
+def test_the_rest_report_and_its_bound():
+    rec = Recorder(rest=True)
+    rec.rest[FLOOR_CALLS] = [10, 2.0, 0]
+    rec.rest["batch norm"] = [4, 0.4, 4_000_000_000]
+    rec.rest[OTHER] = [6, 0.2, 2_000_000_000]
+    lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=10e9)
+    text = "\n".join(lines)
+    # per cell: floor's calls 1.0, batch norm 0.2 (10 GB/s), other 0.1; outside 1.5 - 1.3
+    assert "batch norm" in text and " 0.200" in text and "10.0" in text
+    assert "outside any op" in text and " 0.200" in text.split("outside any op")[1][:60]
+    # 3 GB per cell at 10 GB/s = 0.3 s; (0.9 + 0.3) / 1.0 = 1.20x; 1.3x leaves 0.4 s, 1.33x
+    assert "0.300 s/cell" in text and "1.20x the floor" in text
+    assert "leaves 0.400 s/cell" in text and "1.33x that copy time" in text
