@@ -45,7 +45,8 @@ in this process:
    pooling's division, other tensor ops), with the bytes each moves (every tensor it reads
    and writes counted once: a lower bound, since batch norm, say, reads its input twice);
    that run's wall less every op is what lies outside them (Python, the autograd engine, and
-   the timing itself, which slows that run). Those bytes at the machine's float32 copy rate
+   the timing itself, which slows that run: its cost per op is calibrated on a small add and
+   taken out, an estimate). Those bytes at the machine's float32 copy rate
    (one thread, warm 2 and 8 MB buffers: a cache rate, and NB201's tensors at 128 images are
    2-8 MB) say what separate, unfused element-wise kernels could reach at best; the report
    sets that beside the time 1.3x the floor leaves for everything but the floor's calls.
@@ -217,6 +218,27 @@ class Recorder(TorchDispatchMode):
         return out
 
 
+def timing_cost(loops: int = 2000) -> float:
+    """Seconds the every-op :class:`Recorder` adds to one op (its dispatch into Python, the
+    clock, the class and byte count), best of 3 loops of a small two-tensor add."""
+    a, b = torch.zeros(4), torch.ones(4)
+    best = []
+    for rec in (None, Recorder(rest=True)):
+        t = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            if rec is None:
+                for _ in range(loops):
+                    torch.add(a, b)
+            else:
+                with rec:
+                    for _ in range(loops):
+                        torch.add(a, b)
+            t = min(t, time.perf_counter() - start)
+        best.append(t / loops)
+    return max(0.0, best[1] - best[0])
+
+
 def copy_rate(size: int, reps: int) -> float:
     """Bytes per second of a ``size``-byte float32 copy (read + write), best of ``reps``."""
     src = torch.randn(size // 4)
@@ -350,15 +372,16 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float, copy: flo
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
         "",
     ]
-    return lines + rest_lines(every, n, every_wall, in_place, floor, copy)
+    return lines + rest_lines(every, n, every_wall, in_place, floor, copy, timing_cost())
 
 
 def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float,
-               copy: float) -> list[str]:
+               copy: float, per_op: float = 0.0) -> list[str]:
     """Where a run's wall goes, every op timed where it ran (``rec``, a ``rest=True``
     recorder, and that run's wall per cell), with the bytes each class moved; and what the ops
     outside the floor would cost at the machine's copy rate, added to the floor's calls as
-    they ran in the recording run (``in_place``, timed alone there)."""
+    they ran in the recording run (``in_place``, timed alone there). ``per_op``: what the
+    timing adds to each op (:func:`timing_cost`), taken out of the time outside the ops."""
     ops = sum(t for _, t, _ in rec.rest.values()) / n
     moved = sum(b for cls, (_, _, b) in rec.rest.items() if cls != FLOOR_CALLS) / n
     bound = moved / copy
@@ -379,9 +402,14 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
                      f"{rate:>7s}")
     outside = wall - ops
     room = 1.3 * floor - in_place
+    calls = sum(c for c, _, _ in rec.rest.values()) / n
+    timing = calls * per_op
     lines += [
         f"{'outside any op (Python, autograd, timing)':44s}{outside:9.3f}"
         f"{outside / wall:7.1%}",
+        f"{f'  of it the timing ({calls:.0f} ops x {per_op * 1e6:.0f} us)':44s}{timing:9.3f}",
+        f"{'  so Python and the autograd engine':44s}{outside - timing:9.3f}"
+        f"{(outside - timing) / (wall - timing):7.1%}",
         "",
         f"the ops outside the floor's calls, their bytes at the copy rate: {bound:.3f} s/cell;",
         f"with the floor's calls as they ran ({in_place:.3f}): "

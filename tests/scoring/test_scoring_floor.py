@@ -17,6 +17,7 @@ from benchmarks.scoring_floor import (
     flops,
     rest_class,
     rest_lines,
+    timing_cost,
 )
 from zcnas.scoring.passes import HammingKernel, _int8_products
 
@@ -96,6 +97,10 @@ def test_bytes_count_each_tensor_read_or_written_once():
     assert _moved(lambda: cl.reshape(2, -1)) == 2 * cl.numel() * 4  # a copy, then a view
 
 
+def test_the_timing_cost_is_measured():
+    assert 0 < timing_cost(200) < 1e-3
+
+
 def test_a_view_moves_no_bytes():
     x = torch.randn(64, 64)
     assert _moved(lambda: (x.view(-1), x.T.detach(), x.clone().t_())) == 2 * x.numel() * 4
@@ -106,11 +111,14 @@ def test_the_rest_report_and_its_bound():
     rec.rest[FLOOR_CALLS] = [10, 2.0, 0]
     rec.rest["batch norm"] = [4, 0.4, 4_000_000_000]
     rec.rest[OTHER] = [6, 0.2, 2_000_000_000]
-    lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=10e9)
+    lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=10e9, per_op=0.01)
     text = "\n".join(lines)
     # per cell: floor's calls 1.0, batch norm 0.2 (10 GB/s), other 0.1; outside 1.5 - 1.3
     assert "batch norm" in text and " 0.200" in text and "10.0" in text
     assert "outside any op" in text and " 0.200" in text.split("outside any op")[1][:60]
+    # 10 ops per cell x 10 ms of timing = 0.1 s: Python 0.1 s of the 1.4 s untimed wall
+    assert "(10 ops x 10000 us)" in text and "Python and the autograd engine" in text
+    assert text.split("autograd engine")[1].split()[:2] == ["0.100", "7.1%"]
     # 3 GB per cell at 10 GB/s = 0.3 s; (0.9 + 0.3) / 1.0 = 1.20x; 1.3x leaves 0.4 s, 1.33x
     assert "0.300 s/cell" in text and "1.20x the floor" in text
     assert "leaves 0.400 s/cell" in text and "1.33x that copy time" in text
