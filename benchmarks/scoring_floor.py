@@ -46,7 +46,8 @@ in this process:
    and writes counted once: a lower bound, since batch norm, say, reads its input twice);
    that run's wall less every op is what lies outside them (Python, the autograd engine, and
    the timing itself, which slows that run: its cost per op is calibrated on a small add and
-   taken out, an estimate). Those bytes at the machine's float32 copy rate
+   taken out; ops with more arguments likely cost the timing more, so what remains is an
+   estimate from above). Those bytes at the machine's float32 copy rate
    (one thread, warm 2 and 8 MB buffers: a cache rate, and NB201's tensors at 128 images are
    2-8 MB) say what separate, unfused element-wise kernels could reach at best; the report
    sets that beside the time 1.3x the floor leaves for everything but the floor's calls.
@@ -408,7 +409,7 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
         f"{'outside any op (Python, autograd, timing)':44s}{outside:9.3f}"
         f"{outside / wall:7.1%}",
         f"{f'  of it the timing ({calls:.0f} ops x {per_op * 1e6:.0f} us)':44s}{timing:9.3f}",
-        f"{'  so Python and the autograd engine':44s}{outside - timing:9.3f}"
+        f"{'  so Python and the autograd engine (est.)':44s}{outside - timing:9.3f}"
         f"{(outside - timing) / (wall - timing):7.1%}",
         "",
         f"the ops outside the floor's calls, their bytes at the copy rate: {bound:.3f} s/cell;",
