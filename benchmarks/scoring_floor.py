@@ -126,17 +126,14 @@ REST = (
 )
 SUMS = "sums (node sums, gradient accumulation)"
 _ADDS = {_op("add", "Tensor"), _op("add_", "Tensor")}
-#: ops that move no data: allocations and views torch does not mark as views
-NO_DATA = {_op(n, o) for n, o in (
-    ("empty", "memory_format"), ("empty_strided", "default"), ("empty_like", "default"),
-    ("new_empty", "default"), ("new_empty_strided", "default"), ("_unsafe_view", "default"),
-    ("t_", "default"), ("transpose_", "default"), ("squeeze_", "default"),
-    ("squeeze_", "dim"), ("unsqueeze_", "default"), ("as_strided_", "default"),
-    ("detach_", "default"))} - {None}
-#: in-place ops that write ``self`` without reading it
-WRITE_ONLY_SELF = {_op(n, o) for n, o in (
-    ("copy_", "default"), ("fill_", "Scalar"), ("fill_", "Tensor"), ("zero_", "default"),
-    ("uniform_", "default"), ("normal_", "default"))} - {None}
+#: ops that move no data (every overload): allocations, and views and in-place views torch
+#: does not mark as views
+NO_DATA = frozenset({
+    "empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "_unsafe_view",
+    "t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_", "as_strided_",
+    "detach_", "resize_", "set_"})
+#: in-place ops that write ``self`` without reading it (every overload)
+WRITE_ONLY_SELF = frozenset({"copy_", "fill_", "zero_", "uniform_", "normal_", "random_"})
 POOL_DIVISION = "pooling's division (by the tap counts)"
 FLOOR_CALLS = "the floor's calls (convolutions, matmuls)"
 OTHER = "other tensor ops"
@@ -157,31 +154,50 @@ def rest_class(func, args) -> str:
 
 
 def nbytes(obj) -> int:
-    """Bytes of every tensor in ``obj`` (nested lists and tuples): its elements, or the memory
-    under it where that is less (an expanded tensor)."""
-    if isinstance(obj, torch.Tensor):
-        size = obj.numel() * obj.element_size()
-        return min(size, obj.untyped_storage().nbytes()) if size else 0
-    if isinstance(obj, list | tuple):
-        return sum(nbytes(v) for v in obj)
-    return 0
+    """Bytes of every tensor in ``obj`` (nested lists and tuples), each once: its elements, or
+    the memory under it where that is less (an expanded tensor); none on the meta device."""
+    seen: set = set()
+
+    def count(x) -> int:
+        if isinstance(x, list | tuple):
+            return sum(count(v) for v in x)
+        if not isinstance(x, torch.Tensor) or x.device.type == "meta":
+            return 0
+        size = x.numel() * x.element_size()
+        if x.layout is not torch.strided or not size:  # sparse: no storage to look under
+            return size
+        key = (x.data_ptr(), tuple(x.shape), x.stride(), x.dtype)
+        if key in seen:  # x + x reads x once
+            return 0
+        seen.add(key)
+        return min(size, x.untyped_storage().nbytes())
+
+    return count(obj)
+
+
+def _packet(func) -> str:
+    return func.overloadpacket.__name__
 
 
 def moved_bytes(func, args, kwargs, out) -> int:
-    """The bytes an op moves, counted once each: every tensor argument it reads and every
-    result (an in-place op's ``self`` is read and written; an ``out=`` tensor and the ``self``
-    of ``copy_``/``fill_``/``zero_`` are only written); none for views and allocations. Ops
-    that read a tensor twice (batch norm's statistics, then its normalisation) move more."""
-    if getattr(func, "is_view", False) or func in NO_DATA:
+    """The bytes an op moves, each tensor counted once (:func:`nbytes`): every tensor
+    argument it reads and every result (an in-place op's ``self`` is read and written, also
+    when the op returns nothing; an ``out=`` tensor and the ``self`` of ``copy_``/``fill_``/
+    ``zero_`` are only written); none for views and allocations. Ops that read a tensor twice
+    (batch norm's statistics, then its normalisation) move more."""
+    if getattr(func, "is_view", False) or _packet(func) in NO_DATA:
         return 0
-    read = 0
+    reads, writes = [], []
     for i, arg in enumerate(func._schema.arguments):
         value = args[i] if i < len(args) else kwargs.get(arg.name)
         info = arg.alias_info
-        if info is not None and info.is_write and (arg.kwarg_only or func in WRITE_ONLY_SELF):
+        written = info is not None and info.is_write
+        if written and out is None:
+            writes.append(value)  # an in-place op that returns nothing (a _foreach_ op)
+        if written and (arg.kwarg_only or _packet(func) in WRITE_ONLY_SELF):
             continue  # written, not read: the result counts it
-        read += nbytes(value)
-    return read + nbytes(out)
+        reads.append(value)
+    return nbytes(reads) + nbytes(out if out is not None else writes)
 
 
 class Recorder(TorchDispatchMode):
@@ -415,13 +431,16 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
         f"the ops outside the floor's calls, their bytes at the copy rate: {bound:.3f} s/cell;",
         f"with the floor's calls as they ran ({in_place:.3f}): "
         f"{(in_place + bound) / floor:.2f}x the floor, the least that separate",
-        "(unfused) kernels could reach with Python free. 1.3x the floor leaves "
-        f"{room:.3f} s/cell",
-        f"beside the floor's calls: {room / bound:.2f}x that copy time (fused kernels: "
-        "benchmarks.fusion_probe)",
-        "",
     ]
-    return lines
+    if room <= 0:
+        lines += ["(unfused) kernels could reach with Python free. The floor's calls as they ran "
+                  "already take", "1.3x the floor or more."]
+    else:
+        share = f": {room / bound:.2f}x that copy time" if bound > 0 else ""
+        lines += ["(unfused) kernels could reach with Python free. 1.3x the floor leaves "
+                  f"{room:.3f} s/cell", f"beside the floor's calls{share}"]
+    lines[-1] += " (fused kernels: benchmarks.fusion_probe)"
+    return lines + [""]
 
 
 def pooling_lines(reps: int) -> list[str]:
