@@ -47,10 +47,14 @@ in this process:
    that run's wall less every op is what lies outside them (Python, the autograd engine, and
    the timing itself, which slows that run: its cost per op is calibrated on a small add and
    taken out; ops with more arguments likely cost the timing more, so what remains is an
-   estimate from above). Those bytes at the machine's float32 copy rate
-   (one thread, warm 2 and 8 MB buffers: a cache rate, and NB201's tensors at 128 images are
-   2-8 MB) say what separate, unfused element-wise kernels could reach at best; the report
-   sets that beside the time 1.3x the floor leaves for everything but the floor's calls.
+   estimate from above). Those bytes at the machine's float32 copy rates say what separate,
+   unfused element-wise kernels could reach at best, in two cases: *warm*, one 2 or 8 MB
+   buffer copied again and again (in cache; NB201's tensors at 128 images are 2-8 MB), and
+   *cold*, 8 MB buffers cycled through 512 MB (out of cache, as a pass's tensors are when the
+   next op reads them: a 128-image pass keeps hundreds of MB of activations for its backward).
+   Each class's time over its bytes at the cold rate ("x cold") says how far it runs from the
+   memory; the report sets both bounds beside the time 1.3x the floor leaves for everything
+   but the floor's calls.
    (An earlier version read the op classes from ``torch.profiler``, whose own cost per event
    inflated the many small ops: its profiled wall was 2.5x the unprofiled one.)
 """
@@ -253,16 +257,25 @@ def timing_cost(loops: int = 2000) -> float:
     return max(0.0, best[1] - best[0])
 
 
-def copy_rate(size: int, reps: int) -> float:
-    """Bytes per second of a ``size``-byte float32 copy (read + write), best of ``reps``."""
-    src = torch.randn(size // 4)
-    dst = torch.empty_like(src)
+def copy_rate(size: int, reps: int, total: int | None = None) -> float:
+    """Bytes per second of ``size``-byte float32 copies (read + write), best of ``reps``.
+
+    ``total=None``: one buffer copied again and again (warm: it stays in cache once it fits).
+    ``total``: a cycle of copies through distinct buffers of ``total`` bytes in all, so each
+    copy reads and writes memory the cycle's other copies have pushed out of cache (cold),
+    as a network pass's tensors are when the next op reads them.
+    """
+    pairs = [(torch.randn(size // 4), torch.empty(size // 4))
+             for _ in range(max(1, (total or size) // size))]
+    for src, dst in pairs:  # touch every page before timing
+        dst.copy_(src)
     best = float("inf")
     for _ in range(reps + 1):
         start = time.perf_counter()
-        dst.copy_(src)
+        for src, dst in pairs:
+            dst.copy_(src)
         best = min(best, time.perf_counter() - start)
-    return 2 * size / best
+    return 2 * size * len(pairs) / best
 
 
 def flops(func, sig) -> float:
@@ -323,7 +336,8 @@ def _is_pool_division(shapes) -> bool:
             and shapes[1][:2] == [1, 1] and shapes[1][2:] == shapes[0][2:])
 
 
-def measure(name: str, spec: str, archs, bank, reps: int, peak: float, copy: float,
+def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
+            copy: tuple[float, float],
             rounds: int = ROUNDS) -> list[str]:
     """Wall and floor of one proxy set, measured in ``rounds`` interleaved rounds (see the
     module docstring): each round times the scoring once, then every distinct call ``reps``
@@ -390,30 +404,38 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float, copy: flo
 
 
 def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float,
-               copy: float, per_op: float = 0.0) -> list[str]:
+               copy: tuple[float, float], per_op: float = 0.0) -> list[str]:
     """Where a run's wall goes, every op timed where it ran (``rec``, a ``rest=True``
     recorder, and that run's wall per cell), with the bytes each class moved; and what the ops
-    outside the floor would cost at the machine's copy rate, added to the floor's calls as
-    they ran in the recording run (``in_place``, timed alone there). ``per_op``: what the
-    timing adds to each op (:func:`timing_cost`), taken out of the time outside the ops."""
+    outside the floor would cost at the machine's copy rates (``copy``: warm and cold, see
+    :func:`copy_rate`), added to the floor's calls as they ran in the recording run
+    (``in_place``, timed alone there). ``per_op``: what the timing adds to each op
+    (:func:`timing_cost`), taken out of the time outside the ops."""
+    warm, cold = copy
     ops = sum(t for _, t, _ in rec.rest.values()) / n
     moved = sum(b for cls, (_, _, b) in rec.rest.items() if cls != FLOOR_CALLS) / n
-    bound = moved / copy
     lines = [
         f"every op timed where it ran, in a run of its own (wall {wall:.3f} s/cell; the timing "
         "slows it);",
         "GB = each tensor an op reads or writes, once (a lower bound: batch norm reads its input "
         "twice);",
-        f"the machine copies float32 at {copy / 1e9:.1f} GB/s (one thread, the faster of warm 2 "
-        "and 8 MB buffers):",
+        f"the machine copies float32 at {warm / 1e9:.1f} GB/s warm (one thread, the faster of "
+        "2 and 8 MB buffers, in cache)",
+        f"and {cold / 1e9:.1f} GB/s cold (8 MB buffers cycled through 512 MB, out of cache); "
+        "'x cold' = s/cell over",
+        "the class's GB at the cold rate:",
         "",
-        f"{'op class':44s}{'s/cell':>9s}{'share':>7s}{'calls':>7s}{'GB/cell':>9s}{'GB/s':>7s}",
+        f"{'op class':44s}{'s/cell':>9s}{'share':>7s}{'calls':>7s}{'GB/cell':>9s}{'GB/s':>7s}"
+        f"{'x cold':>8s}",
     ]
     for cls, (calls, sec, byts) in sorted(rec.rest.items(), key=lambda kv: -kv[1][1]):
-        rate = f"{byts / max(sec, 1e-12) / 1e9:7.1f}" if cls != FLOOR_CALLS else ""
-        gb = f"{byts / n / 1e9:9.2f}" if cls != FLOOR_CALLS else ""
+        rate = gb = slow = ""
+        if cls != FLOOR_CALLS:
+            rate = f"{byts / max(sec, 1e-12) / 1e9:7.1f}"
+            gb = f"{byts / n / 1e9:9.2f}"
+            slow = f"{sec * cold / byts:8.2f}" if byts > 0 else ""
         lines.append(f"{cls:44s}{sec / n:9.3f}{sec / n / wall:7.1%}{calls / n:7.0f}{gb:>9s}"
-                     f"{rate:>7s}")
+                     f"{rate:>7s}{slow:>8s}")
     outside = wall - ops
     room = 1.3 * floor - in_place
     calls = sum(c for c, _, _ in rec.rest.values()) / n
@@ -425,17 +447,22 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
         f"{'  so Python and the autograd engine (est.)':44s}{outside - timing:9.3f}"
         f"{(outside - timing) / (wall - timing):7.1%}",
         "",
-        f"the ops outside the floor's calls, their bytes at the copy rate: {bound:.3f} s/cell;",
-        f"with the floor's calls as they ran ({in_place:.3f}): "
-        f"{(in_place + bound) / floor:.2f}x the floor, the least that separate",
+        "the ops outside the floor's calls, their bytes at a copy rate, beside the floor's "
+        f"calls as they ran ({in_place:.3f}):",
     ]
+    for label, rate in (("warm", warm), ("cold", cold)):
+        bound = moved / rate
+        lines.append(f"  {label}: {bound:.3f} s/cell, so {(in_place + bound) / floor:.2f}x the "
+                     "floor with Python free")
+    lines.append("the least that separate (unfused) kernels could reach: warm if every tensor "
+                 "were in cache, cold if none.")
     if room <= 0:
-        lines += ["(unfused) kernels could reach with Python free. The floor's calls as they ran "
-                  "already take", "1.3x the floor or more."]
+        lines.append("The floor's calls as they ran already take 1.3x the floor or more.")
     else:
-        share = f": {room / bound:.2f}x that copy time" if bound > 0 else ""
-        lines += ["(unfused) kernels could reach with Python free. 1.3x the floor leaves "
-                  f"{room:.3f} s/cell", f"beside the floor's calls{share}"]
+        lines.append(f"1.3x the floor leaves {room:.3f} s/cell beside the floor's calls: "
+                     f"{room * warm / moved:.2f}x the warm copy time, "
+                     f"{room * cold / moved:.2f}x the cold." if moved > 0 else
+                     f"1.3x the floor leaves {room:.3f} s/cell beside the floor's calls.")
     lines[-1] += " (fused kernels: benchmarks.fusion_probe)"
     return lines + [""]
 
@@ -502,7 +529,8 @@ def run(n_archs: int, root, reps: int, seed: int, sets: list[str]) -> str:
     bank = InputBank("cifar10", seed=0, root=root)
     bank.batches("real", 128, 2)
     peak = max(matmul_rate(1) for _ in range(3))
-    copy = max(copy_rate(size << 20, 10 * reps) for size in (2, 8))
+    copy = (max(copy_rate(size << 20, 10 * reps) for size in (2, 8)),
+            copy_rate(8 << 20, 2, total=512 << 20))
     lines = [
         "# zcnas scoring: wall vs the kernel floor of the suite's own shapes, one thread",
         f"# machine: {cpu_name()}, {os.cpu_count()} cores, "

@@ -118,18 +118,23 @@ def test_the_rest_report_and_its_bound():
     rec.rest[FLOOR_CALLS] = [10, 2.0, 0]
     rec.rest["batch norm"] = [4, 0.4, 4_000_000_000]
     rec.rest[OTHER] = [6, 0.2, 2_000_000_000]
-    lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=10e9, per_op=0.01)
+    lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=(10e9, 5e9),
+                       per_op=0.01)
     text = "\n".join(lines)
     rows = {line[:44].strip(): line[44:].split() for line in lines if len(line) > 44}
-    # per cell: floor's calls 1.0, batch norm 0.2 s and 2 GB (10 GB/s), other 0.1 s
-    assert rows["batch norm"] == ["0.200", "13.3%", "2", "2.00", "10.0"]
-    assert rows["other tensor ops"] == ["0.100", "6.7%", "3", "1.00", "10.0"]
+    # per cell: floor's calls 1.0, batch norm 0.2 s and 2 GB (10 GB/s: 0.5x the cold copy
+    # time, 2 GB at 5 GB/s = 0.4 s), other 0.1 s
+    assert rows["batch norm"] == ["0.200", "13.3%", "2", "2.00", "10.0", "0.50"]
+    assert rows["other tensor ops"] == ["0.100", "6.7%", "3", "1.00", "10.0", "0.50"]
     assert rows["outside any op (Python, autograd, timing)"] == ["0.200", "13.3%"]
     # 10 ops per cell x 10 ms of timing = 0.1 s: Python 0.1 s of the 1.4 s untimed wall
     assert rows["of it the timing (10 ops x 10000 us)"] == ["0.100"]
     assert rows["so Python and the autograd engine (est.)"] == ["0.100", "7.1%"]
-    # 3 GB per cell at 10 GB/s = 0.3 s; (0.9 + 0.3) / 1.0 = 1.20x; 1.3x leaves 0.4 s, 1.33x
-    assert "0.300 s/cell" in text and "1.20x the floor" in text
-    assert "leaves 0.400 s/cell" in text and "1.33x that copy time" in text
-    over = "\n".join(rest_lines(rec, n=2, wall=1.5, in_place=1.4, floor=1.0, copy=10e9))
-    assert "already take\n1.3x the floor or more" in over and "leaves" not in over
+    # 3 GB per cell: warm 0.3 s, (0.9 + 0.3) / 1.0 = 1.20x; cold 0.6 s, 1.50x;
+    # 1.3x leaves 0.4 s: 1.33x the warm copy time, 0.67x the cold
+    assert "  warm: 0.300 s/cell, so 1.20x the floor" in text
+    assert "  cold: 0.600 s/cell, so 1.50x the floor" in text
+    assert ("leaves 0.400 s/cell beside the floor's calls: 1.33x the warm copy time, "
+            "0.67x the cold") in text
+    over = "\n".join(rest_lines(rec, n=2, wall=1.5, in_place=1.4, floor=1.0, copy=(10e9, 5e9)))
+    assert "already take 1.3x the floor or more" in over and "leaves" not in over
