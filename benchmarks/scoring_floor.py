@@ -34,6 +34,10 @@ in this process:
 3. **peak-GEMM floor**: the same calls' FLOPs divided by the machine's best 2048^3 float32
    matmul rate on one thread (the yardstick of ``benchmarks.scoring_speed``; it flatters small
    NB201 convolutions, which never reach that rate);
+   **the same proxies at 2 images per batch** (each round, after the wall): the same
+   networks, ops, Python and autograd bookkeeping, network builds and per-weight statistics,
+   with the kernels nearly free; a bound from above on what Python and autograd cost (tighter
+   than the every-op run's time outside the ops below, whose timing cost is only estimated);
 4. **kernels compared**, side by side: ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)``
    against zcnas's depthwise-convolution pooling (forward + backward at the NB201 shapes of
    a 128-image batch, both memory formats), and GradSign's per-sample gradients by
@@ -330,6 +334,16 @@ def score_all(archs, proxies, bank) -> None:
             p.score(ctx)
 
 
+SMALL_BATCH = 2
+
+
+def small_batches(proxies) -> list:
+    """The same proxies with every batch at most :data:`SMALL_BATCH` images: the same
+    networks, ops, Python and autograd bookkeeping, with kernels nearly free."""
+    return [type(p)(**{**p.config(), "batch_size": min(p.batch_size, SMALL_BATCH)})
+            for p in proxies]
+
+
 def _is_pool_division(shapes) -> bool:
     """The pooling's division by its (1, 1, H, W) tap-count map."""
     return (len(shapes) >= 2 and len(shapes[0]) == 4 and len(shapes[1]) == 4
@@ -354,12 +368,17 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
     with every:
         score_all(archs, proxies, bank)
     every_wall = (time.perf_counter() - start) / n
-    walls, round_floors = [], []
+    small = small_batches(proxies)
+    score_all(archs[:1], small, bank)
+    walls, round_floors, small_walls = [], [], []
     best = [float("inf")] * len(calls)
     for _ in range(rounds):
         start = time.perf_counter()
         score_all(archs, proxies, bank)
         walls.append((time.perf_counter() - start) / n)
+        start = time.perf_counter()
+        score_all(archs, small, bank)
+        small_walls.append((time.perf_counter() - start) / n)
         this = 0.0
         for i, ((func, sig), count) in enumerate(calls):
             t = best_time(func, sig, reps)
@@ -397,6 +416,10 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         f"{'  the rest of the wall (BN, ReLU, sums, ...)':44s}{wall - in_place:9.3f}"
         f"   ({(wall - in_place) / floor:.2f}x the floor)",
         f"{'peak-GEMM floor (FLOPs / 2048^3 rate)':44s}{peak_floor:9.3f}{wall / peak_floor:11.2f}",
+        f"{f'the same proxies at <= {SMALL_BATCH} images per batch':44s}{min(small_walls):9.3f}"
+        f"{wall / min(small_walls):11.2f}",
+        "  (what does not grow with the batch: Python, autograd, network builds, per-weight",
+        "  statistics, and the kernels at that batch: a bound from above on Python and autograd)",
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
         "",
     ]

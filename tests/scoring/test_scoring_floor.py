@@ -138,3 +138,15 @@ def test_the_rest_report_and_its_bound():
             "0.67x the cold") in text
     over = "\n".join(rest_lines(rec, n=2, wall=1.5, in_place=1.4, floor=1.0, copy=(10e9, 5e9)))
     assert "already take 1.3x the floor or more" in over and "leaves" not in over
+
+
+def test_small_batches_keep_every_setting_but_the_batch():
+    from benchmarks.scoring_floor import SMALL_BATCH, small_batches
+    from zcnas.registry import create_scorers
+
+    proxies = create_scorers("synflow,stable(n_batches=3),jacov(batch_size=32),meco")
+    small = small_batches(proxies)
+    assert [p.name for p in small] == [p.name for p in proxies]
+    assert [p.batch_size for p in small] == [1, SMALL_BATCH, SMALL_BATCH, 1]
+    assert small[1].n_batches == 3
+    assert [p.batch_size for p in proxies] == [1, 128, 32, 1]  # the originals are untouched
