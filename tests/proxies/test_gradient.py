@@ -185,6 +185,18 @@ def test_n_batches_mean_gradient(bank):
         Fisher(n_batches=2)
 
 
+def test_each_batch_keeps_its_own_gradients(bank):
+    """The pass hands out the gradient tensors themselves (no copies): a later batch's
+    backward must not write into an earlier batch's, and the model keeps no gradient."""
+    two = make_ctx(ARCH, bank).run_pass(ce_request(foresight_spec(BS), 2, "grads"))
+    one = make_ctx(ARCH, bank).run_pass(ce_request(foresight_spec(BS), 1, "grads"))
+    assert two.grads[0].keys() == one.grads[0].keys()
+    for name, g in one.grads[0].items():
+        assert torch.equal(two.grads[0][name], g), name
+    assert any(not torch.equal(two.grads[1][k], g) for k, g in one.grads[0].items())
+    assert all(p.grad is None for p in two.model.parameters())
+
+
 def test_recipe_declared():
     for cls in (GradNorm, Snip, Fisher):
         info = cls.info

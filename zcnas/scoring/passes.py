@@ -152,6 +152,7 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     if "hessian" in collect:
         net = for_double_backward(net)
     layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    params = list(net.parameters())
     out = CEResult(model=net, layers=[name for name, _ in layers])
     backward = bool(collect & {"grads", "fisher", "losses", "hessian"})
     for b, (x, y) in enumerate(batches):
@@ -176,7 +177,7 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
                 out.hessian = {name: h for (name, _), h in zip(layers, hg, strict=True)}
                 out.losses.append(float(loss.detach()))
             elif backward:
-                net.zero_grad(set_to_none=True)
+                _drop_grads(params)
                 loss = F.cross_entropy(net(x), y)
                 loss.backward()
                 out.losses.append(float(loss.detach()))
@@ -192,15 +193,23 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
         if "grads" in collect and grads is not None:
             out.grads.append(grads)
         elif "grads" in collect:
+            # the gradients themselves, not copies: the next batch's backward starts from no
+            # gradient (_drop_grads) and allocates new ones, so nothing writes into these
             out.grads.append({
-                name: (m.weight.grad.detach().clone() if m.weight.grad is not None
+                name: (m.weight.grad.detach() if m.weight.grad is not None
                        else torch.zeros_like(m.weight))
                 for name, m in layers
             })
         if fisher_acts:
             out.fisher = {name: _fisher(act, grads) for name, (act, grads) in fisher_acts.items()}
-    net.zero_grad(set_to_none=True)
+    _drop_grads(params)
     return out
+
+
+def _drop_grads(params: list[torch.Tensor]) -> None:
+    """``net.zero_grad(set_to_none=True)`` on a list taken once (no module walk per call)."""
+    for p in params:
+        p.grad = None
 
 
 def grad_and_hvp(
