@@ -54,8 +54,10 @@ in this process:
    estimate from above). Those bytes at the machine's float32 copy rates say what separate,
    unfused element-wise kernels could reach at best, in two cases: *warm*, one 2 or 8 MB
    buffer copied again and again (in cache; NB201's tensors at 128 images are 2-8 MB), and
-   *cold*, 8 MB buffers cycled through 512 MB (out of cache, as a pass's tensors are when the
-   next op reads them: a 128-image pass keeps hundreds of MB of activations for its backward).
+   *cold*, a cycle of copies through 64 pairs of 8 MB buffers (512 MB read, 512 MB written:
+   out of cache; a 128-image pass keeps hundreds of MB of activations for its backward, so
+   many of its tensors are out of cache when the next op reads them). What separate kernels
+   could reach lies between the two bounds (warm if every tensor were in cache, cold if none).
    Each class's time over its bytes at the cold rate ("x cold") says how far it runs from the
    memory; the report sets both bounds beside the time 1.3x the floor leaves for everything
    but the floor's calls.
@@ -77,8 +79,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import matmul_rate, sample_archs
+from zcnas.proxy import with_batch_at_most
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
+from zcnas.scoring.context import _merge
 
 SETS = {
     "default suite": "synflow,naswot,stable",
@@ -265,9 +269,10 @@ def copy_rate(size: int, reps: int, total: int | None = None) -> float:
     """Bytes per second of ``size``-byte float32 copies (read + write), best of ``reps``.
 
     ``total=None``: one buffer copied again and again (warm: it stays in cache once it fits).
-    ``total``: a cycle of copies through distinct buffers of ``total`` bytes in all, so each
-    copy reads and writes memory the cycle's other copies have pushed out of cache (cold),
-    as a network pass's tensors are when the next op reads them.
+    ``total``: a cycle of copies from ``total`` bytes of distinct sources into as many bytes
+    of distinct destinations, so each copy reads and writes memory the cycle's other copies
+    have pushed out of cache (cold), as many of a network pass's tensors are when the next op
+    reads them.
     """
     pairs = [(torch.randn(size // 4), torch.empty(size // 4))
              for _ in range(max(1, (total or size) // size))]
@@ -339,9 +344,18 @@ SMALL_BATCH = 2
 
 def small_batches(proxies) -> list:
     """The same proxies with every batch at most :data:`SMALL_BATCH` images: the same
-    networks, ops, Python and autograd bookkeeping, with kernels nearly free."""
-    return [type(p)(**{**p.config(), "batch_size": min(p.batch_size, SMALL_BATCH)})
-            for p in proxies]
+    networks, ops, Python and autograd bookkeeping, with kernels nearly free. Refused when
+    the smaller batches would merge passes the proxies run apart (fewer passes: the bound
+    would undercount) or a proxy keeps its batch."""
+    small = [with_batch_at_most(p, SMALL_BATCH) for p in proxies]
+    if any(s is p and p.batch_size > SMALL_BATCH for s, p in zip(small, proxies, strict=True)):
+        raise ValueError("a proxy refuses a batch of at most "
+                         f"{SMALL_BATCH}: no small-batch bound for this set")
+    if len(_merge(r for p in small for r in p.requests())) != len(
+            _merge(r for p in proxies for r in p.requests())):
+        raise ValueError(f"at {SMALL_BATCH} images the set's shared passes merge: no "
+                         "small-batch bound for this set")
+    return small
 
 
 def _is_pool_division(shapes) -> bool:
@@ -440,12 +454,12 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
     lines = [
         f"every op timed where it ran, in a run of its own (wall {wall:.3f} s/cell; the timing "
         "slows it);",
-        "GB = each tensor an op reads or writes, once (a lower bound: batch norm reads its input "
-        "twice);",
+        "GB = each tensor an op reads or writes, once (a lower bound: batch norm reads its inputs "
+        "more than once);",
         f"the machine copies float32 at {warm / 1e9:.1f} GB/s warm (one thread, the faster of "
         "2 and 8 MB buffers, in cache)",
-        f"and {cold / 1e9:.1f} GB/s cold (8 MB buffers cycled through 512 MB, out of cache); "
-        "'x cold' = s/cell over",
+        f"and {cold / 1e9:.1f} GB/s cold (64 pairs of 8 MB buffers, 512 MB read and 512 MB "
+        "written, out of cache); 'x cold' = s/cell over",
         "the class's GB at the cold rate:",
         "",
         f"{'op class':44s}{'s/cell':>9s}{'share':>7s}{'calls':>7s}{'GB/cell':>9s}{'GB/s':>7s}"

@@ -185,6 +185,17 @@ class Proxy(abc.ABC):
         return f"<proxy {self.spec()} v{self.info.version}>"
 
 
+def with_batch_at_most(proxy: Proxy, cap: int) -> Proxy:
+    """``proxy`` with its batch size at most ``cap``, every other setting kept; ``proxy``
+    itself when its batch is already within ``cap`` or it refuses the smaller batch."""
+    if proxy.batch_size <= cap:
+        return proxy
+    try:
+        return type(proxy)(**{**proxy.config(), "batch_size": cap})
+    except Exception:  # a third party's check may raise anything: score it as configured
+        return proxy
+
+
 def _coerce(proxy: str, key: str, value: Any, kind: type) -> Any:
     """``value`` as the type of the parameter's default: an int parameter takes an integral
     number only (``2.0`` -> 2; ``2.5``, ``True`` and non-numbers are refused, never

@@ -4,6 +4,7 @@ arguments are checked here."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.scoring_floor import (
@@ -14,6 +15,7 @@ from benchmarks.scoring_floor import (
     Recorder,
     _describe,
     _make,
+    copy_rate,
     flops,
     rest_class,
     rest_lines,
@@ -144,9 +146,36 @@ def test_small_batches_keep_every_setting_but_the_batch():
     from benchmarks.scoring_floor import SMALL_BATCH, small_batches
     from zcnas.registry import create_scorers
 
-    proxies = create_scorers("synflow,stable(n_batches=3),jacov(batch_size=32),meco")
+    proxies = create_scorers("synflow,stable(n_batches=3),jacov(batch_size=32),meco,"
+                             "az_trainability")
     small = small_batches(proxies)
-    assert [p.name for p in small] == [p.name for p in proxies]
-    assert [p.batch_size for p in small] == [1, SMALL_BATCH, SMALL_BATCH, 1]
-    assert small[1].n_batches == 3
-    assert [p.batch_size for p in proxies] == [1, 128, 32, 1]  # the originals are untouched
+    for p, q in zip(proxies, small, strict=True):
+        assert type(q) is type(p)
+        assert q.batch_size == min(p.batch_size, SMALL_BATCH)
+        assert {**q.config(), "batch_size": 0} == {**p.config(), "batch_size": 0}
+    assert [p.batch_size for p in proxies] == [1, 128, 32, 1, 64]  # the originals untouched
+
+
+def test_small_batches_refuse_a_set_whose_passes_would_merge():
+    from benchmarks.scoring_floor import small_batches
+    from zcnas.registry import create_scorers
+
+    # two ce passes (batches of 4 and 8) would become one at 2 images: the bound would
+    # undercount, so there is none
+    with pytest.raises(ValueError, match="merge"):
+        small_batches(create_scorers("stable(batch_size=4),naswot(batch_size=8)"))
+
+
+def test_cold_copies_cycle_through_distinct_buffers(monkeypatch):
+    made = []
+    real = torch.randn
+
+    def counting(*args, **kwargs):
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randn", counting)
+    rate = copy_rate(1 << 20, 1, total=4 << 20)
+    assert len(made) == 4 and rate > 0  # four 1 MB sources for 4 MB
+    made.clear()
+    assert copy_rate(1 << 20, 1) > 0 and len(made) == 1  # warm: one buffer again and again

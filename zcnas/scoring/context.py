@@ -196,17 +196,22 @@ class ScoringContext:
 def _placed(net: nn.Module, device: torch.device, dtype: torch.dtype,
             channels_last: bool) -> nn.Module:
     """``net.to(device=device, dtype=dtype)``, then ``net.to(memory_format=channels_last)``
-    when asked: the same tensors, without the module walks where nothing moves (a fresh
-    network is already on the CPU in float32, where both walks cost several ms for nothing
-    but the 4-d weights' copies)."""
+    when asked, for a fresh network: the same tensors and strides without the module walks
+    where nothing moves (a fresh network is already on the CPU in float32, where both walks
+    cost several ms for nothing but the 4-d weights' copies). A network with gradients or
+    5-d tensors takes ``Module.to`` itself."""
     tensors = [*net.parameters(), *net.buffers()]
+    if any(t.grad is not None or t.dim() == 5 for t in tensors):
+        net = net.to(device=device, dtype=dtype)
+        return net.to(memory_format=torch.channels_last) if channels_last else net
     if any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors):
         net = net.to(device=device, dtype=dtype)
         tensors = [*net.parameters(), *net.buffers()]
     if channels_last:
         with torch.no_grad():
             for t in tensors:
-                if t.dim() == 4:  # Module.to(memory_format=...) converts exactly these
+                if t.dim() == 4:  # as Module.to(memory_format=...): restrided even where a
+                    # size-1 dim makes the tensor channels-last contiguous already
                     t.data = t.data.to(memory_format=torch.channels_last)
     return net
 

@@ -26,7 +26,7 @@ import torch
 
 from zcnas.datasets import canonical_dataset
 from zcnas.errors import one_line
-from zcnas.proxy import PassRequest, Proxy, ProxyInfo
+from zcnas.proxy import PassRequest, Proxy, ProxyInfo, with_batch_at_most
 from zcnas.scoring.context import InputBank, ScoringContext
 from zcnas.spaces import get_space
 from zcnas.testing._util import (
@@ -299,13 +299,7 @@ class Kit:
         """The proxy scored by the checks: ``proxy`` with its batch size capped."""
 
         def build() -> Proxy:
-            proxy = self.proxy
-            if self.cap is None or proxy.batch_size <= self.cap:
-                return proxy
-            try:
-                return self.cls(**{**proxy.config(), "batch_size": self.cap})
-            except Exception:  # the proxy refuses small batches: score it as configured
-                return proxy
+            return self.proxy if self.cap is None else with_batch_at_most(self.proxy, self.cap)
 
         return self.memo("fast", build)
 
