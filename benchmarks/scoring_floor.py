@@ -228,6 +228,7 @@ class Recorder(TorchDispatchMode):
         self.in_place: defaultdict = defaultdict(float)
         self.time_rest = rest
         self.rest: defaultdict = defaultdict(lambda: [0, 0.0, 0])  # class -> calls, s, bytes
+        self.other: defaultdict = defaultdict(lambda: [0, 0.0])  # OTHER's ops -> calls, s
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -241,7 +242,12 @@ class Recorder(TorchDispatchMode):
             self.calls[key] += 1
             self.in_place[key] += elapsed
             return out
-        entry = self.rest[FLOOR_CALLS if func in RECORDED else rest_class(func, args)]
+        cls = FLOOR_CALLS if func in RECORDED else rest_class(func, args)
+        if cls == OTHER:
+            op = self.other[str(func)]
+            op[0] += 1
+            op[1] += elapsed
+        entry = self.rest[cls]
         entry[0] += 1
         entry[1] += elapsed
         entry[2] += moved_bytes(func, args, kwargs, out)
@@ -473,6 +479,9 @@ def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float
             slow = f"{sec * cold / byts:8.2f}" if byts > 0 else ""
         lines.append(f"{cls:44s}{sec / n:9.3f}{sec / n / wall:7.1%}{calls / n:7.0f}{gb:>9s}"
                      f"{rate:>7s}{slow:>8s}")
+        if cls == OTHER:  # a mix: name its heaviest ops
+            for op, (op_calls, op_sec) in sorted(rec.other.items(), key=lambda kv: -kv[1][1])[:3]:
+                lines.append(f"{f'  of it {op}':44s}{op_sec / n:9.3f}{'':7s}{op_calls / n:7.0f}")
     outside = wall - ops
     room = 1.3 * floor - in_place
     calls = sum(c for c, _, _ in rec.rest.values()) / n

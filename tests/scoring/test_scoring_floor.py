@@ -120,6 +120,8 @@ def test_the_rest_report_and_its_bound():
     rec.rest[FLOOR_CALLS] = [10, 2.0, 0]
     rec.rest["batch norm"] = [4, 0.4, 4_000_000_000]
     rec.rest[OTHER] = [6, 0.2, 2_000_000_000]
+    rec.other.update({"aten.gt.Scalar": [2, 0.12], "aten.bucketize.Tensor": [2, 0.06],
+                      "aten.detach.default": [1, 0.016], "aten.empty.memory_format": [1, 0.005]})
     lines = rest_lines(rec, n=2, wall=1.5, in_place=0.9, floor=1.0, copy=(10e9, 5e9),
                        per_op=0.01)
     text = "\n".join(lines)
@@ -128,6 +130,12 @@ def test_the_rest_report_and_its_bound():
     # time, 2 GB at 5 GB/s = 0.4 s), other 0.1 s
     assert rows["batch norm"] == ["0.200", "13.3%", "2", "2.00", "10.0", "0.50"]
     assert rows["other tensor ops"] == ["0.100", "6.7%", "3", "1.00", "10.0", "0.50"]
+    # its three heaviest ops, per cell, right under it
+    at = next(i for i, line in enumerate(lines) if line.startswith("other tensor ops"))
+    assert [line.split() for line in lines[at + 1:at + 4]] == [
+        ["of", "it", "aten.gt.Scalar", "0.060", "1"],
+        ["of", "it", "aten.bucketize.Tensor", "0.030", "1"],
+        ["of", "it", "aten.detach.default", "0.008", "0"]]
     assert rows["outside any op (Python, autograd, timing)"] == ["0.200", "13.3%"]
     # 10 ops per cell x 10 ms of timing = 0.1 s: Python 0.1 s of the 1.4 s untimed wall
     assert rows["of it the timing (10 ops x 10000 us)"] == ["0.100"]
