@@ -47,7 +47,8 @@ in this process:
 5. **the rest, by op class**: a run of its own times every op where it runs (the floor's
    calls, batch norm, ReLU, sums (node sums and autograd's gradient accumulation), the
    pooling's division, other tensor ops), with the bytes each moves (every tensor it reads
-   and writes counted once: a lower bound, since batch norm, say, reads its input twice);
+   and writes counted once: a lower bound, since batch norm, say, reads its inputs more than
+   once);
    that run's wall less every op is what lies outside them (Python, the autograd engine, and
    the timing itself, which slows that run: its cost per op is calibrated on a small add and
    taken out; ops with more arguments likely cost the timing more, so what remains is an
@@ -82,7 +83,7 @@ from benchmarks.scoring_speed import matmul_rate, sample_archs
 from zcnas.proxy import with_batch_at_most
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas.scoring.context import _merge
+from zcnas.scoring.context import merge_requests
 
 SETS = {
     "default suite": "synflow,naswot,stable",
@@ -357,8 +358,8 @@ def small_batches(proxies) -> list:
     if any(s is p and p.batch_size > SMALL_BATCH for s, p in zip(small, proxies, strict=True)):
         raise ValueError("a proxy refuses a batch of at most "
                          f"{SMALL_BATCH}: no small-batch bound for this set")
-    if len(_merge(r for p in small for r in p.requests())) != len(
-            _merge(r for p in proxies for r in p.requests())):
+    if len(merge_requests(r for p in small for r in p.requests())) != len(
+            merge_requests(r for p in proxies for r in p.requests())):
         raise ValueError(f"at {SMALL_BATCH} images the set's shared passes merge: no "
                          "small-batch bound for this set")
     return small

@@ -86,7 +86,7 @@ class ScoringContext:
         self.device = torch.device(device)
         self.inputs = inputs if inputs is not None else InputBank(
             self.dataset, seed=seed, source="synthetic", device=self.device)
-        self._requests = _merge(requests)
+        self._requests = merge_requests(requests)
         self._memo: dict[Any, Any] = {}
         self.pass_seconds: dict[Any, float] = {}
 
@@ -176,7 +176,7 @@ class ScoringContext:
         if merged is None or merged.n_batches < request.n_batches or not (
             request.collect <= merged.collect
         ):  # an undeclared request: run it as asked (correct, just not shared)
-            merged = _merge([request] + ([merged] if merged else []))[ident]
+            merged = merge_requests([request] + ([merged] if merged else []))[ident]
             self._requests[ident] = merged
             self._memo.pop(("pass", ident), None)
 
@@ -201,12 +201,13 @@ def _placed(net: nn.Module, device: torch.device, dtype: torch.dtype,
     cost several ms for nothing but the 4-d weights' copies). A network with gradients or
     5-d tensors takes ``Module.to`` itself."""
     tensors = [*net.parameters(), *net.buffers()]
-    if any(t.grad is not None or t.dim() == 5 for t in tensors):
-        net = net.to(device=device, dtype=dtype)
-        return net.to(memory_format=torch.channels_last) if channels_last else net
-    if any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors):
+    walk = any(t.grad is not None or t.dim() == 5 for t in tensors)  # Module.to's own cases
+    if walk or any(t.device != device or (t.is_floating_point() and t.dtype != dtype)
+                   for t in tensors):
         net = net.to(device=device, dtype=dtype)
         tensors = [*net.parameters(), *net.buffers()]
+    if channels_last and walk:
+        return net.to(memory_format=torch.channels_last)
     if channels_last:
         with torch.no_grad():
             for t in tensors:
@@ -216,7 +217,9 @@ def _placed(net: nn.Module, device: torch.device, dtype: torch.dtype,
     return net
 
 
-def _merge(requests: Iterable[PassRequest]) -> dict[tuple[str, Any], PassRequest]:
+def merge_requests(requests: Iterable[PassRequest]) -> dict[tuple[str, Any], PassRequest]:
+    """The passes ``requests`` run, by kind and spec: requests of the same pass merged into
+    one (the most batches, every collect)."""
     out: dict[tuple[str, Any], PassRequest] = {}
     for req in requests:
         ident = (req.kind, req.spec)
