@@ -40,6 +40,8 @@ computed on the context's device (CPU float32 by default) instead of CUDA.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -76,6 +78,17 @@ def expressivity_of(feature: torch.Tensor) -> float:
     return float((-p * torch.log(p + 1e-8)).sum())
 
 
+def _unshuffled_rows(g: torch.Tensor, r: int) -> torch.Tensor:
+    """``PixelUnshuffle(r)(g)`` (channel ``c*r*r + i*r + j`` holds pixel ``(r*h + i, r*w + j)``
+    of channel ``c``) as (B*H*W, C*r*r) rows, in one copy: the unshuffle's own kernel is slow
+    on a channels-last gradient and its result was copied again into rows."""
+    b, c, hh, ww = g.shape
+    if r == 1:
+        return g.permute(0, 2, 3, 1).reshape(-1, c)
+    h, w = hh // r, ww // r
+    return g.reshape(b, c, h, r, w, r).permute(0, 2, 4, 1, 3, 5).reshape(b * h * w, c * r * r)
+
+
 def trainability_of(f_in: torch.Tensor, f_out: torch.Tensor, g_out: torch.Tensor) -> float:
     """One pair's trainability: -sigma - 1/(sigma + 1e-6) + 2 of the +-1 Jacobian product."""
     g_in = torch.autograd.grad(f_out, f_in, g_out, retain_graph=False, allow_unused=True)[0]
@@ -83,11 +96,8 @@ def trainability_of(f_in: torch.Tensor, f_out: torch.Tensor, g_out: torch.Tensor
         g_in = torch.zeros_like(f_in)
     if g_in.shape == g_out.shape and bool(torch.equal(g_in, g_out)):
         return -math.inf
-    if g_in.shape[2:] != g_out.shape[2:]:
-        g_in = nn.functional.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
     bo, co, ho, wo = g_out.shape
-    ci = g_in.shape[1]
-    a = g_in.permute(0, 2, 3, 1).reshape(-1, ci)
+    a = _unshuffled_rows(g_in, g_in.shape[2] // ho)
     b = g_out.permute(0, 2, 3, 1).reshape(-1, co)
     mat = a.T @ b / (bo * ho * wo)
     if mat.shape[0] < mat.shape[1]:
@@ -104,7 +114,7 @@ def az_components(ctx, batch_size: int = 64, init: str = INIT) -> dict[str, floa
     """Expressivity, progressivity and trainability of ``ctx.arch`` from one forward/backward."""
     net = ctx.network(affine=True, track=False, init=init)
     x = ctx.batch(batch_size, "gaussian")[0]
-    return az_components_of(net, x, torch.Generator().manual_seed(ctx.seed + SEED_OFFSET))
+    return az_components_of(net, x, ctx.seed + SEED_OFFSET)
 
 
 def sign_tensor(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -112,17 +122,44 @@ def sign_tensor(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, 2, shape, generator=generator, dtype=torch.float32).mul_(2).sub_(1)
 
 
-def az_components_of(net: nn.Module, x: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
-    """The three components of ``net`` (train mode) on input ``x``; ``gen`` draws the +-1s."""
+_SIGNS: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()
+_SIGNS_KEPT = 2  # lists kept; one at 64 images of a NATS-tss cell holds about 38 MB
+_SIGNS_LOCK = threading.Lock()
+
+
+def sign_tensors(features: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+    """One +-1 tensor per feature, drawn in order from one generator seeded ``seed``, each
+    laid out like its feature (channels-last on the CPU: a contiguous gradient into
+    channels-last BN takes torch's slow mixed-format backward, 4x slower).
+
+    They depend only on the seed and the features' shapes, which every cell of a space with a
+    fixed macro skeleton shares (NATS-tss), so the last few lists are kept: drawing them took
+    about a tenth of the components' time at 64 images. Read-only: autograd does not write
+    into the gradients it is given."""
+    key = (seed, tuple((tuple(f.shape), f.stride(), f.dtype, f.device) for f in features))
+    with _SIGNS_LOCK:
+        if key in _SIGNS:
+            _SIGNS.move_to_end(key)
+            return _SIGNS[key]
+    gen = torch.Generator().manual_seed(seed)
+    signs = [torch.empty_like(f).copy_(sign_tensor(f.shape, gen)) for f in features]
+    with _SIGNS_LOCK:
+        _SIGNS[key] = signs
+        while len(_SIGNS) > _SIGNS_KEPT:
+            _SIGNS.popitem(last=False)
+    return signs
+
+
+def az_components_of(net: nn.Module, x: torch.Tensor, seed: int) -> dict[str, float]:
+    """The three components of ``net`` (train mode) on input ``x``; the +-1 gradients are
+    drawn from a generator seeded ``seed`` (:func:`sign_tensors`)."""
     feats = cell_features(net, x)
     scores = np.array([expressivity_of(f) for f in feats])
     expressivity = float(np.sum(scores))
     progressivity = float(np.min(scores[1:] - scores[:-1]))  # NaN if any entropy is NaN
     pairs = []
-    for i in reversed(range(1, len(feats))):
-        # same values, laid out like the feature (channels-last on the CPU): a contiguous
-        # gradient into channels-last BN takes torch's slow mixed-format backward (4x slower)
-        g_out = torch.empty_like(feats[i]).copy_(sign_tensor(feats[i].shape, gen))
+    outs = list(reversed(range(1, len(feats))))  # last pair first
+    for i, g_out in zip(outs, sign_tensors([feats[i] for i in outs], seed), strict=True):
         pairs.append(trainability_of(feats[i - 1], feats[i], g_out))
     trainability = float(np.mean(pairs))
     return {"expressivity": _finite_or_neg_inf(expressivity),

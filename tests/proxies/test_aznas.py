@@ -88,7 +88,7 @@ def test_matches_literal_reference_on_the_naive_network(arch):
     pruned.load_state_dict(naive.state_dict(), strict=False)
     x = ctx.batch(BS, "gaussian")[0]
     want = _reference(naive, x, torch.Generator().manual_seed(5))
-    got = az_components_of(pruned, x, torch.Generator().manual_seed(5))
+    got = az_components_of(pruned, x, 5)
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-5), key
 
@@ -167,3 +167,40 @@ def test_recipe_declared():
     assert (info.input, info.needs_images, info.needs_labels, info.bn, info.init) == (
         "gaussian", False, False, "train", "kaiming_normal_fan_in")
     assert info.batch_size == 64 and info.higher_is_better
+
+
+def _features(shapes, channels_last=True):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return [torch.randn(s).to(memory_format=fmt) for s in shapes]
+
+
+def test_sign_tensors_are_the_recipes_draws_kept_for_the_next_cell():
+    import zcnas_proxies.aznas as mod
+
+    shapes = [(2, 8, 4, 4), (2, 4, 8, 8), (2, 4, 8, 8)]
+    feats = _features(shapes)
+    gen = torch.Generator().manual_seed(7)
+    want = [sign_tensor(s, gen) for s in shapes]  # in order, from one generator
+    got = mod.sign_tensors(feats, 7)
+    for w, g, f in zip(want, got, feats, strict=True):
+        assert torch.equal(w, g) and g.stride() == f.stride()
+    # another network with the same feature shapes (the next cell) gets the same tensors
+    again = mod.sign_tensors(_features(shapes), 7)
+    assert all(a is g for a, g in zip(again, got, strict=True))
+    # another seed, layout or shape sequence draws anew
+    assert not torch.equal(mod.sign_tensors(feats, 8)[0], got[0])
+    flat = mod.sign_tensors(_features(shapes, channels_last=False), 7)
+    assert flat[0] is not got[0] and flat[0].is_contiguous() and torch.equal(flat[0], got[0])
+    assert mod.sign_tensors(feats[1:], 7)[0].shape == shapes[1]
+    assert len(mod._SIGNS) <= mod._SIGNS_KEPT
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("r", [1, 2])
+def test_unshuffled_rows_is_pixel_unshuffle_as_rows(channels_last, r):
+    from zcnas_proxies.aznas import _unshuffled_rows
+
+    g = _features([(3, 5, 4 * r, 2 * r)], channels_last)[0]
+    u = nn.functional.pixel_unshuffle(g, r) if r > 1 else g
+    want = u.permute(0, 2, 3, 1).reshape(-1, u.shape[1])
+    assert torch.equal(_unshuffled_rows(g, r), want)
