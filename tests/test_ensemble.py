@@ -145,3 +145,16 @@ def test_the_fast_preset_is_a_point_of_the_batch_grid_of_zcnas():
     rng = np.random.default_rng(0)
     x, acc = rng.random(50), rng.random(50)
     assert paired_bootstrap(x, x, acc, 20, rng) == {"rho": (0.0, 0.0), "tau": (0.0, 0.0)}
+
+
+def test_the_cheapest_match_is_at_least_as_good_on_both_and_never_the_recipe():
+    from benchmarks.fast_ensemble import cheapest_match
+
+    recipe = {"cost": 3.0, "rho": 0.94, "tau": 0.79}
+    grid = [recipe,
+            {"cost": 0.5, "rho": 0.95, "tau": 0.78},   # tau below: no
+            {"cost": 0.7, "rho": 0.939, "tau": 0.80},  # rho below: no
+            {"cost": 1.2, "rho": 0.94, "tau": 0.79},   # ties count
+            {"cost": 0.9, "rho": 0.941, "tau": 0.791}]
+    assert cheapest_match(grid, recipe) is grid[4]
+    assert cheapest_match([recipe, grid[1]], recipe) is None
