@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -80,8 +81,8 @@ def expressivity_of(feature: torch.Tensor) -> float:
 
 def _unshuffled_rows(g: torch.Tensor, r: int) -> torch.Tensor:
     """``PixelUnshuffle(r)(g)`` (channel ``c*r*r + i*r + j`` holds pixel ``(r*h + i, r*w + j)``
-    of channel ``c``) as (B*H*W, C*r*r) rows, in one copy: the unshuffle's own kernel is slow
-    on a channels-last gradient and its result was copied again into rows."""
+    of channel ``c``) as (B*H*W, C*r*r) rows, in one copy (the same values and layout): torch's
+    unshuffle kernel is slow on a channels-last gradient."""
     b, c, hh, ww = g.shape
     if r == 1:
         return g.permute(0, 2, 3, 1).reshape(-1, c)
@@ -122,27 +123,43 @@ def sign_tensor(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, 2, shape, generator=generator, dtype=torch.float32).mul_(2).sub_(1)
 
 
-_SIGNS: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()
-_SIGNS_KEPT = 2  # lists kept; one at 64 images of a NATS-tss cell holds about 38 MB
+#: shape sequence -> its +-1 tensors, the most recently used last. Two lists, so two AZ-NAS
+#: batch sizes (or seeds) can alternate; with three or more they are drawn anew each time.
+#: One list at 64 images of a NATS-tss cell on CIFAR-10 holds about 38 MiB.
+_SIGNS: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
+_SIGNS_KEPT = 2
 _SIGNS_LOCK = threading.Lock()
+_last_miss: tuple | None = None
 
 
-def sign_tensors(features: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+def _draws(features: list[torch.Tensor], seed: int) -> Iterator[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    for f in features:
+        yield torch.empty_like(f).copy_(sign_tensor(f.shape, gen))
+
+
+def sign_tensors(features: list[torch.Tensor], seed: int) -> Iterable[torch.Tensor]:
     """One +-1 tensor per feature, drawn in order from one generator seeded ``seed``, each
     laid out like its feature (channels-last on the CPU: a contiguous gradient into
     channels-last BN takes torch's slow mixed-format backward, 4x slower).
 
     They depend only on the seed and the features' shapes, which every cell of a space with a
-    fixed macro skeleton shares (NATS-tss), so the last few lists are kept: drawing them took
-    about a tenth of the components' time at 64 images. Read-only: autograd does not write
-    into the gradients it is given."""
+    fixed macro skeleton shares (NATS-tss), so a shape sequence met twice in a row is kept
+    (:data:`_SIGNS`): drawing them took about a tenth of the components' time at 64 images.
+    A sequence met once (every network of NATS-sss has its own channels) is drawn lazily, one
+    tensor at a time, and not kept. The tensors handed out must not be modified (autograd
+    does not write into the gradients it is given)."""
+    global _last_miss
     key = (seed, tuple((tuple(f.shape), f.stride(), f.dtype, f.device) for f in features))
     with _SIGNS_LOCK:
-        if key in _SIGNS:
+        kept = _SIGNS.get(key)
+        if kept is not None:
             _SIGNS.move_to_end(key)
-            return _SIGNS[key]
-    gen = torch.Generator().manual_seed(seed)
-    signs = [torch.empty_like(f).copy_(sign_tensor(f.shape, gen)) for f in features]
+            return kept
+        again, _last_miss = key == _last_miss, key
+    if not again:
+        return _draws(features, seed)
+    signs = tuple(_draws(features, seed))
     with _SIGNS_LOCK:
         _SIGNS[key] = signs
         while len(_SIGNS) > _SIGNS_KEPT:

@@ -154,7 +154,8 @@ def test_the_cheapest_match_is_at_least_as_good_on_both_and_never_the_recipe():
     grid = [recipe,
             {"cost": 0.5, "rho": 0.95, "tau": 0.78},   # tau below: no
             {"cost": 0.7, "rho": 0.939, "tau": 0.80},  # rho below: no
-            {"cost": 1.2, "rho": 0.94, "tau": 0.79},   # ties count
-            {"cost": 0.9, "rho": 0.941, "tau": 0.791}]
+            {"cost": 1.2, "rho": 0.941, "tau": 0.791},
+            {"cost": 0.9, "rho": 0.94, "tau": 0.79}]   # ties count: the cheapest that qualifies
     assert cheapest_match(grid, recipe) is grid[4]
+    assert cheapest_match(grid[:4], recipe) is grid[3]
     assert cheapest_match([recipe, grid[1]], recipe) is None

@@ -174,25 +174,55 @@ def _features(shapes, channels_last=True):
     return [torch.randn(s).to(memory_format=fmt) for s in shapes]
 
 
-def test_sign_tensors_are_the_recipes_draws_kept_for_the_next_cell():
+def test_sign_tensors_are_the_recipes_draws_kept_from_the_second_cell(monkeypatch):
     import zcnas_proxies.aznas as mod
 
+    monkeypatch.setattr(mod, "_SIGNS", type(mod._SIGNS)())
+    monkeypatch.setattr(mod, "_last_miss", None)
     shapes = [(2, 8, 4, 4), (2, 4, 8, 8), (2, 4, 8, 8)]
     feats = _features(shapes)
-    gen = torch.Generator().manual_seed(7)
-    want = [sign_tensor(s, gen) for s in shapes]  # in order, from one generator
-    got = mod.sign_tensors(feats, 7)
-    for w, g, f in zip(want, got, feats, strict=True):
-        assert torch.equal(w, g) and g.stride() == f.stride()
-    # another network with the same feature shapes (the next cell) gets the same tensors
-    again = mod.sign_tensors(_features(shapes), 7)
-    assert all(a is g for a, g in zip(again, got, strict=True))
-    # another seed, layout or shape sequence draws anew
-    assert not torch.equal(mod.sign_tensors(feats, 8)[0], got[0])
-    flat = mod.sign_tensors(_features(shapes, channels_last=False), 7)
-    assert flat[0] is not got[0] and flat[0].is_contiguous() and torch.equal(flat[0], got[0])
-    assert mod.sign_tensors(feats[1:], 7)[0].shape == shapes[1]
-    assert len(mod._SIGNS) <= mod._SIGNS_KEPT
+
+    def want(seed, sub=shapes):
+        gen = torch.Generator().manual_seed(seed)
+        return [sign_tensor(s, gen) for s in sub]  # in order, from one generator
+
+    first = list(mod.sign_tensors(feats, 7))  # met once: drawn, not kept
+    assert not mod._SIGNS
+    second = mod.sign_tensors(_features(shapes), 7)  # the next cell, same shapes: kept
+    third = mod.sign_tensors(_features(shapes), 7)
+    assert third is second and len(mod._SIGNS) == 1
+    for w, a, b, f in zip(want(7), first, second, feats, strict=True):
+        assert torch.equal(w, a) and torch.equal(w, b) and b.stride() == f.stride()
+    # another shape sequence is drawn from its own generator, not read from the kept one
+    assert all(torch.equal(w, g) for w, g in zip(
+        want(7, shapes[1:]), mod.sign_tensors(feats[1:], 7), strict=True))
+    # a layout is part of the key: the same values, contiguous
+    flat = _features(shapes, channels_last=False)
+    got = list(mod.sign_tensors(flat, 7))
+    assert got[0].is_contiguous() and not second[0].is_contiguous()
+    assert all(torch.equal(w, g) for w, g in zip(want(7), got, strict=True))
+    # least recently used out: keep A (7) and B (8), touch A, add C (9): B goes
+    for seed in (8, 8):
+        mod.sign_tensors(feats, seed)
+    assert len(mod._SIGNS) == 2
+    mod.sign_tensors(feats, 7)
+    for seed in (9, 9):
+        mod.sign_tensors(feats, seed)
+    assert [k[0] for k in mod._SIGNS] == [7, 9]
+
+
+def test_components_identical_whether_the_signs_are_drawn_or_kept(monkeypatch):
+    import zcnas_proxies.aznas as mod
+
+    monkeypatch.setattr(mod, "_SIGNS", type(mod._SIGNS)())
+    monkeypatch.setattr(mod, "_last_miss", None)
+    ctx = _ctx(MID)
+    runs = []
+    for _ in range(3):  # drawn lazily, drawn and kept, read from the cache
+        net = ctx.network(affine=True, track=False, init="kaiming_normal_fan_in")
+        runs.append(az_components_of(net, ctx.batch(BS, "gaussian")[0], 5))
+    assert len(mod._SIGNS) == 1
+    assert runs[0] == runs[1] == runs[2]
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
