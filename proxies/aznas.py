@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -124,12 +124,14 @@ def sign_tensor(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
 
 
 #: shape sequence -> its +-1 tensors, the most recently used last. Two lists, so two AZ-NAS
-#: batch sizes (or seeds) can alternate; with three or more they are drawn anew each time.
-#: One list at 64 images of a NATS-tss cell on CIFAR-10 holds about 38 MiB.
+#: batch sizes (or seeds) can alternate (``ensemble:zcnas`` beside ``ensemble:zcnas_fast``);
+#: with three or more they are drawn anew each time. One list at 64 images of a NATS-tss
+#: cell on CIFAR-10 holds about 38 MiB.
 _SIGNS: OrderedDict[tuple, tuple[torch.Tensor, ...]] = OrderedDict()
 _SIGNS_KEPT = 2
 _SIGNS_LOCK = threading.Lock()
-_last_miss: tuple | None = None
+#: the last few sequences met and not kept (a sequence met again among them is kept)
+_MISSES: OrderedDict[tuple, None] = OrderedDict()
 
 
 def _draws(features: list[torch.Tensor], seed: int) -> Iterator[torch.Tensor]:
@@ -138,25 +140,32 @@ def _draws(features: list[torch.Tensor], seed: int) -> Iterator[torch.Tensor]:
         yield torch.empty_like(f).copy_(sign_tensor(f.shape, gen))
 
 
-def sign_tensors(features: list[torch.Tensor], seed: int) -> Iterable[torch.Tensor]:
+def sign_tensors(features: list[torch.Tensor], seed: int) -> Iterator[torch.Tensor]:
     """One +-1 tensor per feature, drawn in order from one generator seeded ``seed``, each
     laid out like its feature (channels-last on the CPU: a contiguous gradient into
-    channels-last BN takes torch's slow mixed-format backward, 4x slower).
+    channels-last BN takes torch's slow mixed-format backward, 4x slower). An iterator: walk
+    it once.
 
     They depend only on the seed and the features' shapes, which every cell of a space with a
-    fixed macro skeleton shares (NATS-tss), so a shape sequence met twice in a row is kept
-    (:data:`_SIGNS`): drawing them took about a tenth of the components' time at 64 images.
-    A sequence met once (every network of NATS-sss has its own channels) is drawn lazily, one
-    tensor at a time, and not kept. The tensors handed out must not be modified (autograd
-    does not write into the gradients it is given)."""
-    global _last_miss
+    fixed macro skeleton shares (NATS-tss), so a shape sequence met again soon (within the
+    last :data:`_SIGNS_KEPT` sequences not kept) is kept (:data:`_SIGNS`): drawing them took
+    about a tenth of the components' time at 64 images. A sequence met once (every network
+    of NATS-sss has its own channels) is drawn as the caller walks it, and not kept. The
+    tensors handed out must not be modified (autograd does not write into the gradients it
+    is given)."""
     key = (seed, tuple((tuple(f.shape), f.stride(), f.dtype, f.device) for f in features))
     with _SIGNS_LOCK:
         kept = _SIGNS.get(key)
         if kept is not None:
             _SIGNS.move_to_end(key)
-            return kept
-        again, _last_miss = key == _last_miss, key
+            return iter(kept)
+        again = key in _MISSES
+        if again:
+            del _MISSES[key]
+        else:
+            _MISSES[key] = None
+            while len(_MISSES) > _SIGNS_KEPT:
+                _MISSES.popitem(last=False)
     if not again:
         return _draws(features, seed)
     signs = tuple(_draws(features, seed))
@@ -164,7 +173,7 @@ def sign_tensors(features: list[torch.Tensor], seed: int) -> Iterable[torch.Tens
         _SIGNS[key] = signs
         while len(_SIGNS) > _SIGNS_KEPT:
             _SIGNS.popitem(last=False)
-    return signs
+    return iter(signs)
 
 
 def az_components_of(net: nn.Module, x: torch.Tensor, seed: int) -> dict[str, float]:

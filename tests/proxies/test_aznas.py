@@ -174,11 +174,16 @@ def _features(shapes, channels_last=True):
     return [torch.randn(s).to(memory_format=fmt) for s in shapes]
 
 
-def test_sign_tensors_are_the_recipes_draws_kept_from_the_second_cell(monkeypatch):
+def _fresh_sign_cache(monkeypatch):
     import zcnas_proxies.aznas as mod
 
     monkeypatch.setattr(mod, "_SIGNS", type(mod._SIGNS)())
-    monkeypatch.setattr(mod, "_last_miss", None)
+    monkeypatch.setattr(mod, "_MISSES", type(mod._MISSES)())
+    return mod
+
+
+def test_sign_tensors_are_the_recipes_draws_kept_from_the_second_cell(monkeypatch):
+    mod = _fresh_sign_cache(monkeypatch)
     shapes = [(2, 8, 4, 4), (2, 4, 8, 8), (2, 4, 8, 8)]
     feats = _features(shapes)
 
@@ -188,11 +193,12 @@ def test_sign_tensors_are_the_recipes_draws_kept_from_the_second_cell(monkeypatc
 
     first = list(mod.sign_tensors(feats, 7))  # met once: drawn, not kept
     assert not mod._SIGNS
-    second = mod.sign_tensors(_features(shapes), 7)  # the next cell, same shapes: kept
-    third = mod.sign_tensors(_features(shapes), 7)
-    assert third is second and len(mod._SIGNS) == 1
+    second = list(mod.sign_tensors(_features(shapes), 7))  # the next cell, same shapes: kept
+    third = list(mod.sign_tensors(_features(shapes), 7))
+    assert all(a is b for a, b in zip(second, third, strict=True)) and len(mod._SIGNS) == 1
     for w, a, b, f in zip(want(7), first, second, feats, strict=True):
-        assert torch.equal(w, a) and torch.equal(w, b) and b.stride() == f.stride()
+        assert torch.equal(w, a) and torch.equal(w, b)
+        assert a.stride() == b.stride() == f.stride()
     # another shape sequence is drawn from its own generator, not read from the kept one
     assert all(torch.equal(w, g) for w, g in zip(
         want(7, shapes[1:]), mod.sign_tensors(feats[1:], 7), strict=True))
@@ -203,19 +209,36 @@ def test_sign_tensors_are_the_recipes_draws_kept_from_the_second_cell(monkeypatc
     assert all(torch.equal(w, g) for w, g in zip(want(7), got, strict=True))
     # least recently used out: keep A (7) and B (8), touch A, add C (9): B goes
     for seed in (8, 8):
-        mod.sign_tensors(feats, seed)
+        list(mod.sign_tensors(feats, seed))
     assert len(mod._SIGNS) == 2
-    mod.sign_tensors(feats, 7)
+    list(mod.sign_tensors(feats, 7))
     for seed in (9, 9):
-        mod.sign_tensors(feats, seed)
+        list(mod.sign_tensors(feats, seed))
     assert [k[0] for k in mod._SIGNS] == [7, 9]
 
 
-def test_components_identical_whether_the_signs_are_drawn_or_kept(monkeypatch):
-    import zcnas_proxies.aznas as mod
+def test_two_alternating_sequences_are_both_kept(monkeypatch):
+    # ensemble:zcnas beside ensemble:zcnas_fast: AZ-NAS on 64 and on 32 images in every cell
+    mod = _fresh_sign_cache(monkeypatch)
+    a, b = _features([(4, 2, 4, 4), (4, 3, 2, 2)]), _features([(2, 2, 4, 4), (2, 3, 2, 2)])
+    for feats in (a, b, a, b):
+        list(mod.sign_tensors(feats, 0))
+    assert len(mod._SIGNS) == 2
 
-    monkeypatch.setattr(mod, "_SIGNS", type(mod._SIGNS)())
-    monkeypatch.setattr(mod, "_last_miss", None)
+
+def test_a_sequence_met_once_is_drawn_as_it_is_walked(monkeypatch):
+    mod = _fresh_sign_cache(monkeypatch)
+    drawn = []
+    real = mod.sign_tensor
+    monkeypatch.setattr(mod, "sign_tensor", lambda *a: drawn.append(1) or real(*a))
+    signs = mod.sign_tensors(_features([(2, 2, 4, 4)] * 5), 3)
+    assert not drawn
+    next(signs)
+    assert len(drawn) == 1  # one tensor at a time, not the whole list
+
+
+def test_components_identical_whether_the_signs_are_drawn_or_kept(monkeypatch):
+    mod = _fresh_sign_cache(monkeypatch)
     ctx = _ctx(MID)
     runs = []
     for _ in range(3):  # drawn lazily, drawn and kept, read from the cache
