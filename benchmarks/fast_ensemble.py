@@ -177,7 +177,7 @@ def main() -> None:
                              f"{', '.join(args.scores)}")
         cost = sum(costs[f, b] for f, b in pick.items()) + sum(costs[f, None] for f in FIXED)
         e_test = _agg(test, comps, higher)
-        grid.append({"pick": pick, "comps": comps, "cost": cost,
+        grid.append({"pick": pick, "comps": comps, "cost": cost, "held_out": e_test,
                      "dev": spearman(_agg(dev, comps, higher), dev_acc),
                      "rho": spearman(e_test, test_acc), "tau": kendalltau(e_test, test_acc)[0]})
     recipe = next(g for g in grid if all(b == GRID[f][1][0] for f, b in g["pick"].items()))
@@ -201,10 +201,9 @@ def main() -> None:
                            bank, rounds=2)
     t_fast, t_recipe = seconds[:2]
     rng = np.random.default_rng([args.seed, 2])
-    y = _agg(test, recipe["comps"], higher)
 
     def held_out_difference(g) -> str:
-        d = paired_bootstrap(_agg(test, g["comps"], higher), y, test_acc, args.bootstrap, rng)
+        d = paired_bootstrap(g["held_out"], recipe["held_out"], test_acc, args.bootstrap, rng)
         return (f"rho {g['rho'] - recipe['rho']:+.4f} (paired bootstrap 95% "
                 f"[{d['rho'][0]:+.4f}, {d['rho'][1]:+.4f}]), tau {g['tau'] - recipe['tau']:+.4f} "
                 f"([{d['tau'][0]:+.4f}, {d['tau'][1]:+.4f}])")
