@@ -39,6 +39,7 @@ from zcnas.analysis.metrics import spearman
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
 from zcnas.scoring import InputBank, ScoringContext
+from zcnas.scoring.engine import freeze_heap
 
 AZ_GROUP = ("az_expressivity", "az_progressivity", "az_trainability")
 BANDS = (1.0, 1.5, 2.0, 3.0, 4.0)
@@ -107,6 +108,7 @@ def main() -> None:
     cells = sample_archs(args.cells, seed=1)
     bank = InputBank("cifar10", seed=0, root=args.data)
     bank.batches("real", 256, 1)
+    freeze_heap()  # as a scoring worker does
     costs = proxy_costs(list(df.columns), cells, bank)
     zcnas = [c.spec() for c in create_scorer("ensemble:zcnas").components]
     z_est = set_cost(zcnas, costs)

@@ -61,6 +61,7 @@ from zcnas.ensemble import az
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
 from zcnas.scoring import InputBank
+from zcnas.scoring.engine import freeze_heap
 
 #: component family -> (proxies scored together, the batches tried; the first is the recipe's)
 GRID = {
@@ -108,6 +109,7 @@ def family_costs(cells, bank, reps: int = 2) -> dict[tuple[str, int], float]:
 def side_by_side(sets: list[list[str]], cells, bank, rounds: int) -> list[float]:
     """Seconds per cell of each component set, interleaved per cell (best of ``rounds``)."""
     proxies = [create_scorers(",".join(s)) for s in sets]
+    freeze_heap()  # as a scoring worker does
     for p in proxies:
         score_all(cells[:1], p, bank)
     best = [float("inf")] * len(sets)

@@ -38,6 +38,7 @@ from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import sample_archs
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
+from zcnas.scoring.engine import freeze_heap
 
 ZCNAS = ("grad_norm", "snip", "grasp", "fisher", "jacov", "synflow")
 FORESIGHT = ["grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow"]
@@ -122,6 +123,7 @@ def main() -> None:
         theirs = table.loc.__getitem__
         source = f"read from {args.foresight_times} (not timed in this run)"
     ours(archs[0])
+    freeze_heap()  # as a scoring worker does (foresight, in this process, gains alike)
 
     rows = []
     for i, arch in enumerate(archs):

@@ -337,3 +337,44 @@ def test_an_old_table_gets_the_rows_of_a_bumped_proxy_version_rescored():
     pd.testing.assert_frame_equal(fixed.drop(columns="seconds"), table.drop(columns="seconds"))
     assert (fixed["seconds"] == table["seconds"])[~rows].all()
     assert rescore(fixed, None, workers=1)[1]["rows"] == 0
+
+
+def test_freeze_heap_freezes_once_and_never_freezes_garbage():
+    """In a fresh interpreter: garbage (a dropped reference cycle) is collected, not frozen;
+    the objects alive are frozen; a second call changes nothing."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import gc, weakref
+        from zcnas.scoring.engine import freeze_heap
+        class Node: pass
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.disable()  # no automatic collection may free the cycle first
+        freeze_heap()
+        frozen = gc.get_freeze_count()
+        assert gone() is None, "the garbage cycle was frozen"
+        assert frozen > 1000, frozen
+        extra = [Node() for _ in range(100)]
+        freeze_heap()
+        assert gc.get_freeze_count() == frozen, "a second call froze again"
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_a_scoring_worker_freezes_its_heap(monkeypatch):
+    from zcnas.scoring import engine
+
+    calls = []
+    monkeypatch.setattr(engine, "freeze_heap", lambda: calls.append(1))
+    state = engine.init_scoring({"threads": 0, "dataset": "cifar10", "seed": 0, "root": None,
+                                 "source": "synthetic", "device": "cpu"})
+    assert calls == [1]
+    assert state["bank"].source == "synthetic"

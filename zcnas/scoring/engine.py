@@ -18,6 +18,7 @@ proxies that read real images, which image file they came from.
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -230,8 +231,29 @@ def proxy_config(proxy: Proxy, images: str | None) -> str:
 
 # --- the per-architecture work (runs in workers) ------------------------------------------------
 
+_HEAP_FROZEN = False
+
+
+def freeze_heap() -> None:
+    """Keep the objects alive now (torch, the proxies, the loaded data) out of the cyclic
+    garbage collector's full passes, once per process: ``gc.collect()``, then ``gc.freeze()``.
+
+    Scoring builds and drops thousands of modules per architecture, which sets off a full
+    collection every few architectures; each walks every object of the process, about
+    0.1 s at 166,000 objects (torch and zcnas imported) on the 2-core EPYC. Frozen objects
+    are never collected; the collection first means no garbage is frozen with them.
+    """
+    global _HEAP_FROZEN
+    if _HEAP_FROZEN:
+        return
+    gc.collect()
+    gc.freeze()
+    _HEAP_FROZEN = True
+
+
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
-    """A worker's scoring state: one intra-op thread, the input bank shared by every task."""
+    """A worker's scoring state: one intra-op thread, the input bank shared by every task,
+    the heap frozen (:func:`freeze_heap`)."""
     import torch
 
     from zcnas.scoring.context import InputBank
@@ -240,6 +262,7 @@ def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(setup["threads"])
     bank = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
                      source=setup["source"], device=setup["device"])
+    freeze_heap()
     return {**setup, "bank": bank}
 
 
