@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from zcnas.datasets import get_dataset
+from zcnas.models.leaves import batchnorm2d, conv2d, linear, relu
 from zcnas.models.ops import ResNetReduction, Zero, make_op
 from zcnas.spaces import get_space, nats_tss
 from zcnas.spaces.plan import NetworkPlan, sss_plan, tss_plan
@@ -75,7 +76,7 @@ class Cell(nn.Module):
     def _wire(self, live: tuple[bool, ...], probes: list[tuple[int, int]]) -> None:
         """Which built edges feed each node, the probes and the output's inputs."""
         for src, dst in probes:
-            self.probes[f"p{src}{dst}"] = nn.ReLU()
+            self.probes[f"p{src}{dst}"] = relu()
         self._probe_sources = [src for src, _ in probes]
         self._inputs = [
             [src for src in range(dst) if edge_name(src, dst) in self.edges]
@@ -171,8 +172,8 @@ class NatsNetwork(nn.Module):
         super().__init__()
         self.plan = plan
         self.stem = nn.Sequential(
-            nn.Conv2d(3, plan.stem, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(plan.stem),
+            conv2d(3, plan.stem, 3, padding=1, bias=False),
+            batchnorm2d(plan.stem),
         )
         self.cells = nn.ModuleList(
             ResNetReduction(layer.c_in, layer.c_out) if layer.kind == "reduce"
@@ -181,9 +182,9 @@ class NatsNetwork(nn.Module):
             for layer in plan.layers
         )
         c_last = plan.layers[-1].c_out
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_last), nn.ReLU(inplace=True))
+        self.lastact = nn.Sequential(batchnorm2d(c_last), relu(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_last, plan.num_classes)
+        self.classifier = linear(c_last, plan.num_classes)
 
     def prune_(self, relu_probes: bool = False) -> NatsNetwork:
         """Prune this naive network in place (:meth:`Cell.prune_` on every cell): the network

@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcnas.models.leaves import batchnorm2d, conv2d, relu
+
 
 def _bn(c: int, affine: bool, track: bool) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, affine=affine, track_running_stats=track)
+    return batchnorm2d(c, affine=affine, track=track)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -32,8 +34,8 @@ class ReLUConvBN(nn.Sequential):
         affine: bool = True, track: bool = True,
     ) -> None:
         super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=not affine),
+            relu(inplace=False),
+            conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=not affine),
             _bn(c_out, affine, track),
         )
 
@@ -57,7 +59,7 @@ class WidthChange(nn.Sequential):
     """``skip_connect`` between different widths: 1x1 conv + BN, no ReLU (stride 1)."""
 
     def __init__(self, c_in: int, c_out: int, *, affine: bool = True, track: bool = True) -> None:
-        super().__init__(nn.Conv2d(c_in, c_out, 1, bias=not affine), _bn(c_out, affine, track))
+        super().__init__(conv2d(c_in, c_out, 1, bias=not affine), _bn(c_out, affine, track))
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,7 +138,7 @@ class ResNetReduction(nn.Module):
         self.conv_b = ReLUConvBN(c_out, c_out, 3)
         self.downsample = nn.Sequential(
             nn.AvgPool2d(kernel_size=2, stride=2, padding=0),
-            nn.Conv2d(c_in, c_out, kernel_size=1, bias=False),
+            conv2d(c_in, c_out, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -125,7 +125,10 @@ class ScoringContext:
             remove_batchnorm(net)
         if channels_last is None:
             channels_last = self.device.type == "cpu" and dtype == torch.float32
-        return _placed(net, self.device, dtype, channels_last).train()
+        net = _placed(net, self.device, dtype, channels_last)
+        # built in train mode: the walk of ``train()`` (a Module.__setattr__ per module) only
+        # where some module is not
+        return net if all(m.training for m in net.modules()) else net.train()
 
     @functools.cached_property
     def _prunes(self) -> bool:
