@@ -74,7 +74,10 @@ def module_multiplicities(net: nn.Module) -> dict[int, int]:
     return mult
 
 
-def _corr(output: Any) -> torch.Tensor | None:
+def _features(output: Any) -> torch.Tensor | None:
+    """The first sample of a hooked output as (C, H*W), or None where the reference's
+    correlation is all NaN (one variable or one observation: pooled features, logits): set
+    to 0, its eigenvalues are 0, it adds exactly nothing."""
     if isinstance(output, tuple | list):
         output = output[0]
     if not isinstance(output, torch.Tensor):
@@ -82,17 +85,25 @@ def _corr(output: Any) -> torch.Tensor | None:
     fea = output[0].detach()
     fea = fea.reshape(fea.shape[0], -1) if fea.dim() else fea.reshape(1, 1)
     if fea.shape[1] < 2 or fea.shape[0] < 2:
-        # one observation (pooled features, logits): the reference's correlation is all NaN,
-        # set to 0, whose eigenvalues are 0 -- it adds exactly nothing
         return None
-    corr = torch.corrcoef(fea.contiguous())
-    corr[torch.isnan(corr)] = 0
-    corr[torch.isinf(corr)] = 0
-    return corr
+    # a copy: a later in-place op (the head's ReLU) must not change what the hook read
+    return fea.clone(memory_format=torch.contiguous_format)
+
+
+def correlations(feas: torch.Tensor) -> torch.Tensor:
+    """``torch.corrcoef`` of each (C, N) matrix of ``feas`` (G, C, N), its steps batched (the
+    mean, the centred product over N - 1, the two divisions by the standard deviations, the
+    clip to [-1, 1]); NaN and inf set to 0 as in the reference."""
+    n = feas.shape[2]
+    centred = feas - (feas.sum(2) / n).unsqueeze(2)
+    cov = torch.bmm(centred, centred.transpose(1, 2)) / (n - 1)
+    std = cov.diagonal(dim1=1, dim2=2).sqrt()
+    corr = (cov / std.unsqueeze(2) / std.unsqueeze(1)).clip_(-1, 1)
+    return corr.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class _Collector:
-    """Correlation matrices of hooked outputs with their multiplicities (a tensor is read once)."""
+    """Feature maps of hooked outputs with their multiplicities (a tensor is read once)."""
 
     def __init__(self, mult: dict[int, int]) -> None:
         self.mult = mult
@@ -108,20 +119,22 @@ class _Collector:
         if hit is not None and hit[0] is output:
             self.items[hit[1]] = (self.items[hit[1]][0], self.items[hit[1]][1] + times)
             return
-        corr = _corr(output)
-        if corr is None:
+        fea = _features(output)
+        if fea is None:
             return
         self._seen[key] = (output, len(self.items))  # keep output alive: ids stay unique
-        self.items.append((corr, times))
+        self.items.append((fea, times))
 
     def total(self) -> float:
-        by_size: dict[int, list[tuple[torch.Tensor, int]]] = {}
-        for corr, times in self.items:
-            by_size.setdefault(corr.shape[0], []).append((corr, times))
+        """Sum over the collected maps of (multiplicity x smallest eigenvalue of the
+        correlation), maps of one shape batched."""
+        by_shape: dict[tuple[int, ...], list[tuple[torch.Tensor, int]]] = {}
+        for fea, times in self.items:
+            by_shape.setdefault(tuple(fea.shape), []).append((fea, times))
         total = 0.0
-        for group in by_size.values():
-            mats = torch.stack([c for c, _ in group]).double()
-            lam = torch.linalg.eigvalsh(mats)[:, 0]
+        for group in by_shape.values():
+            corr = correlations(torch.stack([f for f, _ in group])).double()
+            lam = torch.linalg.eigvalsh(corr)[:, 0]
             weights = torch.tensor([t for _, t in group], dtype=torch.float64, device=lam.device)
             keep = torch.isfinite(lam)
             total += float((lam[keep] * weights[keep]).sum())

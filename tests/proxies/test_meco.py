@@ -6,7 +6,7 @@ from torch import nn
 
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.spaces import nats_tss
-from zcnas_proxies.meco import Meco, meco_score, module_multiplicities
+from zcnas_proxies.meco import Meco, correlations, meco_score, module_multiplicities
 
 MID = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 DEAD = "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|none~2|"
@@ -237,6 +237,38 @@ def test_hand_example_two_channels():
     x = torch.tensor([[[[1.0, 2.0, 3.0]], [[1.0, 3.0, 2.0]]]])
     r = float(torch.corrcoef(x[0].reshape(2, -1))[0, 1])
     assert meco_score(nn.Identity(), x) == pytest.approx(1 - abs(r), abs=1e-6)
+
+
+def _min_eig(fea: torch.Tensor) -> float:
+    corr = torch.corrcoef(fea)
+    corr[torch.isnan(corr)] = 0
+    return float(torch.linalg.eigvalsh(corr.double())[0])
+
+
+def test_an_output_changed_in_place_later_is_read_as_the_hook_saw_it():
+    # Shift's output is then rectified in place (the head's BN before its in-place ReLU):
+    # Shift's hook counts it unrectified, the ReLU's and the Sequential's hooks rectified
+    class Shift(nn.Module):
+        def forward(self, x):
+            return x + 0.0
+
+    x = torch.randn(1, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    fea = x[0].reshape(3, -1)
+    want = _min_eig(fea) + 2 * _min_eig(fea.relu())
+    got = meco_score(nn.Sequential(Shift(), nn.ReLU(inplace=True)), x)
+    assert got == pytest.approx(want, rel=1e-6)
+    assert abs(_min_eig(fea) - _min_eig(fea.relu())) > 1e-3  # the test can tell them apart
+
+
+def test_batched_correlations_are_torch_corrcoef_with_nan_set_to_zero():
+    feas = torch.randn(4, 6, 30, generator=torch.Generator().manual_seed(1))
+    feas[2, 3] = 1.5  # a constant channel: NaN correlations, set to 0
+    got = correlations(feas)
+    for i in range(4):
+        want = torch.corrcoef(feas[i])
+        want[torch.isnan(want)] = 0
+        assert torch.allclose(got[i], want, atol=1e-6)
+    assert torch.equal(got[2, 3], torch.zeros(6))
 
 
 def test_real_image_scores_deterministic_and_degenerate(data_root):
