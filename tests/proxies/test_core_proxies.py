@@ -15,7 +15,7 @@ from zcnas.proxy import ProxyError
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas_proxies.cost import Flops, Params
 from zcnas_proxies.naswot import Naswot
-from zcnas_proxies.stable import Stable, StableMean, stable_score
+from zcnas_proxies.stable import EDGES, Stable, StableMean, bin_counts, stable_score
 from zcnas_proxies.synflow import Synflow
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -176,6 +176,22 @@ def test_stable_score_unit_cases():
     assert stable_score(zeros) == 1e-5
     # stem/classifier gradients are ignored
     assert stable_score([{"stem.0": g1[0]}, {"stem.0": g1[1]}]) == 1e-5
+
+
+def test_stable_bins_count_like_searchsorted_edges_included():
+    edges = torch.tensor(EDGES, dtype=torch.float32)
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        np.abs(rng.standard_normal(5000) * 10.0 ** rng.integers(-11, 1, 5000)),
+        np.array(EDGES, dtype=np.float32),  # every edge exactly: it opens its own bin
+        [np.nan, np.inf, 5.0, 7.0, 0.0],  # from the last edge up and NaN: no bin
+    ]).astype(np.float32)
+    want = np.bincount(np.searchsorted(np.array(EDGES, dtype=np.float32),
+                                       values[np.isfinite(values)], side="right") - 1,
+                       minlength=len(EDGES))[: len(EDGES) - 1]
+    got = bin_counts(torch.from_numpy(values), edges)
+    assert got.dtype == torch.int64
+    assert got.tolist() == want.tolist()
 
 
 def test_stable_needs_two_batches():
