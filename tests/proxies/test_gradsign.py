@@ -1,5 +1,6 @@
-"""gradsign: the batched (vmap) per-sample gradients against the reference's literal loop of
-single-sample forward/backward passes (per-sample BN statistics), determinism, degenerate cells."""
+"""gradsign: both batchings of the per-sample gradients (vmap; one pass with per-sample BN)
+against the reference's literal loop of single-sample forward/backward passes (per-sample BN
+statistics), which one the proxy takes, determinism, degenerate cells."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zcnas.models import build_network
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas_proxies.gradsign import GradSign, gradsign_score
+from zcnas_proxies import gradsign as gs
+from zcnas_proxies.gradsign import GradSign, gradsign_score, gradsign_score_batched
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 DEAD = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|"
 NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 BS = 8
+BOTH = pytest.mark.parametrize("score", [gradsign_score, gradsign_score_batched],
+                               ids=["vmap", "batched"])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,8 @@ class TinyBN(nn.Module):
         return self.fc(F.relu(self.bn(self.conv(x))).flatten(1))
 
 
-def test_per_sample_bn_statistics_on_tiny_network():
+@BOTH
+def test_per_sample_bn_statistics_on_tiny_network(score):
     gen = torch.Generator().manual_seed(0)
     net = TinyBN().double().train()
     with torch.no_grad():
@@ -60,8 +66,8 @@ def test_per_sample_bn_statistics_on_tiny_network():
     x = torch.randn(10, 3, 5, 5, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 3, (10,), generator=gen)
     want = reference_loop(copy.deepcopy(net), x, y)
-    assert gradsign_score(copy.deepcopy(net), x, y) == want
-    assert gradsign_score(copy.deepcopy(net), x, y, chunk=3) == want
+    assert score(copy.deepcopy(net), x, y) == want
+    assert score(copy.deepcopy(net), x, y, chunk=3) == want
     # statistics of the whole batch would change the gradients and the score
     loss = F.cross_entropy(net(x), y, reduction="sum")
     batch_bn = torch.autograd.grad(loss, [net.conv.weight])[0]
@@ -69,8 +75,9 @@ def test_per_sample_bn_statistics_on_tiny_network():
     assert not torch.allclose(batch_bn, single)  # sanity: BN couples the samples of a batch
 
 
+@BOTH
 @pytest.mark.parametrize("arch", [ARCH, DEAD])
-def test_matches_reference_loop_on_naive_network_float64(bank, arch):
+def test_matches_reference_loop_on_naive_network_float64(bank, arch, score):
     ctx = ScoringContext(arch, inputs=bank, seed=0)
     naive = ctx.network(affine=False, track=False, prune=False, dtype=torch.float64)
     pruned = ctx.network(affine=False, track=False, dtype=torch.float64)
@@ -78,7 +85,7 @@ def test_matches_reference_loop_on_naive_network_float64(bank, arch):
     x, y = ctx.batch(BS)
     x = x.double().contiguous()
     want = reference_loop(naive, x, y)
-    assert gradsign_score(pruned, x, y) == want  # float64: no rounding-level sign flips
+    assert score(pruned, x, y) == want  # float64: no rounding-level sign flips
 
 
 def test_proxy_matches_float32_reference_loop(bank):
@@ -95,6 +102,34 @@ def test_proxy_matches_float32_reference_loop(bank):
     naive = build(affine=False, track=False, prune=False)
     want = reference_loop(naive, *ctx.batch(BS))
     assert got == pytest.approx(want, rel=2e-3)  # float32 rounding flips a few near-zero signs
+
+
+@pytest.mark.parametrize("batch, taken", [(gs.BATCHED_UP_TO, "batched"),
+                                          (gs.BATCHED_UP_TO + 1, "vmap")])
+def test_the_proxy_takes_the_batched_pass_up_to_its_bound(bank, monkeypatch, batch, taken):
+    calls = []
+    for name, fn in (("vmap", gs.gradsign_score), ("batched", gs.gradsign_score_batched)):
+        monkeypatch.setattr(gs, fn.__name__,
+                            lambda *a, name=name, fn=fn, **k: calls.append(name) or fn(*a, **k))
+    GradSign(batch_size=batch).score(ScoringContext(ARCH, inputs=bank, seed=0))
+    assert calls == [taken]
+
+
+def test_both_batchings_give_the_proxy_the_same_score(bank):
+    ctx = ScoringContext(ARCH, inputs=bank, seed=0)
+    x, y = ctx.batch(16)
+    x = x.contiguous()
+    a = gradsign_score(ctx.network(affine=False, track=False, channels_last=False), x, y)
+    b = gradsign_score_batched(ctx.network(affine=False, track=False, channels_last=False), x, y)
+    assert b == pytest.approx(a, rel=1e-6)
+
+
+def test_a_grouped_convolution_is_left_to_vmap():
+    net = build_network(ARCH, affine=False, track_running_stats=False)
+    assert gs._batchable(net)
+    net.stem[0] = nn.Conv2d(3, 16, 3, padding=1, groups=1, dilation=2)
+    assert not gs._batchable(net)
+    assert not gs._batchable(TinyBN())
 
 
 def test_deterministic_across_contexts(bank):
