@@ -25,7 +25,7 @@ does, so signs flip only where a gradient is at rounding level):
   the summed per-sample losses carries each sample's own output gradient at every layer; each
   Conv2d/Linear layer's per-sample weight gradient is then the product of its captured input
   (unfolded, or through a grouped convolution for large maps) and output gradient. Only for
-  NATS networks (where only BN mixes samples) with plain convolutions.
+  NATS networks (where only BN mixes samples) with plain convolutions, on the CPU.
 
 The proxy takes the batched pass for at most :data:`BATCHED_UP_TO` images and ``vmap`` above:
 on the 2-core AMD EPYC, one thread, 12 cells x 2 rounds interleaved, 179 against 219 ms per
@@ -51,12 +51,26 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
-from zcnas.models.network import NatsNetwork
+from zcnas.models.network import Cell, NatsNetwork
+from zcnas.models.ops import AvgPool, AvgPool3x3, ReLUConvBN, ResNetReduction, WidthChange, Zero
 from zcnas.proxy import Proxy, ProxyInfo
 
 # elements held at once (per-sample gradients, or one layer's unfolded inputs): 128 MiB float32
 CHUNK_ELEMENTS = 2**25
 BATCHED_UP_TO = 16  # images: one batched pass up to here, vmap above (module docstring)
+
+
+def _weight_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers whose weights vote: every Conv2d and Linear, in module order."""
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def _score_of(votes: dict[str, torch.Tensor]) -> float:
+    """``nansum |sum_i sign(g_i)|`` from the per-weight sums of signs, in float64."""
+    total = torch.zeros((), dtype=torch.float64)
+    for v in votes.values():
+        total += torch.nansum(v.abs(), dtype=torch.float64).cpu()
+    return float(total)
 
 
 def gradsign_score(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -67,7 +81,7 @@ def gradsign_score(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     unchanged).
     """
     replace_all_batch_norm_modules_(net)
-    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    layers = _weight_layers(net)
     params = {f"{name}.weight": m.weight.detach() for name, m in layers}
     rest = {k: v.detach() for k, v in net.named_parameters() if k not in params}
     buffers = dict(net.named_buffers())
@@ -85,19 +99,15 @@ def gradsign_score(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
         grads = per_sample(params, xc, yc)
         for k, g in grads.items():
             votes[k] += torch.sign(g).sum(0)
-    total = torch.zeros((), dtype=torch.float64)
-    for v in votes.values():
-        total += torch.nansum(v.abs(), dtype=torch.float64).cpu()
-    return float(total)
+    return _score_of(votes)
 
 
 @contextmanager
 def _single_sample_pass(net: nn.Module):
-    """Every train-mode BatchNorm normalises each sample on its own (a train-mode BN of a batch
-    of one; an eval-mode BN uses its running statistics and is left alone), no parameter takes
-    a gradient, and autograd is on; all restored on exit."""
-    bns = [m for m in net.modules()
-           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    """Every BatchNorm normalises each sample on its own, as a BN of a batch of one without
+    running statistics (what :func:`gradsign_score` makes of every BN, in either mode), no
+    parameter takes a gradient, and autograd is on; all restored on exit."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if any("forward" in vars(m) for m in bns):
         raise RuntimeError("gradsign: a BatchNorm layer has its own forward attribute")
     grads = [(p, p.requires_grad) for p in net.parameters()]
@@ -160,7 +170,7 @@ def gradsign_score_batched(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     ``net`` is left as it was (its BN layers and ``requires_grad`` flags are restored).
     """
-    layers = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    layers = _weight_layers(net)
     votes = {name: torch.zeros_like(m.weight) for name, m in layers}
     chunk = chunk or x.shape[0]
     with _single_sample_pass(net):
@@ -175,17 +185,14 @@ def gradsign_score_batched(net: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 for h in handles:
                     h.remove()
             for name, m in layers:
-                if name not in seen or len(seen[name]) < 2:  # not on the loss's path: zero
-                    continue
+                if name not in seen or len(seen[name]) < 2:
+                    continue  # not run, or fed by no input (a Zero's new zeros): no gradient
                 inp, gout = seen.pop(name)
                 step = max(1, CHUNK_ELEMENTS // max(1, _unfolded_size(m, inp)))
                 for i in range(0, inp.shape[0], step):
                     g = _per_sample_weight_grad(m, inp[i:i + step], gout[i:i + step])
                     votes[name] += torch.sign(g).sum(0).view_as(votes[name])
-    total = torch.zeros((), dtype=torch.float64)
-    for v in votes.values():
-        total += torch.nansum(v.abs(), dtype=torch.float64).cpu()
-    return float(total)
+    return _score_of(votes)
 
 
 def _capture(name: str, seen: dict[str, list]):
@@ -206,11 +213,21 @@ def _unfolded_size(m: nn.Module, inp: torch.Tensor) -> int:
     return max(m.in_channels * taps, m.out_channels) * inp.shape[-1] * inp.shape[-2]
 
 
-def _batchable(net: nn.Module) -> bool:
-    """A NATS network whose convolutions :func:`gradsign_score_batched` handles."""
-    return isinstance(net, NatsNetwork) and all(
-        m.groups == 1 and m.padding_mode == "zeros" and m.dilation == (1, 1)
-        for m in net.modules() if isinstance(m, nn.Conv2d))
+#: the modules of a NATS network (zcnas.models): none mixes the samples of a batch but BN
+_SAMPLEWISE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Linear, nn.Sequential, nn.ModuleList,
+               nn.ModuleDict, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d, NatsNetwork,
+               Cell, ReLUConvBN, WidthChange, AvgPool, AvgPool3x3, Zero, ResNetReduction)
+
+
+def _batchable(net: nn.Module, x: torch.Tensor) -> bool:
+    """Whether :func:`gradsign_score_batched` handles ``net`` on ``x``: a NATS network made
+    only of the modules above (exactly those classes), plain convolutions, on the CPU (where
+    its speed was measured)."""
+    return x.device.type == "cpu" and isinstance(net, NatsNetwork) and all(
+        type(m) in _SAMPLEWISE and (type(m) is not nn.Conv2d or (
+            m.groups == 1 and m.padding_mode == "zeros" and m.dilation == (1, 1)
+            and isinstance(m.padding, tuple)))
+        for m in net.modules())
 
 
 class GradSign(Proxy):
@@ -223,8 +240,8 @@ class GradSign(Proxy):
         needs_labels=True, needs_images=True, input="real", bn="train", init="default",
         batch_size=128, n_batches=1,
         deviations="fixed seeded batch without augmentation; per-sample gradients batched "
-                   "(torch.func.vmap, or one pass with per-sample BN up to 16 images; the same "
-                   "per-sample BN statistics as the reference loop)",
+                   "(torch.func.vmap, or one pass with per-sample BN up to 16 images, equal to "
+                   "rounding; the same per-sample BN statistics as the reference loop)",
     )
 
     def score(self, ctx) -> float:
@@ -235,6 +252,6 @@ class GradSign(Proxy):
         # (results/benchmarks/memory-format-cpu.txt)
         x = x.contiguous()
         net = ctx.network(affine=False, track=False, channels_last=False)
-        if x.shape[0] <= BATCHED_UP_TO and _batchable(net):
+        if x.shape[0] <= BATCHED_UP_TO and _batchable(net, x):
             return gradsign_score_batched(net, x, y)
         return gradsign_score(net, x, y)

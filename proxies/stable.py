@@ -33,6 +33,7 @@ from zcnas.scoring.passes import CESpec, ce_request
 EDGES = (0, 5e-10, 1e-9, 5e-9, 1e-8, 5e-8, 1e-7, 5e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4,
          1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0, 5.0)
 EPS = 1e-5
+HISTOGRAM_LIMIT = 2**24  # values binned by torch.histogram below this: its float counts exact
 EMPTY_SCORE = 1e-5
 
 REFERENCE = ("Multi-fidelity NAS with a stable zero-cost proxy (MFNAS); filtered-gradient "
@@ -52,9 +53,9 @@ def bin_counts(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     up (and NaN) in none. On the CPU one ``torch.histogram`` pass (1.8x faster than
     bucketize + bincount), its last bin closed by an extra edge at +inf and dropped; its float
     counts are exact below 2**24 values."""
-    if values.device.type == "cpu" and values.numel() < 2**24:
+    if values.device.type == "cpu" and values.numel() < HISTOGRAM_LIMIT:
         closed = torch.cat([edges, edges.new_full((1,), math.inf)])
-        return torch.histogram(values, bins=closed).hist[: len(edges) - 1].long()
+        return torch.histogram(values.to(edges.dtype), bins=closed).hist[: len(edges) - 1].long()
     bins = torch.bucketize(values, edges, right=True) - 1  # [lo, hi) bins
     return torch.bincount(bins, minlength=len(edges))[: len(edges) - 1]  # >= last: no bin
 

@@ -96,6 +96,23 @@ def test_default_dtype_and_device_modes_are_followed():
         assert leaves.batchnorm2d(4).weight.device.type == "meta"
 
 
+def test_global_registration_hooks_see_every_parameter_as_with_torch():
+    seen = []
+    handle = torch.nn.modules.module.register_module_parameter_registration_hook(
+        lambda _m, name, _p: seen.append(name))
+    try:
+        leaves.conv2d(3, 4, 3, bias=True)
+        leaves.batchnorm2d(4)
+    finally:
+        handle.remove()
+    assert seen == ["weight", "bias", "weight", "bias"]
+
+
+def test_layers_without_weights_are_torch_s_own():
+    assert leaves.conv2d(0, 4, 1).weight.shape == (4, 0, 1, 1)
+    assert leaves.linear(5, 0).weight.shape == (0, 5)
+
+
 def test_a_module_with_children_is_refused_as_a_prototype():
     with pytest.raises(ValueError, match="not a leaf"):
         leaves._leaf(("test-sequential",), lambda: nn.Sequential(nn.ReLU()))

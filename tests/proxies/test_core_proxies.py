@@ -178,7 +178,11 @@ def test_stable_score_unit_cases():
     assert stable_score([{"stem.0": g1[0]}, {"stem.0": g1[1]}]) == 1e-5
 
 
-def test_stable_bins_count_like_searchsorted_edges_included():
+@pytest.mark.parametrize("limit", [2**24, 0], ids=["histogram", "bucketize"])
+def test_stable_bins_count_like_searchsorted_edges_included(monkeypatch, limit):
+    from zcnas_proxies import stable
+
+    monkeypatch.setattr(stable, "HISTOGRAM_LIMIT", limit)
     edges = torch.tensor(EDGES, dtype=torch.float32)
     rng = np.random.default_rng(0)
     values = np.concatenate([
@@ -192,6 +196,7 @@ def test_stable_bins_count_like_searchsorted_edges_included():
     got = bin_counts(torch.from_numpy(values), edges)
     assert got.dtype == torch.int64
     assert got.tolist() == want.tolist()
+    assert bin_counts(torch.from_numpy(values).double(), edges).tolist() == want.tolist()
 
 
 def test_stable_needs_two_batches():

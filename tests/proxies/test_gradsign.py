@@ -124,12 +124,44 @@ def test_both_batchings_give_the_proxy_the_same_score(bank):
     assert b == pytest.approx(a, rel=1e-6)
 
 
-def test_a_grouped_convolution_is_left_to_vmap():
+@pytest.mark.parametrize("conv", [
+    nn.Conv2d(3, 16, 3, padding=1, groups=1, dilation=2),
+    nn.Conv2d(3, 48, 3, padding=1, groups=3),
+    nn.Conv2d(3, 16, 3, padding=1, padding_mode="reflect"),
+    nn.Conv2d(3, 16, 3, padding="same"),
+], ids=["dilated", "grouped", "reflect-padded", "same-padded"])
+def test_convolutions_the_batched_pass_cannot_take_are_left_to_vmap(conv):
     net = build_network(ARCH, affine=False, track_running_stats=False)
-    assert gs._batchable(net)
-    net.stem[0] = nn.Conv2d(3, 16, 3, padding=1, groups=1, dilation=2)
-    assert not gs._batchable(net)
-    assert not gs._batchable(TinyBN())
+    x = torch.zeros(2, 3, 32, 32)
+    assert gs._batchable(net, x)
+    net.stem[0] = conv
+    assert not gs._batchable(net, x)
+
+
+def test_other_modules_and_other_networks_are_left_to_vmap():
+    class Mixing(nn.Module):  # mixes the samples of a batch, as BN does
+        def forward(self, x):
+            return x - x.mean(0, keepdim=True)
+
+    x = torch.zeros(2, 3, 32, 32)
+    net = build_network(ARCH, affine=False, track_running_stats=False)
+    net.lastact.append(Mixing())
+    assert not gs._batchable(net, x)
+    assert not gs._batchable(TinyBN(), x)
+    assert not gs._batchable(build_network(ARCH), torch.zeros(2, 3, 32, 32, device="meta"))
+
+
+def test_eval_mode_batch_norm_is_per_sample_in_both_batchings():
+    gen = torch.Generator().manual_seed(2)
+    net = TinyBN().double()
+    x = torch.randn(6, 3, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (6,), generator=gen)
+    with torch.no_grad():
+        net.bn.running_mean.fill_(3.0)  # running statistics that would change every gradient
+    net.eval()
+    want = reference_loop(copy.deepcopy(net).train(), x, y)
+    assert gradsign_score_batched(copy.deepcopy(net), x, y) == want
+    assert gradsign_score(copy.deepcopy(net), x, y) == want
 
 
 def test_deterministic_across_contexts(bank):

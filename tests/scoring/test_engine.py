@@ -339,22 +339,29 @@ def test_an_old_table_gets_the_rows_of_a_bumped_proxy_version_rescored():
     assert rescore(fixed, None, workers=1)[1]["rows"] == 0
 
 
-def test_freeze_heap_freezes_once_and_never_freezes_garbage():
-    """In a fresh interpreter: garbage (a dropped reference cycle) is collected, not frozen;
-    the objects alive are frozen; a second call changes nothing."""
+def _in_fresh_interpreter(code: str) -> None:
     import subprocess
     import sys
     import textwrap
 
-    code = textwrap.dedent("""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_freeze_heap_freezes_once_and_never_freezes_garbage():
+    """Garbage (a dropped reference cycle) is collected, not frozen; the objects alive are
+    frozen; a second call changes nothing."""
+    _in_fresh_interpreter("""
         import gc, weakref
+        gc.disable()  # no automatic collection may free the cycle first
         from zcnas.scoring.engine import freeze_heap
         class Node: pass
         a, b = Node(), Node()
         a.other, b.other = b, a
         gone = weakref.ref(a)
         del a, b
-        gc.disable()  # no automatic collection may free the cycle first
         freeze_heap()
         frozen = gc.get_freeze_count()
         assert gone() is None, "the garbage cycle was frozen"
@@ -364,17 +371,49 @@ def test_freeze_heap_freezes_once_and_never_freezes_garbage():
         assert gc.get_freeze_count() == frozen, "a second call froze again"
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
 
 
-def test_a_scoring_worker_freezes_its_heap(monkeypatch):
+def test_an_in_process_run_freezes_only_while_it_runs():
+    """Frozen inside the block, unfrozen after (a cycle alive inside is collectable after);
+    a heap frozen before is left frozen."""
+    _in_fresh_interpreter("""
+        import gc, weakref
+        gc.disable()
+        from zcnas.scoring.engine import heap_frozen
+        class Node: pass
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        alive = weakref.ref(a)
+        with heap_frozen():
+            assert gc.get_freeze_count() > 1000
+            del a, b
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert alive() is None, "a cycle frozen during the run was never freed"
+        gc.freeze()
+        before = gc.get_freeze_count()
+        with heap_frozen():
+            pass
+        assert gc.get_freeze_count() == before, "the caller's freeze was undone"
+        print("ok")
+    """)
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_only_a_worker_process_of_its_own_freezes_its_heap(monkeypatch, own):
     from zcnas.scoring import engine
 
     calls = []
     monkeypatch.setattr(engine, "freeze_heap", lambda: calls.append(1))
     state = engine.init_scoring({"threads": 0, "dataset": "cifar10", "seed": 0, "root": None,
-                                 "source": "synthetic", "device": "cpu"})
-    assert calls == [1]
+                                 "source": "synthetic", "device": "cpu", "own_process": own})
+    assert calls == ([1] if own else [])
     assert state["bank"].source == "synthetic"
+
+
+def test_an_in_process_scoring_run_leaves_the_heap_unfrozen():
+    import gc
+
+    assert gc.get_freeze_count() == 0  # no earlier test left this process frozen either
+    score_archs(make_items([A], "nats-tss"), [Params()], progress=False)
+    assert gc.get_freeze_count() == 0

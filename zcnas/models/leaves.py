@@ -13,30 +13,38 @@ one), with its own parameter and buffer tensors:
   ``nn.Conv2d`` and ``nn.Linear`` (tests/models/test_leaves.py compares every weight bitwise
   and the generator's state after the build).
 
-The prototypes are made with the default dtype and device of the moment they are first
-needed, and keyed by them.
+Prototypes are keyed by the default dtype and device (``torch.set_default_dtype``,
+``set_default_tensor_type``). Under a torch function mode (``with torch.device(...)``,
+``torch.set_default_device``), with global parameter, buffer or module registration hooks
+installed, or for a layer without weights, the real constructor runs instead.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import init
+from torch.nn.modules import module as _module
 
 _CONTAINERS = (dict, OrderedDict, list, set)
 # torch function modes (``with torch.device(...)``, ``torch.set_default_device``) change what
 # a constructor makes; under one the real constructor runs (a private counter, looked up once)
 _MODES: Callable[[], int] | None = getattr(torch._C, "_len_torch_function_stack", None)
+_DEVICE: Callable[[], object] = getattr(torch._C, "_get_default_device",
+                                        lambda: torch.get_default_device())
+_REGISTRATION_HOOKS = tuple(getattr(_module, f"_global_{kind}_registration_hooks", {})
+                            for kind in ("parameter", "buffer", "module"))
 
 
 class _Prototype:
     """A leaf built once by torch's constructor; :meth:`copy` makes new ones like it."""
 
-    def __init__(self, make: Callable[[], nn.Module]) -> None:
+    def __init__(self, make: Callable[[], nn.Module], drawn: bool) -> None:
         with torch.random.fork_rng(devices=[]):  # its draws are not the caller's
             self.module = module = make()
         if module._modules:
@@ -45,7 +53,8 @@ class _Prototype:
                       if name not in ("_parameters", "_buffers")}
         self.containers = [name for name, value in self.state.items()
                            if type(value) in _CONTAINERS]
-        self.bounds: dict[str, float] = {}
+        #: parameter -> the bound of its uniform draw; the others copy the prototype's values
+        self.bounds: dict[str, float] = _default_bounds(module) if drawn else {}
 
     def copy(self) -> nn.Module:
         """A module of the prototype's class and attributes with its own containers and
@@ -72,17 +81,19 @@ class _Prototype:
 
 
 _PROTOTYPES: dict[tuple, _Prototype] = {}
+_LOCK = threading.Lock()
 
 
 def _leaf(key: tuple, make: Callable[[], nn.Module], drawn: bool = False) -> nn.Module:
-    if _MODES is None or _MODES():
+    if _MODES is None or _MODES() or any(_REGISTRATION_HOOKS):
         return make()
-    key = (*key, torch.get_default_dtype())
+    key = (*key, torch.get_default_dtype(), str(_DEVICE()))
     proto = _PROTOTYPES.get(key)
     if proto is None:
-        proto = _PROTOTYPES[key] = _Prototype(make)
-        if drawn:
-            proto.bounds = _default_bounds(proto.module)
+        with _LOCK:  # published only once complete
+            proto = _PROTOTYPES.get(key)
+            if proto is None:
+                proto = _PROTOTYPES[key] = _Prototype(make, drawn)
     return proto.copy()
 
 
@@ -100,6 +111,8 @@ def _default_bounds(layer: nn.Module) -> dict[str, float]:
 def conv2d(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int = 0,
            bias: bool = True) -> nn.Conv2d:
     """``nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias)``."""
+    if not (c_in and c_out and kernel):
+        return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias)
     return _leaf(("conv", c_in, c_out, kernel, stride, padding, bias),
                  lambda: nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding,
                                    bias=bias), drawn=True)
@@ -118,5 +131,7 @@ def relu(inplace: bool = False) -> nn.ReLU:
 
 def linear(c_in: int, c_out: int, *, bias: bool = True) -> nn.Linear:
     """``nn.Linear(c_in, c_out, bias=bias)``."""
+    if not (c_in and c_out):
+        return nn.Linear(c_in, c_out, bias=bias)
     return _leaf(("linear", c_in, c_out, bias), lambda: nn.Linear(c_in, c_out, bias=bias),
                  drawn=True)

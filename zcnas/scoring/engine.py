@@ -18,10 +18,11 @@ proxies that read real images, which image file they came from.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,12 +237,15 @@ _HEAP_FROZEN = False
 
 def freeze_heap() -> None:
     """Keep the objects alive now (torch, the proxies, the loaded data) out of the cyclic
-    garbage collector's full passes, once per process: ``gc.collect()``, then ``gc.freeze()``.
+    garbage collector's full passes for the rest of the process, once: ``gc.collect()``, then
+    ``gc.freeze()``. For processes that only score (pool and Ray workers, benchmark scripts);
+    an in-process run freezes for its own length (:func:`heap_frozen`).
 
     Scoring builds and drops thousands of modules per architecture, which sets off a full
     collection every few architectures; each walks every object of the process, about
     0.1 s at 166,000 objects (torch and zcnas imported) on the 2-core EPYC. Frozen objects
-    are never collected; the collection first means no garbage is frozen with them.
+    are never collected (a cycle alive now and dropped later is never freed); the collection
+    first means no garbage is frozen with them.
     """
     global _HEAP_FROZEN
     if _HEAP_FROZEN:
@@ -251,9 +255,26 @@ def freeze_heap() -> None:
     _HEAP_FROZEN = True
 
 
+@contextlib.contextmanager
+def heap_frozen() -> Iterator[None]:
+    """:func:`freeze_heap` for the length of the block, then ``gc.unfreeze()``: for scoring
+    in the caller's own process (a notebook, a test, ``workers=1``), whose objects become
+    collectable again afterwards. Nothing is done where something is frozen already (by the
+    caller, or by :func:`freeze_heap`): that is left as it was."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
-    """A worker's scoring state: one intra-op thread, the input bank shared by every task,
-    the heap frozen (:func:`freeze_heap`)."""
+    """A worker's scoring state: one intra-op thread, the input bank shared by every task;
+    a worker process of its own freezes its heap (:func:`freeze_heap`)."""
     import torch
 
     from zcnas.scoring.context import InputBank
@@ -262,7 +283,8 @@ def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(setup["threads"])
     bank = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
                      source=setup["source"], device=setup["device"])
-    freeze_heap()
+    if setup.get("own_process"):
+        freeze_heap()
     return {**setup, "bank": bank}
 
 
@@ -475,11 +497,14 @@ def score_archs(
         executor = open_executor("process" if workers > 1 else "inprocess", workers,
                                  oversubscribe=True)
     prev_threads = torch.get_num_threads()
+    in_process = executor.kind == "inprocess"
+    setup["own_process"] = executor.kind in ("process", "ray")  # workers that only score
     try:
-        for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
-                                              setup=setup):
-            record(*res)
-            bar.update(1)
+        with heap_frozen() if in_process else contextlib.nullcontext():
+            for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
+                                                  setup=setup):
+                record(*res)
+                bar.update(1)
     finally:
         torch.set_num_threads(prev_threads)  # an in-process run changed this process's
         bar.close()
