@@ -238,8 +238,8 @@ _HEAP_FROZEN = False
 def freeze_heap() -> None:
     """Keep the objects alive now (torch, the proxies, the loaded data) out of the cyclic
     garbage collector's full passes for the rest of the process, once: ``gc.collect()``, then
-    ``gc.freeze()``. For processes that only score (pool and Ray workers, benchmark scripts);
-    an in-process run freezes for its own length (:func:`heap_frozen`).
+    ``gc.freeze()``. For processes that only score (the process pool's workers, benchmark
+    scripts); an in-process run freezes for its own length (:func:`heap_frozen`).
 
     Scoring builds and drops thousands of modules per architecture, which sets off a full
     collection every few architectures; each walks every object of the process, about
@@ -257,14 +257,16 @@ def freeze_heap() -> None:
 
 @contextlib.contextmanager
 def heap_frozen() -> Iterator[None]:
-    """:func:`freeze_heap` for the length of the block, then ``gc.unfreeze()``: for scoring
-    in the caller's own process (a notebook, a test, ``workers=1``), whose objects become
-    collectable again afterwards. Nothing is done where something is frozen already (by the
-    caller, or by :func:`freeze_heap`): that is left as it was."""
+    """``gc.freeze()`` for the length of the block, then ``gc.unfreeze()``: for scoring in
+    the caller's own process (a notebook, a test, ``workers=1``, a search's every
+    generation), whose objects, garbage included, become collectable again afterwards. Both
+    are constant-time list moves; no collection runs first (a searcher scores a few cells
+    at a time, and a full collection of a large process costs more than that saves).
+    Nothing is done where something is frozen already (by the caller, or by
+    :func:`freeze_heap`): that is left as it was."""
     if gc.get_freeze_count():
         yield
         return
-    gc.collect()
     gc.freeze()
     try:
         yield
@@ -498,7 +500,9 @@ def score_archs(
                                  oversubscribe=True)
     prev_threads = torch.get_num_threads()
     in_process = executor.kind == "inprocess"
-    setup["own_process"] = executor.kind in ("process", "ray")  # workers that only score
+    # zcnas's own pool workers only score; Ray's workers run Ray's own objects, and with
+    # their heap frozen the cluster search protocol test ran 2x slower (11.7 -> 25.4 s)
+    setup["own_process"] = executor.kind == "process"
     try:
         with heap_frozen() if in_process else contextlib.nullcontext():
             for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
