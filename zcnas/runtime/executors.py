@@ -68,6 +68,11 @@ class Executor(abc.ABC):
     """Runs ``fn(state, task)`` over tasks on ``workers`` workers; see the module docstring."""
 
     kind: str = ""
+    #: the tasks run in the caller's own process
+    in_caller: bool = False
+    #: every worker is a process of zcnas's own that runs only these tasks (it may, say,
+    #: freeze its heap for good: :func:`zcnas.scoring.engine.freeze_heap`)
+    dedicated_workers: bool = False
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
@@ -94,6 +99,7 @@ class Executor(abc.ABC):
 
 class InProcess(Executor):
     kind = "inprocess"
+    in_caller = True
 
     def map_unordered(self, fn, tasks, *, init=None, setup=None):
         state = init(setup) if init is not None else None
@@ -153,6 +159,7 @@ class ProcessPool(Executor):
     3.11 to 3.15 beta; a 2-worker ``zcnas score --archs all`` stopped after 2,000 cells)."""
 
     kind = "process"
+    dedicated_workers = True
 
     def __init__(self, workers: int = 1, *, max_tasks_per_child: int = 1000) -> None:
         super().__init__(workers)
@@ -266,6 +273,8 @@ class RayExecutor(Executor):
     ``gpus_per_task`` are the resources each task declares."""
 
     kind = "ray"
+    # not dedicated_workers: Ray's workers hold Ray's own objects, and with their heap frozen
+    # the cluster search protocol test ran 2x slower (11.7 -> 25.4 s)
 
     def __init__(self, workers: int | None = None, *, address: str | None = None,
                  cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,

@@ -499,12 +499,9 @@ def score_archs(
         executor = open_executor("process" if workers > 1 else "inprocess", workers,
                                  oversubscribe=True)
     prev_threads = torch.get_num_threads()
-    in_process = executor.kind == "inprocess"
-    # zcnas's own pool workers only score; Ray's workers run Ray's own objects, and with
-    # their heap frozen the cluster search protocol test ran 2x slower (11.7 -> 25.4 s)
-    setup["own_process"] = executor.kind == "process"
+    setup["own_process"] = executor.dedicated_workers
     try:
-        with heap_frozen() if in_process else contextlib.nullcontext():
+        with heap_frozen() if executor.in_caller else contextlib.nullcontext():
             for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
                                                   setup=setup):
                 record(*res)
