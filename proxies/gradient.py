@@ -84,7 +84,8 @@ def foresight_spec(batch_size: int) -> CESpec:
     """The ``ce`` pass of the foresight recipes: cells' BN without affine/tracking, default
     init, contiguous (NCHW) tensors as the reference's CUDA run: GraSP's double backward is
     faster and closer to float64 so on the CPU (see ``zcnas_proxies.grasp``), and grad_norm,
-    snip, fisher and GraSP then share one pass."""
+    snip, fisher, GraSP and jacov (its input Jacobian, ``zcnas_proxies.jacobian``) then share
+    one pass."""
     return CESpec(affine=False, track=False, init="default", batch_size=batch_size,
                   channels_last=False)
 

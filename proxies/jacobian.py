@@ -3,10 +3,15 @@
 Both read ``J``, the gradient of the sum of all logits with respect to the input (one backward of
 ``ones`` on the logits; row ``n`` is image ``n``'s Jacobian, flattened), on foresight's NB201
 model (cells' BN ``affine=False, track_running_stats=False``), PyTorch default initialisation,
-BN in train mode, real training images. ``J`` is memoised per context (``ctx.memo``), so jacov
-and epe_nas share one forward/backward when their batch configurations are equal. Only the
-input gradient is computed (``torch.autograd.grad`` w.r.t. the input), not the unused weight
-gradients the references also accumulate.
+BN in train mode, real training images. ``J`` is a collect of the shared ``ce`` pass on
+foresight's spec (:mod:`zcnas.scoring.passes`, contiguous NCHW tensors as the reference's CUDA
+run): jacov and epe_nas share one forward/backward when their batch configurations are equal,
+and jacov at batch 64 shares its forward with grad_norm, snip, fisher and GraSP (foresight's
+six measures all read one network's weights, each on its own copy). Only the input gradient is
+computed (``torch.autograd.grad`` w.r.t. the input), not the unused weight gradients the
+references also accumulate. Until version 1 was re-measured here the tensors were
+channels-last; the two formats give the same function, with jacov moving by at most 5e-4
+relative (``results/benchmarks/memory-format-cpu.txt``), within the documented tolerance.
 
 jacov (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/jacob_cov.py``, NASLib
 ``jacov.py``; the v1 score of Mellor et al.): eigenvalues ``v`` of ``corrcoef(J)`` (images x
@@ -43,34 +48,24 @@ import math
 
 import torch
 
-from zcnas.proxy import Proxy, ProxyInfo
+from zcnas.proxy import PassRequest, Proxy, ProxyInfo
+from zcnas.scoring.passes import ce_request
+from zcnas_proxies.gradient import foresight_spec
 
 K = 1e-5
 
 
-def batch_jacobian(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Rows: d(sum of logits)/d(input) per image, flattened (N, C*H*W), float32."""
-    x = x.detach().clone().requires_grad_(True)
-    out = net(x)
-    (grad,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
-    if grad is None:  # the logits do not depend on the input at all
-        grad = torch.zeros_like(x)
-    return grad.reshape(grad.shape[0], -1)
+def jacobian_request(batch_size: int, n_batches: int) -> PassRequest:
+    """The ``ce`` pass that collects ``J`` on foresight's network and batches."""
+    return ce_request(foresight_spec(batch_size), n_batches, "jacobian")
 
 
 def input_jacobians(ctx, batch_size: int, n_batches: int):
-    """``(J, labels, n_outputs)`` for ``n_batches`` shared real batches.
-
-    Each batch's Jacobian is memoised per context (on one memoised network), so proxies that read
-    the same batch size share it whatever their ``n_batches``.
-    """
-    net = ctx.memo(("input_jacobian_net", "foresight"),
-                   lambda: ctx.network(affine=False, track=False))
-    rows, labels = [], []
-    for b, (x, y) in enumerate(ctx.batches(batch_size, n_batches, "real")):
-        rows.append(ctx.memo(("input_jacobian", "foresight", batch_size, b),
-                             lambda x=x: batch_jacobian(net, x)))
-        labels.append(y)
+    """``(J, labels, n_outputs)`` for ``n_batches`` shared real batches (the rows of the
+    batches stacked), from the context's shared ``ce`` pass."""
+    result = ctx.run_pass(jacobian_request(batch_size, n_batches))
+    rows = result.jacobians[:n_batches]
+    labels = [y for _, y in ctx.batches(batch_size, n_batches, "real")]
     jac = rows[0] if len(rows) == 1 else torch.cat(rows)
     return jac, torch.cat(labels), ctx.num_classes
 
@@ -127,6 +122,9 @@ class Jacov(Proxy):
                    "conv edges not built (the reference's BN rounding noise there is absent)",
     )
 
+    def requests(self):
+        return (jacobian_request(self.batch_size, self.n_batches),)
+
     def score(self, ctx) -> float:
         jac, _, _ = input_jacobians(ctx, self.batch_size, self.n_batches)
         return jacov_score(jac)
@@ -145,6 +143,9 @@ class EpeNas(Proxy):
                    "BN affine=False, conv bias) instead of the NATS network, so the Jacobian is "
                    "shared with jacov; n_batches > 1 stacks distinct batches",
     )
+
+    def requests(self):
+        return (jacobian_request(self.batch_size, self.n_batches),)
 
     def score(self, ctx) -> float:
         jac, labels, n_out = input_jacobians(ctx, self.batch_size, self.n_batches)

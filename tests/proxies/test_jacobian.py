@@ -116,9 +116,9 @@ def test_matches_literal_reference_on_naive_network(bank):
     ctx.network = network
     got_jacov = Jacov(batch_size=BS).score(ctx)
     got_epe = EpeNas(batch_size=BS).score(ctx)
-    naive = build(affine=False, track=False, prune=False)
+    naive = build(affine=False, track=False, prune=False, channels_last=False)
     x, y = ctx.batch(BS)
-    x = x.clone().requires_grad_(True)
+    x = x.contiguous().requires_grad_(True)
     out = naive(x)
     out.backward(torch.ones_like(out))
     jacob = x.grad.detach().reshape(BS, -1).numpy()
@@ -131,18 +131,44 @@ def test_matches_literal_reference_on_naive_network(bank):
 
 def test_jacov_and_epe_share_one_jacobian(bank):
     proxies = [Jacov(batch_size=BS), EpeNas(batch_size=BS)]
-    ctx = ScoringContext(ARCH, inputs=bank, seed=0)
+    ctx = ScoringContext(ARCH, inputs=bank, seed=0,
+                         requests=[r for p in proxies for r in p.requests()])
     built = []
     build = ctx.network
     ctx.network = lambda **kw: built.append(kw) or build(**kw)
     shared = [p.score(ctx) for p in proxies]
-    assert len(built) == 1
+    assert len(built) == 1 and len(ctx.pass_seconds) == 1
     alone = [p.score(ScoringContext(ARCH, inputs=bank, seed=0)) for p in proxies]
     assert shared == alone
-    # a 2-batch request reuses the first batch's Jacobian and computes only the second
+    # an undeclared 2-batch request runs its own pass; its first batch's rows are the same
     jac2, labels2, _ = input_jacobians(ctx, BS, 2)
-    assert len(built) == 1 and jac2.shape[0] == 2 * BS and labels2.shape == (2 * BS,)
+    assert len(built) == 2 and jac2.shape[0] == 2 * BS and labels2.shape == (2 * BS,)
     assert torch.equal(jac2[:BS], input_jacobians(ctx, BS, 1)[0])
+
+
+def test_jacov_shares_the_forward_of_the_foresight_gradient_proxies(bank):
+    """jacov at foresight's batch reads the ce pass of grad_norm, snip, fisher and GraSP: one
+    network, one forward; every value is bitwise the value it has alone."""
+    from zcnas.registry import create_scorers
+
+    names = "jacov,grad_norm,snip,fisher,grasp"
+
+    def suite():
+        return create_scorers(",".join(f"{n}(batch_size={BS})" for n in names.split(",")))
+
+    proxies = suite()
+    ctx = ScoringContext(ARCH, inputs=bank, seed=0,
+                         requests=[r for p in proxies for r in p.requests()])
+    built = []
+    build = ctx.network
+    ctx.network = lambda **kw: built.append(kw) or build(**kw)
+    shared = [p.score(ctx) for p in proxies]
+    assert len(built) == 1 and len(ctx.pass_seconds) == 1
+    alone = []
+    for p in suite():
+        one = ScoringContext(ARCH, inputs=bank, seed=0, requests=list(p.requests()))
+        alone.append(p.score(one))
+    assert shared == alone
 
 
 def test_deterministic_across_contexts(bank):

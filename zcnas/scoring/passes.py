@@ -22,7 +22,15 @@ each shared batch, and what the requests ``collect``:
   gradient is taken with ``create_graph=True``; on the CPU its first-order values (``grads``,
   ``fisher``, ``losses``) are bitwise those of the plain backward, so a proxy reads the same
   numbers whether or not GraSP shares its pass (``tests/proxies/test_grasp.py``). So
-  foresight's suite runs grad_norm, snip, fisher and GraSP on one forward.
+  foresight's suite runs grad_norm, snip, fisher and GraSP on one forward;
+- ``jacobian``: per batch, the input Jacobian ``J`` of jacov and EPE-NAS, the gradient of the
+  sum of all logits with respect to the input batch (one backward of ``ones``; row ``n`` is
+  image ``n``'s, flattened). It reads the same forward as the loss: the loss's backward runs
+  first and keeps the graph, the Jacobian's backward last. The loss's backward computes no
+  input gradient (only the parameters' are asked for), and the Jacobian's reaches no weight,
+  so both are bitwise what they are alone. With foresight's spec, jacov shares the forward
+  of grad_norm, snip, fisher and GraSP, as foresight's six measures all read one network's
+  weights.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from torch import nn
 from zcnas.models.hessian import for_double_backward
 from zcnas.proxy import PassRequest
 
-CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses", "hessian"})
+CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses", "hessian", "jacobian"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class CEResult:
     losses: list[float] = field(default_factory=list)
     #: per conv/linear layer, GraSP's Hg on batch 0 (None where the loss does not reach it)
     hessian: dict[str, torch.Tensor | None] | None = None
+    #: per batch, the input Jacobian of the summed logits, (N, C*H*W) float32
+    jacobians: list[torch.Tensor] = field(default_factory=list)
 
 
 def ce_request(spec: CESpec, n_batches: int, *collect: str) -> PassRequest:
@@ -155,6 +165,7 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     params = list(net.parameters())
     out = CEResult(model=net, layers=[name for name, _ in layers])
     backward = bool(collect & {"grads", "fisher", "losses", "hessian"})
+    jacobian = "jacobian" in collect
     for b, (x, y) in enumerate(batches):
         handles: list[Any] = []
         kernel = None
@@ -167,23 +178,31 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
             handles += [m.register_forward_hook(_fisher_hook(name, fisher_acts))
                         for name, m in layers]
         grads: dict[str, torch.Tensor] | None = None
+        if jacobian:  # an alias of the batch that asks for its gradient
+            x = x.detach().requires_grad_(True)
         try:
             if backward and b == 0 and "hessian" in collect:
-                loss = F.cross_entropy(net(x), y)
+                logits = net(x)
+                loss = F.cross_entropy(logits, y)
                 weights = [m.weight for _, m in layers]
-                g, hg = grad_and_hvp(loss, weights)
+                g, hg = grad_and_hvp(loss, weights, keep_graph=jacobian)
                 grads = {name: gw if gw is not None else torch.zeros_like(w)
                          for (name, _), gw, w in zip(layers, g, weights, strict=True)}
                 out.hessian = {name: h for (name, _), h in zip(layers, hg, strict=True)}
                 out.losses.append(float(loss.detach()))
             elif backward:
                 _drop_grads(params)
-                loss = F.cross_entropy(net(x), y)
-                loss.backward()
+                logits = net(x)
+                loss = F.cross_entropy(logits, y)
+                loss.backward(retain_graph=jacobian, inputs=params)
                 out.losses.append(float(loss.detach()))
+            elif jacobian:
+                logits = net(x)
             else:
                 with torch.no_grad():
                     net(x)
+            if jacobian:
+                out.jacobians.append(_input_jacobian(logits, x))
         finally:
             for h in handles:
                 h.remove()
@@ -206,6 +225,18 @@ def ce_pass(ctx: Any, req: PassRequest) -> CEResult:
     return out
 
 
+def _input_jacobian(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Rows: d(sum of ``logits``)/d(``x``) per image, flattened (N, C*H*W); zeros when the
+    logits do not depend on the input (or need no gradient at all, e.g. a cell always zero)."""
+    grad = None
+    if logits.requires_grad:
+        (grad,) = torch.autograd.grad(logits, x, grad_outputs=torch.ones_like(logits),
+                                      allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(x)
+    return grad.detach().reshape(grad.shape[0], -1)
+
+
 def _drop_grads(params: list[torch.Tensor]) -> None:
     """``net.zero_grad(set_to_none=True)`` on a list taken once (no module walk per call)."""
     for p in params:
@@ -213,22 +244,24 @@ def _drop_grads(params: list[torch.Tensor]) -> None:
 
 
 def grad_and_hvp(
-    loss: torch.Tensor, weights: list[torch.Tensor]
+    loss: torch.Tensor, weights: list[torch.Tensor], keep_graph: bool = False
 ) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None]]:
     """GraSP's two products of one loss: ``g = dL/dW`` (detached) and
     ``Hg = d(sum_W <stop_grad(g), g>)/dW``, from one create-graph backward and one double
-    backward; ``None`` where the loss (or ``g``) does not reach a weight."""
+    backward; ``None`` where the loss (or ``g``) does not reach a weight. ``keep_graph``: the
+    forward graph survives the double backward (another backward reads it after)."""
     g = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
     z = sum((gw.detach() * gw).sum() for gw in g if gw is not None)
-    return [gw.detach() if gw is not None else None for gw in g], hvp(z, weights)
+    return [gw.detach() if gw is not None else None for gw in g], hvp(z, weights, keep_graph)
 
 
-def hvp(z: Any, weights: list[torch.Tensor]) -> list[torch.Tensor | None]:
+def hvp(z: Any, weights: list[torch.Tensor],
+        keep_graph: bool = False) -> list[torch.Tensor | None]:
     """``dz/dW``, or ``None`` per weight when ``z`` does not depend on it (or on nothing, e.g.
     a cell that is always zero)."""
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
         return [None] * len(weights)
-    return list(torch.autograd.grad(z, weights, allow_unused=True))
+    return list(torch.autograd.grad(z, weights, allow_unused=True, retain_graph=keep_graph))
 
 
 def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
