@@ -149,7 +149,8 @@ def main() -> None:
         f"{'zcnas':24s}{z_mean:9.3f}",
         *[f"{'  zcnas ' + k:24s}{df[f'zcnas_{k}_s'].mean():9.3f}" for k in ZCNAS],
         "  (a shared pass is timed on the first proxy that reads it: grad_norm's line is the",
-        "  one pass grad_norm, snip, fisher and grasp share; jacov's, its input Jacobian)",
+        "  one pass grad_norm, snip, fisher, grasp and jacov share, jacov's input Jacobian a",
+        "  second backward of its forward)",
         "",
         f"zcnas faster by {f_mean / z_mean:.2f}x (mean seconds); per cell: median "
         f"{np.median(ratio):.2f}x, range {ratio.min():.2f}-{ratio.max():.2f}x",
