@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas_proxies.jacobian import EpeNas, Jacov, epe_nas_score, input_jacobians, jacov_score
 
@@ -129,13 +130,19 @@ def test_matches_literal_reference_on_naive_network(bank):
 # --- sharing, determinism, degenerate cells ------------------------------------------------------
 
 
-def test_jacov_and_epe_share_one_jacobian(bank):
-    proxies = [Jacov(batch_size=BS), EpeNas(batch_size=BS)]
+def _counting_context(bank, proxies):
+    """A context declaring ``proxies``' requests, and the list of the networks it builds."""
     ctx = ScoringContext(ARCH, inputs=bank, seed=0,
                          requests=[r for p in proxies for r in p.requests()])
     built = []
     build = ctx.network
     ctx.network = lambda **kw: built.append(kw) or build(**kw)
+    return ctx, built
+
+
+def test_jacov_and_epe_share_one_jacobian(bank):
+    proxies = [Jacov(batch_size=BS), EpeNas(batch_size=BS)]
+    ctx, built = _counting_context(bank, proxies)
     shared = [p.score(ctx) for p in proxies]
     assert len(built) == 1 and len(ctx.pass_seconds) == 1
     alone = [p.score(ScoringContext(ARCH, inputs=bank, seed=0)) for p in proxies]
@@ -149,25 +156,17 @@ def test_jacov_and_epe_share_one_jacobian(bank):
 def test_jacov_shares_the_forward_of_the_foresight_gradient_proxies(bank):
     """jacov at foresight's batch reads the ce pass of grad_norm, snip, fisher and GraSP: one
     network, one forward; every value is bitwise the value it has alone."""
-    from zcnas.registry import create_scorers
-
     names = "jacov,grad_norm,snip,fisher,grasp"
 
     def suite():
         return create_scorers(",".join(f"{n}(batch_size={BS})" for n in names.split(",")))
 
     proxies = suite()
-    ctx = ScoringContext(ARCH, inputs=bank, seed=0,
-                         requests=[r for p in proxies for r in p.requests()])
-    built = []
-    build = ctx.network
-    ctx.network = lambda **kw: built.append(kw) or build(**kw)
+    ctx, built = _counting_context(bank, proxies)
     shared = [p.score(ctx) for p in proxies]
     assert len(built) == 1 and len(ctx.pass_seconds) == 1
-    alone = []
-    for p in suite():
-        one = ScoringContext(ARCH, inputs=bank, seed=0, requests=list(p.requests()))
-        alone.append(p.score(one))
+    alone = [p.score(ScoringContext(ARCH, inputs=bank, seed=0, requests=list(p.requests())))
+             for p in suite()]
     assert shared == alone
 
 
