@@ -3,18 +3,19 @@
 Both read ``J``, the gradient of the sum of all logits with respect to the input (one backward of
 ``ones`` on the logits; row ``n`` is image ``n``'s Jacobian, flattened), on foresight's NB201
 model (cells' BN ``affine=False, track_running_stats=False``), PyTorch default initialisation,
-BN in train mode, real training images. ``J`` is a collect of the shared ``ce`` pass on
-foresight's spec (:mod:`zcnas.scoring.passes`, contiguous NCHW tensors as the reference's CUDA
-run): jacov and epe_nas share one forward/backward when their batch configurations are equal,
-and jacov at batch 64 shares its forward with grad_norm, snip, fisher and GraSP (foresight's
-six measures all read one network's weights, each on its own copy). Only the input gradient is
-computed (``torch.autograd.grad`` w.r.t. the input), not the unused weight gradients the
-references also accumulate. Before 6b1ec3c the Jacobian was taken on channels-last tensors
-(the CPU default) on a network of its own; the two formats compute the same function and move
-jacov by at most 5e-4 and EPE-NAS by 6e-3 relative (``results/benchmarks/memory-format-cpu.txt``),
-within their documented tolerances, so the versions stayed. Alone, the contiguous Jacobian is
-slower on the CPU (jacov at batch 32: 0.28 against 0.21 s per cell); within the ensembles and
-foresight's suite it is not, or it saves a forward.
+BN in train mode, real training images. ``J`` is a collect of the shared ``ce`` pass
+(:mod:`zcnas.scoring.passes`). jacov reads it on foresight's spec (contiguous NCHW tensors as
+the reference's CUDA run), so at batch 64 it shares its forward with grad_norm, snip, fisher
+and GraSP (foresight's six measures all read one network's weights, each on its own copy).
+EPE-NAS reads it on the same network in the context's memory format (channels-last on the
+CPU): its 256 images share nothing with the gradient proxies, and channels-last is 1.4x faster
+there (``results/benchmarks/memory-format-cpu.txt``); so jacov and EPE-NAS no longer share a
+Jacobian at equal batches. Only the input gradient is computed (``torch.autograd.grad`` w.r.t.
+the input), not the unused weight gradients the references also accumulate. Before 6b1ec3c
+jacov's Jacobian was channels-last on a network of its own; the two formats compute the same
+function and move jacov by at most 5e-4 relative (same file), within its tolerance, so its
+version stayed. Alone, jacov is slower contiguous on the CPU (batch 32: 0.28 against 0.21 s per
+cell); within foresight's suite it saves a forward.
 
 jacov (SamsungLabs/zero-cost-nas ``foresight/pruners/measures/jacob_cov.py``, NASLib
 ``jacov.py``; the v1 score of Mellor et al.): eigenvalues ``v`` of ``corrcoef(J)`` (images x
@@ -39,14 +40,16 @@ BN, no conv bias) computes exact zeros there, as we do.
 Deviations (both): a fixed seeded batch without augmentation; ``eigvalsh`` (symmetric solver)
 instead of ``np.linalg.eig``; float64 correlations as numpy computes them. EPE-NAS: the official
 script scores the NATS network (affine, tracked BN, bias-free convs); we use the foresight/NASLib
-network so the Jacobian can be shared with jacov; with default initialisation and train-mode BN
-the two compute the same function family (a conv bias followed by batch-statistics BN cancels;
-a fresh affine BN is the identity), only the random draws differ. ``n_batches > 1`` stacks the
-Jacobians of distinct batches (the official script re-evaluates the same batch).
+network, jacov's (the same weights, the same Jacobian code); with default initialisation and
+train-mode BN the two compute the same function family (a conv bias followed by
+batch-statistics BN cancels; a fresh affine BN is the identity), only the random draws
+differ. ``n_batches > 1`` stacks the Jacobians of distinct batches (the official script
+re-evaluates the same batch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -58,15 +61,22 @@ from zcnas_proxies.gradient import foresight_spec
 K = 1e-5
 
 
-def jacobian_request(batch_size: int, n_batches: int) -> PassRequest:
-    """The ``ce`` pass that collects ``J`` on foresight's network and batches."""
-    return ce_request(foresight_spec(batch_size), n_batches, "jacobian")
+def jacobian_request(batch_size: int, n_batches: int, shared: bool = True) -> PassRequest:
+    """The ``ce`` pass that collects ``J`` on foresight's network and batches: with ``shared``,
+    foresight's own spec (contiguous, the pass of grad_norm, snip, fisher and GraSP: jacov);
+    without, the context's memory format (channels-last on the CPU: EPE-NAS, which reads 256
+    images that no gradient proxy shares and is 1.4x faster so)."""
+    spec = foresight_spec(batch_size)
+    if not shared:
+        spec = dataclasses.replace(spec, channels_last=None)
+    return ce_request(spec, n_batches, "jacobian")
 
 
-def input_jacobians(ctx, batch_size: int, n_batches: int):
+def input_jacobians(ctx, batch_size: int, n_batches: int, shared: bool = True):
     """``(J, labels, n_outputs)`` for ``n_batches`` shared real batches (the rows of the
-    batches stacked), from the context's shared ``ce`` pass."""
-    result = ctx.run_pass(jacobian_request(batch_size, n_batches))
+    batches stacked), from the context's ``ce`` pass (``shared``: see
+    :func:`jacobian_request`)."""
+    result = ctx.run_pass(jacobian_request(batch_size, n_batches, shared))
     rows = result.jacobians[:n_batches]
     labels = [y for _, y in ctx.batches(batch_size, n_batches, "real")]
     jac = rows[0] if len(rows) == 1 else torch.cat(rows)
@@ -143,13 +153,13 @@ class EpeNas(Proxy):
         needs_labels=True, needs_images=True, input="real", bn="train", init="default",
         batch_size=256, n_batches=1,
         deviations="fixed seeded batch without augmentation; foresight/NASLib network (cells' "
-                   "BN affine=False, conv bias) instead of the NATS network, so the Jacobian is "
-                   "shared with jacov; n_batches > 1 stacks distinct batches",
+                   "BN affine=False, conv bias) instead of the NATS network, the network "
+                   "jacov reads; n_batches > 1 stacks distinct batches",
     )
 
     def requests(self):
-        return (jacobian_request(self.batch_size, self.n_batches),)
+        return (jacobian_request(self.batch_size, self.n_batches, shared=False),)
 
     def score(self, ctx) -> float:
-        jac, labels, n_out = input_jacobians(ctx, self.batch_size, self.n_batches)
+        jac, labels, n_out = input_jacobians(ctx, self.batch_size, self.n_batches, shared=False)
         return epe_nas_score(jac, labels, n_out)

@@ -117,14 +117,18 @@ def test_matches_literal_reference_on_naive_network(bank):
     ctx.network = network
     got_jacov = Jacov(batch_size=BS).score(ctx)
     got_epe = EpeNas(batch_size=BS).score(ctx)
-    naive = build(affine=False, track=False, prune=False, channels_last=False)
-    x, y = ctx.batch(BS)
-    x = x.contiguous().requires_grad_(True)
-    out = naive(x)
-    out.backward(torch.ones_like(out))
-    jacob = x.grad.detach().reshape(BS, -1).numpy()
-    assert got_jacov == pytest.approx(ref_jacov(jacob), rel=1e-5)
-    assert got_epe == pytest.approx(ref_epe(jacob, y.numpy(), 10), rel=1e-5)
+    _, y = ctx.batch(BS)
+
+    def reference_jacobian(channels_last):  # jacov's tensors contiguous, EPE-NAS's the default
+        naive = build(affine=False, track=False, prune=False, channels_last=channels_last)
+        x, _ = ctx.batch(BS)
+        x = (x.contiguous() if channels_last is False else x.clone()).requires_grad_(True)
+        out = naive(x)
+        out.backward(torch.ones_like(out))
+        return x.grad.detach().reshape(BS, -1).numpy()
+
+    assert got_jacov == pytest.approx(ref_jacov(reference_jacobian(False)), rel=1e-5)
+    assert got_epe == pytest.approx(ref_epe(reference_jacobian(None), y.numpy(), 10), rel=1e-5)
 
 
 # --- sharing, determinism, degenerate cells ------------------------------------------------------
@@ -140,17 +144,18 @@ def _counting_context(bank, proxies):
     return ctx, built
 
 
-def test_jacov_and_epe_share_one_jacobian(bank):
-    proxies = [Jacov(batch_size=BS), EpeNas(batch_size=BS)]
+def test_epe_nas_reads_its_own_channels_last_pass_shared_across_batch_counts(bank):
+    proxies = [EpeNas(batch_size=BS), EpeNas(batch_size=BS, n_batches=2), Jacov(batch_size=BS)]
     ctx, built = _counting_context(bank, proxies)
     shared = [p.score(ctx) for p in proxies]
-    assert len(built) == 1 and len(ctx.pass_seconds) == 1
+    # EPE-NAS's two batch counts share one pass; jacov (foresight's contiguous spec) its own
+    assert len(built) == 2 and len(ctx.pass_seconds) == 2
+    assert [kw["channels_last"] for kw in built] == [None, False]
     alone = [p.score(ScoringContext(ARCH, inputs=bank, seed=0)) for p in proxies]
     assert shared == alone
-    # an undeclared 2-batch request runs its own pass; its first batch's rows are the same
-    jac2, labels2, _ = input_jacobians(ctx, BS, 2)
+    jac2, labels2, _ = input_jacobians(ctx, BS, 2, shared=False)
     assert len(built) == 2 and jac2.shape[0] == 2 * BS and labels2.shape == (2 * BS,)
-    assert torch.equal(jac2[:BS], input_jacobians(ctx, BS, 1)[0])
+    assert torch.equal(jac2[:BS], input_jacobians(ctx, BS, 1, shared=False)[0])
 
 
 def test_jacov_shares_the_forward_of_the_foresight_gradient_proxies(bank):

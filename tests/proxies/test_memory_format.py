@@ -44,8 +44,7 @@ class Recording(ScoringContext):
 
 @pytest.mark.parametrize("spec", ["grasp(batch_size=8)", "gradsign(batch_size=8)", "meco",
                                   "grad_norm(batch_size=8)", "snip(batch_size=8)",
-                                  "fisher(batch_size=8)", "jacov(batch_size=8)",
-                                  "epe_nas(batch_size=8)"])
+                                  "fisher(batch_size=8)", "jacov(batch_size=8)"])
 def test_contiguous_proxies_build_nchw_networks_and_equal_the_forced_run(bank, spec):
     ctx = Recording(ARCH, inputs=bank, seed=0)
     value = create_proxy(spec).score(ctx)
@@ -55,15 +54,15 @@ def test_contiguous_proxies_build_nchw_networks_and_equal_the_forced_run(bank, s
 
 
 @pytest.mark.parametrize("spec, rel", [
-    ("naswot(batch_size=16)", 1e-6),
+    ("naswot(batch_size=16)", 1e-6), ("epe_nas(batch_size=16)", 2e-2),
     ("zico(batch_size=16)", 5e-2),
 ])
 def test_channels_last_proxies_differ_from_nchw_by_rounding_only(bank, spec, rel):
     """Measured at batch 64 over 4 cells: naswot 2e-7, zico 2.4e-2 (its std over two batches
     amplifies rounding). (grad_norm, snip and fisher moved by up to 2e-2 and run contiguous
-    since their version 2, sharing GraSP's pass; jacov and EPE-NAS, 4.9e-4 and 5.9e-3, run
-    contiguous since their Jacobian became a collect of that pass, version unchanged: on the
-    five reference cells they moved by at most 1e-4 and 1.6e-3, within their tolerance.)"""
+    since their version 2, sharing GraSP's pass; jacov, 4.9e-4, runs contiguous since its
+    Jacobian became a collect of that pass, version unchanged: on the five reference cells it
+    moved by at most 1e-4, within its tolerance. EPE-NAS: 5.9e-3.)"""
     ctx = Recording(ARCH, inputs=bank, seed=0)
     value = create_proxy(spec).score(ctx)
     assert ctx.formats and all(ctx.formats)
