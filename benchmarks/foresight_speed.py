@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, not {args.rounds}")
     torch.set_num_threads(1)
 
     archs = sample_archs(args.archs, args.seed)
@@ -151,7 +153,7 @@ def main() -> None:
     rows = []
     for i, arch in enumerate(archs):
         f, z = math.inf, None
-        for r in range(max(args.rounds, 1)):
+        for r in range(args.rounds):
             zcnas_first = (i + r) % 2 == 1
             if zcnas_first:
                 zr = ours(arch)
@@ -171,7 +173,8 @@ def main() -> None:
         "# foresight's six proxies (grad_norm, snip, grasp, fisher, jacob_cov, synflow), batch 64",
         f"# machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, one thread "
         f"each; {len(archs)} distinct cells (seed {args.seed}), interleaved per cell, best of "
-        f"{args.rounds} round(s) per cell and side",
+        f"{args.rounds} round(s) per cell"
+        + (" and side" if args.foresight is not None else " (zcnas; foresight's from the file)"),
         f"# foresight times: {source}",
         "",
         f"{'':24s}{'s/cell':>9s}",

@@ -53,4 +53,14 @@ def test_each_side_keeps_its_best_round(data_root, tmp_path, monkeypatch):
     assert list(df["live_convs"]) == [foresight_speed.live_convs(a) for a in archs]
     report = out.read_text()
     assert "zcnas faster by 2.00x" in report
-    assert "best of 2 round(s)" in report and "live convolutions" in report
+    assert "best of 2 round(s) per cell (zcnas; foresight's from the file)" in report
+    assert "live convolutions" in report
+
+
+def test_no_rounds_is_refused_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["foresight_speed", "--foresight-times",
+                                      str(tmp_path / "t.csv"), "--rounds", "0"])
+    with pytest.raises(SystemExit) as exc:
+        foresight_speed.main()
+    assert exc.value.code == 2
+    assert "--rounds must be at least 1, not 0" in capsys.readouterr().err
