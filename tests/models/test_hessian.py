@@ -1,12 +1,19 @@
 """Modules with the double backward written out: the same values and first-order gradients as
 the plain modules (bitwise), and correct second-order gradients."""
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
 
 from zcnas.models import build_tss_network
-from zcnas.models.hessian import HessianAvgPool3x3, HessianBatchNorm2d, for_double_backward
+from zcnas.models.hessian import (
+    HessianAvgPool3x3,
+    HessianBatchNorm2d,
+    conv_double_backward,
+    for_double_backward,
+)
 from zcnas.models.ops import AvgPool3x3
 
 ARCH = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|"
@@ -82,3 +89,61 @@ def test_eval_mode_and_unbatched_input_fall_back_to_the_plain_module():
                                                      track_running_stats=False).eval()(x))
     u = torch.randn(3, 6, 6)
     assert torch.equal(HessianAvgPool3x3()(u), AvgPool3x3()(u))
+
+
+CONVS = {  # (in, out, kernel, stride, padding, groups, bias, channels_last)
+    "3x3": (4, 6, 3, 1, 1, 1, False, False),
+    "1x1-stride2-bias": (4, 6, 1, 2, 0, 1, True, False),
+    "3x3-groups-channels-last": (4, 6, 3, 1, 1, 2, True, True),
+    "5x5-stride2": (3, 5, 5, 2, 2, 1, False, True),
+}
+
+
+def _conv_second_order(spec, inside: bool, third: bool = False):
+    """Every product of a convolution's double backward: the gradients of
+    ``<a, gx> + <c, gW> + <d, gb>`` (the first backward's outputs against fixed ``a, c, d``)
+    with respect to the input, the weight and the upstream gradient ``v`` of ``y``; with
+    ``third``, the gradient of their squared norms with respect to the input and the weight
+    (a third order, through whatever the double backward recorded)."""
+    c_in, c_out, k, stride, pad, groups, bias, cl = spec
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, c_in, 9, 9, dtype=torch.float64, generator=gen)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    w = torch.randn(c_out, c_in // groups, k, k, dtype=torch.float64, generator=gen)
+    b = torch.randn(c_out, dtype=torch.float64, generator=gen) if bias else None
+    leaves = [t.requires_grad_(True) for t in (x, w) + ((b,) if bias else ())]
+    y = nn.functional.conv2d(x, w, b, stride=stride, padding=pad, groups=groups)
+    v = torch.randn(y.shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+    first = torch.autograd.grad((y * v).sum(), leaves, create_graph=True)
+    z = sum((g * torch.randn(g.shape, dtype=torch.float64, generator=gen)).sum() for g in first)
+    with conv_double_backward() if inside else contextlib.nullcontext():
+        second = torch.autograd.grad(z, [x, w, v], create_graph=third)
+    if not third:
+        return second
+    return torch.autograd.grad(sum((t * t).sum() for t in second), [x, w])
+
+
+@pytest.mark.parametrize("spec", list(CONVS.values()), ids=list(CONVS))
+def test_conv_double_backward_gives_autograds_products(spec):
+    for ours, theirs in zip(_conv_second_order(spec, True), _conv_second_order(spec, False),
+                            strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_double_backward_runs_only_inside_the_block():
+    def backward_calls(inside: bool) -> int:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            _conv_second_order(CONVS["3x3"], inside)
+        return sum(e.count for e in prof.key_averages() if e.key == "aten::convolution_backward")
+
+    outside, inside = backward_calls(False), backward_calls(True)
+    assert inside == outside + 2  # the double backward's own two calls
+    assert backward_calls(False) == outside  # the block left nothing switched on
+
+
+@pytest.mark.parametrize("name", ["1x1-stride2-bias", "3x3-groups-channels-last"])
+def test_what_the_block_records_differentiates_like_autograds_own(name):
+    for ours, theirs in zip(_conv_second_order(CONVS[name], True, third=True),
+                            _conv_second_order(CONVS[name], False, third=True), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)

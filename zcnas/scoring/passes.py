@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zcnas.models.hessian import for_double_backward
+from zcnas.models.hessian import conv_double_backward, for_double_backward
 from zcnas.proxy import PassRequest
 
 CE_COLLECT = frozenset({"grads", "hamming", "fisher", "losses", "hessian", "jacobian"})
@@ -258,10 +258,12 @@ def grad_and_hvp(
 def hvp(z: Any, weights: list[torch.Tensor],
         keep_graph: bool = False) -> list[torch.Tensor | None]:
     """``dz/dW``, or ``None`` per weight when ``z`` does not depend on it (or on nothing, e.g.
-    a cell that is always zero)."""
+    a cell that is always zero). Convolutions' double backward runs as
+    :func:`zcnas.models.hessian.conv_double_backward` writes it."""
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
         return [None] * len(weights)
-    return list(torch.autograd.grad(z, weights, allow_unused=True, retain_graph=keep_graph))
+    with conv_double_backward():
+        return list(torch.autograd.grad(z, weights, allow_unused=True, retain_graph=keep_graph))
 
 
 def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
