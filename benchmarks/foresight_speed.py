@@ -115,12 +115,10 @@ def _by_convs(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(label, g) for label, g in groups if len(g)]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--foresight", type=Path, help="a checkout of SamsungLabs/zero-cost-nas")
-    src.add_argument("--foresight-times", type=Path,
-                     help="per-arch foresight seconds (CSV with arch, foresight_s)")
+def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options of a side-by-side timing over a seeded sample of cells (``--archs``,
+    ``--seed``, ``--rounds``, ``--data``, ``--out``) added to ``ap`` and parsed; ``--rounds``
+    below 1 is refused in one line. Sets one torch thread."""
     ap.add_argument("--archs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=2,
@@ -131,6 +129,16 @@ def main() -> None:
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, not {args.rounds}")
     torch.set_num_threads(1)
+    return args
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--foresight", type=Path, help="a checkout of SamsungLabs/zero-cost-nas")
+    src.add_argument("--foresight-times", type=Path,
+                     help="per-arch foresight seconds (CSV with arch, foresight_s)")
+    args = parse_timing_options(ap)
 
     archs = sample_archs(args.archs, args.seed)
     bank = InputBank("cifar10", seed=0, root=args.data)

@@ -32,14 +32,13 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmarks._machine import cpu_name, emit
-from benchmarks.foresight_speed import live_convs
+from benchmarks.foresight_speed import live_convs, parse_timing_options
 from benchmarks.scoring_speed import sample_archs
 from zcnas.models.hessian import for_double_backward
 from zcnas.scoring import InputBank, ScoringContext
@@ -98,15 +97,7 @@ def separate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, list
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--archs", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    if args.rounds < 1:
-        ap.error(f"--rounds must be at least 1, not {args.rounds}")
-    torch.set_num_threads(1)
+    args = parse_timing_options(ap)
 
     archs = sample_archs(args.archs, args.seed)
     bank = InputBank("cifar10", seed=0, root=args.data)
