@@ -11,6 +11,7 @@ from zcnas.models import build_tss_network
 from zcnas.models.hessian import (
     HessianAvgPool3x3,
     HessianBatchNorm2d,
+    HessianReLU,
     conv_double_backward,
     for_double_backward,
 )
@@ -22,11 +23,12 @@ ARCH = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_co
 def _modules():
     return [(AvgPool3x3(), HessianAvgPool3x3()),
             (nn.BatchNorm2d(3, affine=False, track_running_stats=False),
-             HessianBatchNorm2d(3, affine=False, track_running_stats=False))]
+             HessianBatchNorm2d(3, affine=False, track_running_stats=False)),
+            (nn.ReLU(), HessianReLU())]
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("which", [0, 1], ids=["pool", "bn"])
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["pool", "bn", "relu"])
 def test_first_and_second_order_gradients(which, channels_last):
     _, module = _modules()[which]
     x = torch.randn(4, 3, 5, 6, dtype=torch.float64)
@@ -38,7 +40,7 @@ def test_first_and_second_order_gradients(which, channels_last):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("which", [0, 1], ids=["pool", "bn"])
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["pool", "bn", "relu"])
 def test_values_and_first_order_gradients_are_bitwise_the_plain_modules(which, channels_last):
     plain, ours = _modules()[which]
     x = torch.randn(16, 3, 12, 12)
@@ -71,7 +73,8 @@ def test_a_network_keeps_its_values_and_its_hessian_gradient_product():
     before = {type(m).__name__ for m in net.modules()}
     assert for_double_backward(net) is net
     after = [type(m) for m in net.modules()]
-    assert HessianAvgPool3x3 in after and HessianBatchNorm2d in after
+    assert HessianAvgPool3x3 in after and HessianBatchNorm2d in after and HessianReLU in after
+    assert nn.ReLU not in after
     assert "AvgPool3x3" in before and AvgPool3x3 not in after
     # the stem's and the reductions' affine, tracked BN stay as they are
     assert any(type(m) is nn.BatchNorm2d and m.affine for m in net.modules())

@@ -7,7 +7,10 @@ Autograd's generic double backward of two NB201 building blocks does work nobody
   gradient of that constant kernel, one convolution per channel (16-64 per pool);
 - a cell's BN (train mode, no affine parameters, no running statistics) goes through the
   general batch-norm double backward, written for affine, tracked BN, a chain of about thirty
-  elementwise passes.
+  elementwise passes;
+- ReLU's backward ``threshold_backward(g, y)`` has, in autograd's formulas, a gradient of
+  zeros with respect to ``y`` (a step function's derivative), which autograd allocates and
+  sends back through the forward graph, two elementwise passes per ReLU that add nothing.
 
 :func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
 own CPU kernel call (so first-order gradients are bitwise the same on the CPU; on a GPU the plain
@@ -15,6 +18,8 @@ BN may take cuDNN's kernels instead) and whose second backward is written out:
 
 - window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
   (one depthwise convolution per order);
+- ReLU: the backward of ``g -> threshold_backward(g, y)`` is itself, and nothing for ``y``
+  (second-order results bitwise those of autograd: the zeros it adds change no bit);
 - batch norm ``y = (x - mean) r`` with ``r = 1/sqrt(var + eps)``, per channel over
   (N, H, W): the first backward is ``gx = B(g) = r (g - mean(g) - y mean(g y))``; for an
   upstream ``u`` on ``gx``, ``dL/dg = B(u)`` (``B`` is self-adjoint) and
@@ -150,9 +155,47 @@ class HessianBatchNorm2d(nn.BatchNorm2d):
         return _BatchNorm.apply(x, self.eps)
 
 
+class _ReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.relu(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return _ReLUBackward.apply(g, y)
+
+
+class _ReLUBackward(torch.autograd.Function):
+    """``g -> threshold_backward(g, y, 0)``, autograd's own ReLU backward; linear in ``g``,
+    piecewise constant in ``y``."""
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(y)
+        return torch.ops.aten.threshold_backward(g, y, 0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, u):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(u, y, 0), None
+
+
+class HessianReLU(nn.ReLU):
+    """``nn.ReLU()`` with the double backward written out (out of place: it stands in for an
+    in-place ReLU too, with the same values)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReLU.apply(x)
+
+
 def for_double_backward(net: nn.Module) -> nn.Module:
-    """Swap ``net``'s 3x3 average pools and its train-mode BN without affine parameters or
-    running statistics for the versions above (in place; the same values). Returns ``net``."""
+    """Swap ``net``'s 3x3 average pools, its train-mode BN without affine parameters or
+    running statistics, and its ReLUs for the versions above (in place; the
+    same values). Returns ``net``."""
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             new = _replacement(child)
@@ -164,6 +207,8 @@ def for_double_backward(net: nn.Module) -> nn.Module:
 def _replacement(m: nn.Module) -> nn.Module | None:
     if type(m) is AvgPool3x3:
         return HessianAvgPool3x3()
+    if type(m) is nn.ReLU:
+        return HessianReLU()
     if type(m) is nn.BatchNorm2d and not m.affine and not m.track_running_stats:
         new = HessianBatchNorm2d(m.num_features, eps=m.eps, affine=False,
                                  track_running_stats=False)
