@@ -7,10 +7,7 @@ Autograd's generic double backward of two NB201 building blocks does work nobody
   gradient of that constant kernel, one convolution per channel (16-64 per pool);
 - a cell's BN (train mode, no affine parameters, no running statistics) goes through the
   general batch-norm double backward, written for affine, tracked BN, a chain of about thirty
-  elementwise passes;
-- ReLU's backward ``threshold_backward(g, y)`` has, in autograd's formulas, a gradient of
-  zeros with respect to ``y`` (a step function's derivative), which autograd allocates and
-  sends back through the forward graph, two elementwise passes per ReLU that add nothing.
+  elementwise passes.
 
 :func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
 own CPU kernel call (so first-order gradients are bitwise the same on the CPU; on a GPU the plain
@@ -18,8 +15,6 @@ BN may take cuDNN's kernels instead) and whose second backward is written out:
 
 - window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
   (one depthwise convolution per order);
-- ReLU: the backward of ``g -> threshold_backward(g, y)`` is itself, and nothing for ``y``
-  (second-order results bitwise those of autograd: the zeros it adds change no bit);
 - batch norm ``y = (x - mean) r`` with ``r = 1/sqrt(var + eps)``, per channel over
   (N, H, W): the first backward is ``gx = B(g) = r (g - mean(g) - y mean(g y))``; for an
   upstream ``u`` on ``gx``, ``dL/dg = B(u)`` (``B`` is self-adjoint) and
@@ -33,9 +28,10 @@ The convolutions' own double backward is mended where it runs, not by swapping m
 inside :func:`conv_double_backward` (this thread, CPU tensors) autograd's
 ``_convolution_double_backward`` takes the gradient of the weight as a convolution of the
 transposed ``ggI`` with the transposed ``gO`` as its kernel (a 32x32 kernel in the first stage,
-which oneDNN runs several times slower than its weight-gradient kernel: 7.2 against 4.1 ms for
-a 3x3, 16-channel convolution of 64 images on the EPYC). The block's version asks
+which oneDNN runs about 1.8x slower than its weight-gradient kernel: 7.2 against 4.1 ms for a
+3x3, 16-channel convolution of 64 images on the EPYC). The block's version asks
 ``convolution_backward`` for the same two products, each for only the output it needs.
+``benchmarks/double_backward.py`` times it against autograd's own, interleaved.
 """
 
 from __future__ import annotations
@@ -155,47 +151,9 @@ class HessianBatchNorm2d(nn.BatchNorm2d):
         return _BatchNorm.apply(x, self.eps)
 
 
-class _ReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = torch.relu(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return _ReLUBackward.apply(g, y)
-
-
-class _ReLUBackward(torch.autograd.Function):
-    """``g -> threshold_backward(g, y, 0)``, autograd's own ReLU backward; linear in ``g``,
-    piecewise constant in ``y``."""
-
-    @staticmethod
-    def forward(ctx, g, y):
-        ctx.save_for_backward(y)
-        return torch.ops.aten.threshold_backward(g, y, 0)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, u):
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(u, y, 0), None
-
-
-class HessianReLU(nn.ReLU):
-    """``nn.ReLU()`` with the double backward written out (out of place: it stands in for an
-    in-place ReLU too, with the same values)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ReLU.apply(x)
-
-
 def for_double_backward(net: nn.Module) -> nn.Module:
-    """Swap ``net``'s 3x3 average pools, its train-mode BN without affine parameters or
-    running statistics, and its ReLUs for the versions above (in place; the
-    same values). Returns ``net``."""
+    """Swap ``net``'s 3x3 average pools and its train-mode BN without affine parameters or
+    running statistics for the versions above (in place; the same values). Returns ``net``."""
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             new = _replacement(child)
@@ -207,8 +165,6 @@ def for_double_backward(net: nn.Module) -> nn.Module:
 def _replacement(m: nn.Module) -> nn.Module | None:
     if type(m) is AvgPool3x3:
         return HessianAvgPool3x3()
-    if type(m) is nn.ReLU:
-        return HessianReLU()
     if type(m) is nn.BatchNorm2d and not m.affine and not m.track_running_stats:
         new = HessianBatchNorm2d(m.num_features, eps=m.eps, affine=False,
                                  track_running_stats=False)
@@ -217,10 +173,12 @@ def _replacement(m: nn.Module) -> nn.Module | None:
     return None
 
 
+_OP = "aten::_convolution_double_backward"
 _AUTOGRAD_DOUBLE_BACKWARD = torch.ops.aten._convolution_double_backward.default
 _STATE = threading.local()
 _REGISTRATION = threading.Lock()
 _LIBRARY: torch.library.Library | None = None
+_REGISTERED: bool | None = None  # None: not tried yet; False: left to autograd (_register)
 
 
 def _conv_double_backward(ggI, ggW, ggb, gO, weight, x, stride, padding, dilation, transposed,
@@ -236,13 +194,14 @@ def _conv_double_backward(ggI, ggW, ggb, gO, weight, x, stride, padding, dilatio
             output_padding, groups, output_mask)
     g_out = g_x = g_w = None
     if output_mask[0]:  # d/dgO = conv(ggI, W) + conv(x, ggW) + ggb
-        terms = [torch.ops.aten.convolution(a, w, None, stride, padding, dilation, False,
-                                            output_padding, groups)
-                 for a, w in ((ggI, weight), (x, ggW)) if a is not None and w is not None]
+        for a, w in ((ggI, weight), (x, ggW)):
+            if a is not None and w is not None:
+                t = torch.ops.aten.convolution(a, w, None, stride, padding, dilation, False,
+                                               output_padding, groups)
+                g_out = t if g_out is None else g_out + t
         if ggb is not None:
-            terms.append(ggb.view(1, -1, *([1] * (gO.dim() - 2))).expand_as(gO).clone())
-        for t in terms:
-            g_out = t if g_out is None else g_out + t
+            bias = ggb.view(1, -1, *([1] * (gO.dim() - 2)))
+            g_out = bias.expand_as(gO).clone() if g_out is None else g_out + bias
     if output_mask[1] and ggW is not None:  # d<ggW, gW>/dx: x's gradient of conv(x, ggW)
         g_x = torch.ops.aten.convolution_backward(
             gO, x, ggW, None, stride, padding, dilation, False, output_padding, groups,
@@ -254,23 +213,38 @@ def _conv_double_backward(ggI, ggW, ggb, gO, weight, x, stride, padding, dilatio
     return g_out, g_x, g_w
 
 
+def _register() -> bool:
+    """Register :func:`_conv_double_backward` once per process where that is safe: the op must
+    still be autograd's composite (the fallback calls it) and nothing else may hold its
+    ``AutogradCPU`` slot (another library, a second import of this module). Else every
+    double backward stays autograd's own and the block changes nothing."""
+    global _LIBRARY, _REGISTERED
+    with _REGISTRATION:
+        if _REGISTERED is None:
+            has = torch._C._dispatch_has_kernel_for_dispatch_key
+            _REGISTERED = has(_OP, "CompositeImplicitAutograd") and not has(_OP, "AutogradCPU")
+            if _REGISTERED:
+                _LIBRARY = torch.library.Library("aten", "IMPL")
+                _LIBRARY.impl("_convolution_double_backward", _conv_double_backward,
+                              "AutogradCPU")
+        return _REGISTERED
+
+
 @contextlib.contextmanager
 def conv_double_backward() -> Iterator[None]:
     """Within the block, on this thread, CPU convolutions' double backward takes both of its
     weight-shaped and input-shaped products from ``convolution_backward`` (see the module
-    docstring): the same values up to float rounding (GraSP within 9e-6 relative on 12
-    seeded cells); foresight's six proxies 1.6-5.5% faster in four interleaved runs of 16
-    cells. The kernel is registered for ``AutogradCPU`` on first use and, outside such a
-    block, calls autograd's own, so other code in the process is unaffected. Autograd runs a
-    CPU graph on the thread that calls ``backward``, which is why a thread-local switch is
-    enough."""
-    global _LIBRARY
-    if _LIBRARY is None:
-        with _REGISTRATION:
-            if _LIBRARY is None:
-                lib = torch.library.Library("aten", "IMPL")
-                lib.impl("_convolution_double_backward", _conv_double_backward, "AutogradCPU")
-                _LIBRARY = lib
+    docstring): the same values up to float rounding (GraSP within 3.1e-5 relative over 30
+    seeded cells); times in ``results/benchmarks/double-backward-cpu.txt``.
+
+    The kernel is registered for ``AutogradCPU`` on first use. Outside such a block it calls
+    autograd's own: other code gets the same values, at the price of a Python call (and the
+    GIL) per CPU convolution double backward for the rest of the process. Autograd runs a CPU
+    graph on the thread that calls ``backward``, which is why a thread-local switch is enough
+    (another thread meanwhile gets autograd's own)."""
+    if not (_REGISTERED if _REGISTERED is not None else _register()):
+        yield
+        return
     before = getattr(_STATE, "active", False)
     _STATE.active = True
     try:

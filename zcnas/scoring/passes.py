@@ -258,7 +258,7 @@ def grad_and_hvp(
 def hvp(z: Any, weights: list[torch.Tensor],
         keep_graph: bool = False) -> list[torch.Tensor | None]:
     """``dz/dW``, or ``None`` per weight when ``z`` does not depend on it (or on nothing, e.g.
-    a cell that is always zero). Convolutions' double backward runs as
+    a cell that is always zero). On the CPU, convolutions' double backward runs as
     :func:`zcnas.models.hessian.conv_double_backward` writes it."""
     if not isinstance(z, torch.Tensor) or not z.requires_grad:
         return [None] * len(weights)
