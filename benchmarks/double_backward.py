@@ -30,7 +30,13 @@ from unittest import mock
 import torch
 
 from benchmarks._machine import cpu_name, emit
-from benchmarks.foresight_speed import ZCNAS, live_convs, parse_timing_options
+from benchmarks.foresight_speed import (
+    CONV_GROUPS,
+    ZCNAS,
+    conv_group,
+    live_convs,
+    parse_timing_options,
+)
 from benchmarks.scoring_speed import sample_archs
 from zcnas.registry import create_scorers
 from zcnas.scoring import InputBank, ScoringContext
@@ -76,7 +82,7 @@ def main() -> None:
         for name in names:
             ref = grasp[names[0]]
             worst[name] = max(worst[name], abs(grasp[name] - ref) / max(abs(ref), 1e-30))
-            for key in ("all", "0-1" if c <= 1 else "2" if c == 2 else "3 or more"):
+            for key in ("all", conv_group(c)):
                 g = totals[name].setdefault(key, [0, 0.0])
                 g[0] += 1
                 g[1] += best[name]
@@ -94,7 +100,7 @@ def main() -> None:
     for name in names:
         n, s = totals[name]["all"]
         groups = " / ".join(f"{totals[name][k][1] / totals[name][k][0]:.3f}"
-                            if k in totals[name] else "-" for k in ("0-1", "2", "3 or more"))
+                            if k in totals[name] else "-" for k in CONV_GROUPS)
         lines.append(f"{name:16s}{s / n:8.3f}{own / s:7.3f}x   {groups:40s}"
                      f"{worst[name]:.1e}")
     emit("\n".join(lines), args.out)

@@ -109,10 +109,17 @@ def live_convs(arch: str) -> int:
                for op, live in zip(cell.ops, live_edges(cell), strict=True))
 
 
+CONV_GROUPS = ("0-1", "2", "3 or more")
+
+
+def conv_group(convs: int) -> str:
+    """The report's group of a cell with ``convs`` live convolutions (:data:`CONV_GROUPS`)."""
+    return CONV_GROUPS[min(max(convs - 1, 0), 2)]
+
+
 def _by_convs(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    groups = [("0-1", df[df["live_convs"] <= 1]), ("2", df[df["live_convs"] == 2]),
-              ("3 or more", df[df["live_convs"] >= 3])]
-    return [(label, g) for label, g in groups if len(g)]
+    labels = df["live_convs"].map(conv_group)
+    return [(label, df[labels == label]) for label in CONV_GROUPS if (labels == label).any()]
 
 
 def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:

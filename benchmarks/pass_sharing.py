@@ -38,7 +38,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks._machine import cpu_name, emit
-from benchmarks.foresight_speed import live_convs, parse_timing_options
+from benchmarks.foresight_speed import (
+    CONV_GROUPS,
+    conv_group,
+    live_convs,
+    parse_timing_options,
+)
 from benchmarks.scoring_speed import sample_archs
 from zcnas.models.hessian import for_double_backward
 from zcnas.scoring import InputBank, ScoringContext
@@ -121,7 +126,7 @@ def main() -> None:
                 fn(net, x, y)
                 best[name] = min(best[name], time.perf_counter() - start)
         c = live_convs(arch)
-        for key in ("all", "0-1" if c <= 1 else "2" if c == 2 else "3 or more"):
+        for key in ("all", conv_group(c)):
             g = groups.setdefault(key, [0, 0.0, 0.0])
             g[0] += 1
             g[1] += best["shared"]
@@ -136,7 +141,7 @@ def main() -> None:
         f"{'cells (live convolutions)':28s}{'cells':>6s}{'shared s':>10s}{'separate s':>12s}"
         f"{'ratio':>8s}",
     ]
-    for key in ("all", "0-1", "2", "3 or more"):
+    for key in ("all", *CONV_GROUPS):
         if key in groups:
             n, s, p = groups[key]
             lines.append(f"{key:28s}{n:6d}{s / n:10.3f}{p / n:12.3f}{p / s:7.2f}x")

@@ -214,7 +214,8 @@ def _conv_double_backward(ggI, ggW, ggb, gO, weight, x, stride, padding, dilatio
 
 
 def _register() -> bool:
-    """Register :func:`_conv_double_backward` once per process where that is safe: the op must
+    """Whether :func:`_conv_double_backward` is registered: tried once per process, and
+    done where that is safe: the op must
     still be autograd's composite (the fallback calls it) and nothing else may hold its
     ``AutogradCPU`` slot (another library, a second import of this module). Else every
     double backward stays autograd's own and the block changes nothing."""
@@ -242,7 +243,7 @@ def conv_double_backward() -> Iterator[None]:
     GIL) per CPU convolution double backward for the rest of the process. Autograd runs a CPU
     graph on the thread that calls ``backward``, which is why a thread-local switch is enough
     (another thread meanwhile gets autograd's own)."""
-    if not (_REGISTERED if _REGISTERED is not None else _register()):
+    if not _register():
         yield
         return
     before = getattr(_STATE, "active", False)
