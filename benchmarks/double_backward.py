@@ -91,7 +91,7 @@ def main() -> None:
         "# foresight's six proxies in zcnas: autograd's conv double backward against zcnas's",
         f"# machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, one "
         f"thread; {len(archs)} distinct cells (seed {args.seed}), batch 64, interleaved per "
-        f"cell, best of {args.rounds} round(s)",
+        f"cell, best of {args.rounds} round(s); allocator: {args.allocator}",
         "",
         f"{'version':16s}{'s/cell':>8s}{'vs own':>8s}   by live convolutions "
         f"(0-1 / 2 / 3 or more, s/cell){'':4s}GraSP max rel. diff",

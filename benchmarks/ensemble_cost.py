@@ -38,6 +38,7 @@ from zcnas._text import markdown_table
 from zcnas.analysis.metrics import spearman
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
+from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import freeze_heap
 
@@ -108,7 +109,8 @@ def main() -> None:
     cells = sample_archs(args.cells, seed=1)
     bank = InputBank("cifar10", seed=0, root=args.data)
     bank.batches("real", 256, 1)
-    freeze_heap()  # as a scoring worker does
+    freeze_heap()  # as a scoring worker does, and keeps what its passes free
+    tune_allocator()
     costs = proxy_costs(list(df.columns), cells, bank)
     zcnas = [c.spec() for c in create_scorer("ensemble:zcnas").components]
     z_est = set_cost(zcnas, costs)

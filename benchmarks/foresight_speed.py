@@ -26,6 +26,10 @@ burst of other work on this shared machine does not land on one side only):
 The ratio depends on the cell: foresight runs a forward and backward per proxy on every edge,
 zcnas one shared pass on the live edges (GraSP's double backward the largest part of it), so
 the output also groups the cells by their live convolutions.
+
+Both run in this process, whose allocator keeps freed memory as zcnas's CLI and scoring
+workers keep it (:mod:`zcnas.runtime.allocator`): foresight gains from that alike (the
+header says so; ``benchmarks.allocator`` measures what it is worth to zcnas alone).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import torch
 from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import sample_archs
 from zcnas.registry import create_scorers
+from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.engine import freeze_heap
 from zcnas.spaces.nats_tss import as_cell, live_edges
@@ -125,7 +130,10 @@ def _by_convs(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
     """The options of a side-by-side timing over a seeded sample of cells (``--archs``,
     ``--seed``, ``--rounds``, ``--data``, ``--out``) added to ``ap`` and parsed; ``--rounds``
-    below 1 is refused in one line. Sets one torch thread."""
+    below 1 is refused in one line. Sets one torch thread, and keeps freed memory in the
+    process as zcnas's CLI and scoring workers do
+    (:func:`zcnas.runtime.allocator.tune_allocator`; code compared in the same process gains
+    alike)."""
     ap.add_argument("--archs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=2,
@@ -136,6 +144,8 @@ def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, not {args.rounds}")
     torch.set_num_threads(1)
+    args.allocator = ("freed memory kept in the process (zcnas.runtime.allocator), for every "
+                      "side" if tune_allocator() else "glibc's defaults (not glibc)")
     return args
 
 
@@ -190,7 +200,7 @@ def main() -> None:
         f"each; {len(archs)} distinct cells (seed {args.seed}), interleaved per cell, best of "
         f"{args.rounds} round(s) per cell"
         + (" and side" if args.foresight is not None else " (zcnas; foresight's from the file)"),
-        f"# foresight times: {source}",
+        f"# foresight times: {source}; allocator: {args.allocator}",
         "",
         f"{'':24s}{'s/cell':>9s}",
         f"{'foresight':24s}{f_mean:9.3f}",

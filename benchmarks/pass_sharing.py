@@ -136,7 +136,7 @@ def main() -> None:
         "# foresight's passes one by one against zcnas's one shared pass, on zcnas's network",
         f"# machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, one "
         f"thread; {len(archs)} distinct cells (seed {args.seed}), batch {BATCH}, interleaved per "
-        f"cell, best of {args.rounds} round(s)",
+        f"cell, best of {args.rounds} round(s); allocator: {args.allocator}",
         "",
         f"{'cells (live convolutions)':28s}{'cells':>6s}{'shared s':>10s}{'separate s':>12s}"
         f"{'ratio':>8s}",

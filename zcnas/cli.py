@@ -118,6 +118,9 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """zcnas: zero-cost and multi-fidelity neural architecture search on NATS-Bench."""
+    from zcnas.runtime.allocator import tune_allocator
+
+    tune_allocator()  # this process scores (workers=1) or drives scoring: keep freed memory
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     if not debug:

@@ -400,15 +400,36 @@ def test_an_in_process_run_freezes_only_while_it_runs():
 
 
 @pytest.mark.parametrize("own", [True, False])
-def test_only_a_worker_process_of_its_own_freezes_its_heap(monkeypatch, own):
+@pytest.mark.parametrize("keep", [True, False])
+def test_only_a_worker_process_of_its_own_freezes_its_heap(monkeypatch, own, keep):
+    from zcnas.runtime import allocator
     from zcnas.scoring import engine
 
     calls = []
-    monkeypatch.setattr(engine, "freeze_heap", lambda: calls.append(1))
+    monkeypatch.setattr(engine, "freeze_heap", lambda: calls.append("freeze"))
+    monkeypatch.setattr(allocator, "tune_allocator", lambda: calls.append("allocator"))
     state = engine.init_scoring({"threads": 0, "dataset": "cifar10", "seed": 0, "root": None,
-                                 "source": "synthetic", "device": "cpu", "own_process": own})
-    assert calls == ([1] if own else [])
+                                 "source": "synthetic", "device": "cpu", "own_process": own,
+                                 "keep_memory": keep})
+    assert calls == ["freeze"] * own + ["allocator"] * keep
     assert state["bank"].source == "synthetic"
+
+
+@pytest.mark.parametrize(("kind", "keep"), [("InProcess", False), ("ProcessPool", True)])
+def test_workers_outside_the_callers_process_keep_their_memory(kind, keep):
+    from zcnas.runtime import executors
+
+    with getattr(executors, kind)(1) as ex:
+        seen = []
+        real = ex.map_unordered
+
+        def spy(fn, tasks, *, init=None, setup=None):
+            seen.append(setup["keep_memory"])
+            return real(fn, tasks, init=init, setup=setup)
+
+        ex.map_unordered = spy
+        score_archs(make_items([A], "nats-tss"), [Params()], progress=False, executor=ex)
+    assert seen == [keep]
 
 
 def test_an_in_process_scoring_run_leaves_the_heap_unfrozen():

@@ -276,7 +276,9 @@ def heap_frozen() -> Iterator[None]:
 
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
     """A worker's scoring state: one intra-op thread, the input bank shared by every task;
-    a worker process of its own freezes its heap (:func:`freeze_heap`)."""
+    a worker process of its own freezes its heap (:func:`freeze_heap`), and a worker outside
+    the caller's process (a pool's, Ray's) keeps what its passes free
+    (:func:`zcnas.runtime.allocator.tune_allocator`)."""
     import torch
 
     from zcnas.scoring.context import InputBank
@@ -287,6 +289,10 @@ def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
                      source=setup["source"], device=setup["device"])
     if setup.get("own_process"):
         freeze_heap()
+    if setup.get("keep_memory"):
+        from zcnas.runtime.allocator import tune_allocator
+
+        tune_allocator()
     return {**setup, "bank": bank}
 
 
@@ -500,6 +506,7 @@ def score_archs(
                                  oversubscribe=True)
     prev_threads = torch.get_num_threads()
     setup["own_process"] = executor.dedicated_workers
+    setup["keep_memory"] = not executor.in_caller
     try:
         with heap_frozen() if executor.in_caller else contextlib.nullcontext():
             for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,

@@ -1,0 +1,63 @@
+"""How much memory a scoring process keeps for itself.
+
+torch's CPU tensors come from ``malloc``. glibc serves a request above its mmap threshold
+(128 KiB at first, raised to the size of the largest mapping freed so far, at most 32 MiB)
+with fresh pages from the OS and unmaps them on ``free``, and it trims the heap's top back to
+the OS whenever more than twice that threshold lies free there. A scoring pass frees and
+re-allocates activations and gradients of 1-8 MB by the hundred, so the kernel maps and
+zeroes the same amount of memory over and over: foresight's six proxies on one cell (zcnas's
+shared pass, batch 64, one thread, the 2-core EPYC) took about 90,000 page faults and
+0.1-0.4 s of system time per architecture, against about 1,000 faults and 0.005 s with the
+thresholds fixed as :func:`tune_allocator` fixes them (``benchmarks/allocator.py`` measures
+both, side by side).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+
+#: glibc's ``mallopt`` parameters (malloc.h): the free memory kept at the heap's top before
+#: ``free`` returns it to the OS, and the request size from which ``malloc`` maps pages of
+#: its own instead of carving the heap
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: requests up to 32 MiB (every activation of an NB201 network at batch 128) come from the
+#: heap: the ceiling of glibc's own dynamic threshold on 64-bit, which every glibc accepts
+MMAP_THRESHOLD = 32 << 20
+#: up to 1 GiB of freed heap stays with the process: a pass's working set is a few hundred
+#: MB, and with 256 MiB half of the page faults came back
+TRIM_THRESHOLD = 1 << 30
+
+_TUNED: bool | None = None  # None: not tried yet
+_LOCK = threading.Lock()
+
+
+def tune_allocator() -> bool:
+    """Fix glibc's thresholds at :data:`MMAP_THRESHOLD` and :data:`TRIM_THRESHOLD` for the
+    rest of the process, once (see the module docstring); returns whether they are (False
+    off glibc, where nothing changes). The price: the process keeps up to
+    ``TRIM_THRESHOLD`` of freed heap instead of returning it at once. zcnas's CLI and its
+    scoring workers call it; a program that scores in its own process may call it too."""
+    global _TUNED
+    with _LOCK:
+        if _TUNED is None:
+            _TUNED = _glibc_mallopt({M_MMAP_THRESHOLD: MMAP_THRESHOLD,
+                                     M_TRIM_THRESHOLD: TRIM_THRESHOLD})
+        return _TUNED
+
+
+def _glibc_mallopt(settings: dict[int, int]) -> bool:
+    """``mallopt(param, value)`` for each setting if this process runs on glibc; whether
+    every one was taken."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc's own symbol (not musl's, say)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return all([mallopt(param, value) == 1 for param, value in settings.items()])
