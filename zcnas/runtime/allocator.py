@@ -5,11 +5,11 @@ torch's CPU tensors come from ``malloc``. glibc serves a request above its mmap 
 with fresh pages from the OS and unmaps them on ``free``, and it trims the heap's top back to
 the OS whenever more than twice that threshold lies free there. A scoring pass frees and
 re-allocates activations and gradients of 1-8 MB by the hundred, so the kernel maps and
-zeroes the same amount of memory over and over: foresight's six proxies on one cell (zcnas's
-shared pass, batch 64, one thread, the 2-core EPYC) took about 90,000 page faults and
-0.1-0.4 s of system time per architecture, against about 1,000 faults and 0.005 s with the
-thresholds fixed as :func:`tune_allocator` fixes them (``benchmarks/allocator.py`` measures
-both, side by side).
+zeroes the same amount of memory over and over: foresight's six proxies (zcnas's shared
+pass, batch 64, one thread, the 2-core EPYC) took 46,604 page faults and 0.178 s of system
+time per cell, against 9,078 and 0.046 s with the thresholds fixed as :func:`tune_allocator`
+fixes them, 1.14x faster (``benchmarks/allocator.py``, both sides in processes of their own,
+``results/benchmarks/allocator-cpu.txt``).
 """
 
 from __future__ import annotations
