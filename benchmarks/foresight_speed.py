@@ -144,8 +144,9 @@ def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, not {args.rounds}")
     torch.set_num_threads(1)
-    args.allocator = ("freed memory kept in the process (zcnas.runtime.allocator), for every "
-                      "side" if tune_allocator() else "glibc's defaults (not glibc)")
+    args.allocator = ("freed memory kept in the process (zcnas.runtime.allocator) for the "
+                      "sides timed in this run" if tune_allocator()
+                      else "left as it was (not glibc, or the user's own malloc settings)")
     return args
 
 

@@ -83,6 +83,11 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        if args is None:  # the zcnas command itself (not a caller's process, a test's runner):
+            # it scores (one worker) or drives the scoring; keep the memory passes free
+            from zcnas.runtime.allocator import tune_allocator
+
+            tune_allocator()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as e:  # --help, --version
@@ -118,9 +123,6 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """zcnas: zero-cost and multi-fidelity neural architecture search on NATS-Bench."""
-    from zcnas.runtime.allocator import tune_allocator
-
-    tune_allocator()  # this process scores (workers=1) or drives scoring: keep freed memory
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     if not debug:

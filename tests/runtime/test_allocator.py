@@ -3,6 +3,7 @@
 Each check runs in a fresh interpreter: the thresholds cannot be set back, and this test
 process's own allocator is left as it was."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ import pytest
 
 from zcnas.runtime import allocator
 
-GLIBC = allocator._glibc_mallopt({}) if sys.platform.startswith("linux") else False
+GLIBC = allocator._glibc_mallopt(()) if sys.platform.startswith("linux") else False
 
 # page faults of the second run of the shared pass of foresight's proxies (a create-graph
 # backward, GraSP's double backward, the input Jacobian) on one cell, 64 random images: what
@@ -47,8 +48,11 @@ FAULTS = """
 def _faults(*modes: str) -> list[tuple[str, float]]:
     """Per mode, in processes run side by side: what ``tune_allocator`` returned (``None``:
     not called) and the page faults of the second pass."""
+    # glibc's own defaults: none of a user's malloc settings, no preloaded allocator
+    env = {k: v for k, v in os.environ.items() if k not in allocator._USER_SETTINGS}
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(FAULTS), mode],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env)
              for mode in modes]
     out = []
     for p in procs:
@@ -77,12 +81,41 @@ def test_it_runs_mallopt_once_and_reports_what_it_got(monkeypatch):
 
     monkeypatch.setattr(allocator, "_TUNED", None)
     monkeypatch.setattr(allocator, "_glibc_mallopt", fake)
+    for var in allocator._USER_SETTINGS:
+        monkeypatch.delenv(var, raising=False)
     assert allocator.tune_allocator() is True
     assert allocator.tune_allocator() is True
-    assert calls == [{allocator.M_MMAP_THRESHOLD: allocator.MMAP_THRESHOLD,
-                      allocator.M_TRIM_THRESHOLD: allocator.TRIM_THRESHOLD}]
+    # the mmap threshold first: a refused one must leave the trim threshold untouched
+    assert calls == [((allocator.M_MMAP_THRESHOLD, allocator.MMAP_THRESHOLD),
+                      (allocator.M_TRIM_THRESHOLD, allocator.TRIM_THRESHOLD))]
+
+
+def test_a_refused_setting_stops_the_rest(monkeypatch):
+    taken = []
+
+    class FakeLibc:
+        gnu_get_libc_version = object()
+
+        @staticmethod
+        def mallopt(param, value):
+            taken.append(param)
+            return 0  # refused (a 32-bit glibc's answer to a 32 MiB mmap threshold)
+
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    settings = ((allocator.M_MMAP_THRESHOLD, 1), (allocator.M_TRIM_THRESHOLD, 1))
+    assert allocator._glibc_mallopt(settings) is False
+    assert taken == [allocator.M_MMAP_THRESHOLD]
+
+
+@pytest.mark.parametrize("var", ["MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES", "LD_PRELOAD"])
+def test_a_users_own_malloc_settings_are_left_alone(monkeypatch, var):
+    monkeypatch.setattr(allocator, "_TUNED", None)
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda settings: pytest.fail("tuned"))
+    monkeypatch.setenv(var, "1")
+    assert allocator.tune_allocator() is False
 
 
 def test_off_linux_nothing_is_done(monkeypatch):
     monkeypatch.setattr(allocator.sys, "platform", "darwin")
-    assert allocator._glibc_mallopt({allocator.M_TRIM_THRESHOLD: 1}) is False
+    assert allocator._glibc_mallopt(((allocator.M_TRIM_THRESHOLD, 1),)) is False

@@ -276,9 +276,10 @@ def heap_frozen() -> Iterator[None]:
 
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
     """A worker's scoring state: one intra-op thread, the input bank shared by every task;
-    a worker process of its own freezes its heap (:func:`freeze_heap`), and a worker outside
-    the caller's process (a pool's, Ray's) keeps what its passes free
-    (:func:`zcnas.runtime.allocator.tune_allocator`)."""
+    a worker process of its own (the process pool's) freezes its heap (:func:`freeze_heap`)
+    and keeps what its passes free (:func:`zcnas.runtime.allocator.tune_allocator`, when the
+    setup asks: Ray's workers, which hold Ray's own objects and memory monitor, are left as
+    they are)."""
     import torch
 
     from zcnas.scoring.context import InputBank
@@ -506,7 +507,7 @@ def score_archs(
                                  oversubscribe=True)
     prev_threads = torch.get_num_threads()
     setup["own_process"] = executor.dedicated_workers
-    setup["keep_memory"] = not executor.in_caller
+    setup["keep_memory"] = executor.dedicated_workers
     try:
         with heap_frozen() if executor.in_caller else contextlib.nullcontext():
             for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
