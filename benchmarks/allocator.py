@@ -32,12 +32,12 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from benchmarks._machine import cpu_name, emit
 from benchmarks.foresight_speed import ZCNAS as FORESIGHT_SIX
+from benchmarks.foresight_speed import timing_options
 from benchmarks.scoring_speed import SUITE, sample_archs
 
 SETS = {
@@ -96,16 +96,11 @@ def run_child(side: str, args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--archs", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="child processes per side; each cell's best counts (default 2)")
-    ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
-    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.rounds < 1:
-        ap.error(f"--rounds must be at least 1, not {args.rounds}")
+    # not parse_timing_options: the parent times nothing, and the glibc side's children
+    # must keep glibc's defaults
+    args = timing_options(ap, archs=20, rounds_help="child processes per side; each cell's "
+                                                    "best counts (default 2)")
     archs = sample_archs(args.archs, args.seed)
     if args.child:
         child(args.child, archs, args.data)

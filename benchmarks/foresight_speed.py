@@ -127,22 +127,29 @@ def _by_convs(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(label, df[labels == label]) for label in CONV_GROUPS if (labels == label).any()]
 
 
-def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
+def timing_options(ap: argparse.ArgumentParser, archs: int = 30,
+                   rounds_help: str = "times each side runs each cell; its best is kept "
+                                      "(default 2)") -> argparse.Namespace:
     """The options of a side-by-side timing over a seeded sample of cells (``--archs``,
     ``--seed``, ``--rounds``, ``--data``, ``--out``) added to ``ap`` and parsed; ``--rounds``
-    below 1 is refused in one line. Sets one torch thread, and keeps freed memory in the
-    process as zcnas's CLI and scoring workers do
-    (:func:`zcnas.runtime.allocator.tune_allocator`; code compared in the same process gains
-    alike)."""
-    ap.add_argument("--archs", type=int, default=30)
+    below 1 is refused in one line. Nothing else: see :func:`parse_timing_options`."""
+    ap.add_argument("--archs", type=int, default=archs)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="times each side runs each cell; its best is kept (default 2)")
+    ap.add_argument("--rounds", type=int, default=2, help=rounds_help)
     ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, not {args.rounds}")
+    return args
+
+
+def parse_timing_options(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """:func:`timing_options`, then one torch thread, and freed memory kept in the process
+    as zcnas's command and scoring workers keep it
+    (:func:`zcnas.runtime.allocator.tune_allocator`; code compared in the same process runs
+    with it too)."""
+    args = timing_options(ap)
     torch.set_num_threads(1)
     args.allocator = ("freed memory kept in the process (zcnas.runtime.allocator) for the "
                       "sides timed in this run" if tune_allocator()
