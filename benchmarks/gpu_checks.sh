@@ -1,45 +1,64 @@
 #!/usr/bin/env bash
-# Every GPU check of the open issues in one short run, for a lent NVIDIA machine (H100/H200).
+# Every GPU check of the open issues in one bounded run, for a lent NVIDIA machine (H100/H200).
 #
 # On this machine first, `bash benchmarks/gpu_stage.sh` puts what the GPU machine lacks into
 # the ignored folder `.devcarry/` (the reference data, a stripped Ray for its Python, Ray's
 # missing requirements; about 45 MiB). Then on the GPU machine, from the repository root, with
 # `.devcarry` carried:
 #
-#     ZCNAS_DATA=.devcarry/data OUT=/tmp/gpu-out bash benchmarks/gpu_checks.sh
+#     ZCNAS_DATA=.devcarry/data OUT=$OUT bash benchmarks/gpu_checks.sh
 #
 # It installs zcnas from this checkout without a network (the machine's python3 already holds
 # torch, numpy, pandas, scipy, pytest ...) and unpacks Ray into /tmp/site when it was staged.
-# Then, each step bounded by a timeout and each written to $OUT (STEPS picks and orders them;
-# the default order puts the issues' targets first, so a run cut short still has them):
-#   device.txt           the GPU (nvidia-smi) and torch's view of it;
-#   pytest-gpu.txt       the gpu-marked tests (CUDA scores and training against the CPU);
-#   tss-default          the default suite (synflow, naswot, stable 2x128) over all 15,625
-#                        topology cells on the GPU, process executor, no store (issue 14's
-#                        target: < 2 min);
-#   tss-default-ray      the same on a local Ray instance with GPU actors (--per-gpu $PER_GPU),
-#                        compared cell by cell with tss-default in ray-vs-process.txt;
-#   tss-zcnas            ensemble:zcnas's components over all cells on the GPU (issue 18's
-#                        full-space table; correlate it with `zcnas correlate`);
-#   training             a supernet epoch and a stand-alone epoch on the GPU (issue 16).
+# Everything ends by DEADLINE seconds (default 540: a 600 s call keeps a margin), whatever is
+# slow, and everything lands in $OUT as three files: summary.txt, sweep.txt and
+# gpu-checks.tar.gz (every step's full output; the device tool returns at most 8 files).
+#
+# The steps (STEPS picks and orders them):
+#   sweep       the default suite (synflow, naswot, stable 2x128) over the topology space in
+#               index order, each way of running it for SWEEP_S seconds into its own store:
+#               in-process (1 worker, the cuda default), process pools of 2/4/8/16 workers,
+#               the pools again under a private MPS daemon where nvidia-cuda-mps-control
+#               exists, and Ray's GPU actors (--per-gpu 16). The stores' commit times give
+#               each way's steady rate (cells per second, start-up excluded) and the full
+#               space's time at that rate (sweep.txt). A 2026-12-04 H200 run measured
+#               4.97 cells/s in-process and 8.3 with 16 processes (results/benchmarks/
+#               gpu-h200.txt): the full space would take 13-22 minutes, against issue 14's
+#               target of 2.
+#   full        the whole space (6,466 distinct cells) the fastest way the sweep found, timed
+#               from start to the table written; run only when that rate finishes it before
+#               the deadline with a minute to spare, else said why not.
+#   pytest-gpu  the gpu-marked tests (CUDA scores and training against the CPU).
+#   training    a supernet epoch and a stand-alone epoch on the GPU (benchmarks/test_training).
+#
 # CPU dry run (small, to check the script itself):
 #     PYVER=3.11 bash benchmarks/gpu_stage.sh
-#     DEVICE=cpu ARCHS=8 PY=.venv/bin/python ZCNAS_DATA=.devcarry/data bash benchmarks/gpu_checks.sh
+#     DEVICE=cpu SWEEP_S=15 PY=.venv/bin/python ZCNAS_DATA=.devcarry/data OUT=/tmp/gpu-out \
+#         bash benchmarks/gpu_checks.sh
+# (ARCHS=20 CELLS=<its distinct cells> lets the dry run reach the full step)
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 DEVICE=${DEVICE:-cuda}
-ARCHS=${ARCHS:-all}
 PY=${PY:-python3}
-PER_GPU=${PER_GPU:-4}
-STEPS=${STEPS:-"pytest-gpu tss-default tss-default-ray tss-zcnas training"}
+DEADLINE=${DEADLINE:-540}
+SWEEP_S=${SWEEP_S:-30}
+STEPS=${STEPS:-"sweep full pytest-gpu training"}
+WAYS=${WAYS:-"inprocess-1 process-2 process-4 process-8 process-16"}  # of the sweep (+ MPS, Ray)
+ARCHS=${ARCHS:-all}  # of the full run (the dry run takes a few)
+CELLS=${CELLS:-6466}  # its distinct cells
+SUITE=synflow,naswot,stable
+WORK=$(mktemp -d)  # full outputs; packed into $OUT at the end
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 : "${ZCNAS_DATA:?set ZCNAS_DATA to the reference data folder}"
 export ZCNAS_DATA
 
+left() { echo $((DEADLINE - SECONDS)); }
+say() { echo "$*" | tee -a "$WORK/summary.txt"; }
+
 if ! "$PY" -c "import zcnas_proxies, zcnas" 2>/dev/null; then
     "$PY" -m pip install -q --no-deps --no-index --no-build-isolation -e . \
-        > "$OUT/install.txt" 2>&1 || { echo "install failed"; cat "$OUT/install.txt"; exit 1; }
+        > "$WORK/install.txt" 2>&1 || { echo "install failed"; cat "$WORK/install.txt"; exit 1; }
 fi
 ZCNAS=("$PY" -m zcnas)
 
@@ -48,81 +67,155 @@ if [ -f .devcarry/ray-core.tar.xz ]; then  # first on the path, also where a Ray
     tar -C /tmp/site -xJf .devcarry/ray-core.tar.xz
     if compgen -G ".devcarry/whl/*.whl" > /dev/null; then
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-            --target /tmp/site .devcarry/whl/*.whl > "$OUT/install-ray.txt" 2>&1 \
-            || { echo "installing Ray's requirements failed"; cat "$OUT/install-ray.txt"; }
+            --target /tmp/site .devcarry/whl/*.whl > "$WORK/install-ray.txt" 2>&1 \
+            || { echo "installing Ray's requirements failed"; cat "$WORK/install-ray.txt"; }
     fi
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 RAY_VERSION=$("$PY" -c "import ray; print(ray.__version__, 'from', ray.__file__)" 2>/dev/null \
     || echo none)
-
 {
     nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
     "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
-} > "$OUT/device.txt" 2>&1
-echo "ray $RAY_VERSION" >> "$OUT/device.txt"
-cat "$OUT/device.txt"
+    echo "cpus $(nproc); ray $RAY_VERSION; mps $(command -v nvidia-cuda-mps-control || echo none)"
+} 2>&1 | tee -a "$WORK/summary.txt"
 
-step() {  # step NAME SECONDS CMD...: run with a timeout, keep its output, say how long it took
+step() {  # step NAME SECONDS CMD...: at most SECONDS (and never past the deadline), SIGINT first
     local name=$1 limit=$2
     shift 2
+    [ "$limit" -gt "$(left)" ] && limit=$(left)
+    if [ "$limit" -lt 5 ]; then
+        say "$name: skipped, the deadline is near"
+        return 124
+    fi
     local start=$SECONDS
-    timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+    timeout -s INT -k 10 "$limit" "$@" > "$WORK/$name.txt" 2>&1
     local rc=$?
-    echo "$name: rc=$rc, $((SECONDS - start)) s" | tee -a "$OUT/summary.txt"
-    tail -n 5 "$OUT/$name.txt"
+    say "$name: rc=$rc, $((SECONDS - start)) s (limit $limit s)"
+    return $rc
 }
 
-wants() { [[ " $STEPS " == *" $1 "* ]]; }
-for name in $STEPS; do
-    case $name in
-    pytest-gpu)
-        [ "$DEVICE" = cuda ] && step pytest-gpu 180 "$PY" -m pytest -q -m gpu -p no:cacheprovider ;;
-    tss-default)
-        step tss-default 240 "${ZCNAS[@]}" score --device "$DEVICE" --archs "$ARCHS" \
-            --proxies synflow,naswot,stable --no-store --no-progress \
-            --out "$OUT/tss-default-$DEVICE" ;;
-    tss-default-ray)
-        if [ "$RAY_VERSION" = none ]; then
-            echo "tss-default-ray: skipped, no Ray (run benchmarks/gpu_stage.sh and carry .devcarry)" \
-                | tee -a "$OUT/summary.txt"
-            continue
-        fi
-        share=()
-        [ "$DEVICE" = cuda ] && share=(--per-gpu "$PER_GPU")
-        step tss-default-ray 300 "${ZCNAS[@]}" score --device "$DEVICE" --archs "$ARCHS" \
-            --proxies synflow,naswot,stable --no-store --no-progress --executor ray \
-            "${share[@]}" --out "$OUT/tss-default-ray-$DEVICE"
-        if wants tss-default; then
-            "$PY" - "$OUT/tss-default-$DEVICE.csv" "$OUT/tss-default-ray-$DEVICE.csv" \
-                > "$OUT/ray-vs-process.txt" 2>&1 <<'PYEOF'
+MPS_DIR=""
+mps_on() {  # a private MPS daemon for this run's processes; false where there is none
+    command -v nvidia-cuda-mps-control > /dev/null || return 1
+    MPS_DIR=$(mktemp -d)
+    export CUDA_MPS_PIPE_DIRECTORY=$MPS_DIR/pipe CUDA_MPS_LOG_DIRECTORY=$MPS_DIR/log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    nvidia-cuda-mps-control -d > "$WORK/mps-start.txt" 2>&1 || { mps_off; return 1; }
+}
+mps_off() {
+    [ -n "$MPS_DIR" ] || return 0
+    echo quit | nvidia-cuda-mps-control > /dev/null 2>&1
+    sleep 1
+    cp -r "$CUDA_MPS_LOG_DIRECTORY" "$WORK/mps-log" 2>/dev/null
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+    MPS_DIR=""
+}
+
+rate() {  # rate NAME STORE: the steady rate of a store's commits, one line into sweep.txt
+    "$PY" - "$1" "$2" >> "$WORK/sweep.txt" 2>&1 <<'PYEOF'
+import sqlite3
 import sys
 
-import numpy as np
-import pandas as pd
-
-a, b = (pd.read_csv(p).set_index(["arch", "proxy"]).value.sort_index() for p in sys.argv[1:])
-both = a.index.intersection(b.index)
-x, y = a[both].to_numpy(), b[both].to_numpy()
-same = (x == y) | (np.isnan(x) & np.isnan(y))
-with np.errstate(invalid="ignore"):
-    rel = np.abs(x - y) / np.maximum(np.abs(x), 1e-30)
-print(f"{len(both)} (arch, proxy) values in both tables ({len(a)} process, {len(b)} ray); "
-      f"bitwise equal: {int(same.sum())}; largest relative difference: "
-      f"{np.nanmax(np.where(same, 0, rel)):.3g}")
+name, path = sys.argv[1:]
+try:
+    rows = sqlite3.connect(path).execute(
+        "SELECT canonical, MAX(created) FROM scores GROUP BY canonical ORDER BY 2").fetchall()
+except sqlite3.Error as e:
+    rows = []
+    print(f"{name:<12} no store ({e})")
+n = len(rows)
+if n >= 3:  # between the first and the last cell committed: start-up excluded
+    span = rows[-1][1] - rows[0][1]
+    r = (n - 1) / span if span > 0 else float("inf")
+    print(f"{name:<12} {n:5d} cells  {span:6.1f} s  {r:7.2f} cells/s  "
+          f"full space (6,466) ~{6466 / r:6.0f} s")
+elif rows is not None:
+    print(f"{name:<12} {n:5d} cells  (too few for a rate)")
 PYEOF
-            tee -a "$OUT/summary.txt" < "$OUT/ray-vs-process.txt"
-        fi ;;
-    tss-zcnas)
-        step tss-zcnas 420 "${ZCNAS[@]}" score --device "$DEVICE" --archs "$ARCHS" \
-            --proxies meco,stable,jacov,gradsign,az_expressivity,az_progressivity,az_trainability \
-            --no-store --no-progress --out "$OUT/tss-zcnas-$DEVICE" ;;
+}
+
+sweep() {
+    printf '%-12s %5s %6s %7s\n' way cells span rate > "$WORK/sweep.txt"
+    for way in $WAYS; do
+        set -- ${way/-/ }
+        local name="$1-$2"
+        step "sweep-$name" "$SWEEP_S" "${ZCNAS[@]}" score --device "$DEVICE" --archs all \
+            --proxies "$SUITE" --no-progress --executor "$1" --workers "$2" \
+            --store "$WORK/$name.sqlite" --out "$WORK/$name"
+        rate "$name" "$WORK/$name.sqlite"
+    done
+    if [ "$DEVICE" = cuda ] && mps_on; then
+        for n in 8 16; do
+            step "sweep-mps-$n" "$SWEEP_S" "${ZCNAS[@]}" score --device cuda --archs all \
+                --proxies "$SUITE" --no-progress --executor process --workers "$n" \
+                --store "$WORK/mps-$n.sqlite" --out "$WORK/mps-$n"
+            rate "mps-process-$n" "$WORK/mps-$n.sqlite"
+        done
+        mps_off
+    else
+        echo "mps: not tried (no nvidia-cuda-mps-control, its start failed, or not cuda)" \
+            >> "$WORK/sweep.txt"
+    fi
+    if [ "$RAY_VERSION" != none ]; then
+        local share=()
+        [ "$DEVICE" = cuda ] && share=(--per-gpu 16)
+        step sweep-ray "$((SWEEP_S + 15))" "${ZCNAS[@]}" score --device "$DEVICE" --archs all \
+            --proxies "$SUITE" --no-progress --executor ray "${share[@]}" \
+            --store "$WORK/ray.sqlite" --out "$WORK/ray"
+        rate "ray-16" "$WORK/ray.sqlite"
+    fi
+    tee -a "$WORK/summary.txt" < "$WORK/sweep.txt"
+}
+
+full() {  # the whole space, the fastest way of the sweep, when it fits before the deadline
+    [ -f "$WORK/sweep.txt" ] || { say "full: skipped, no sweep"; return; }
+    local best
+    # sweep.txt columns: way, cells, "cells", span, "s", rate, "cells/s", ...
+    best=$(awk '$7 == "cells/s" && ($6 + 0) > r { r = $6 + 0; w = $1 } END { print w, r }' \
+        "$WORK/sweep.txt")
+    set -- $best
+    local way=${1:-} r=${2:-0}
+    if [ -z "$way" ]; then
+        say "full: skipped, the sweep measured no rate"
+        return
+    fi
+    local need
+    need=$(awk -v r="$r" -v n="$CELLS" 'BEGIN { printf "%d", n / r + 30 }')
+    if [ "$need" -gt $(($(left) - 60)) ]; then
+        say "full: skipped, $way at $r cells/s needs ~$need s, $(left) s are left"
+        return
+    fi
+    local args=()
+    case $way in
+    inprocess-*) args=(--executor inprocess --workers 1) ;;
+    process-*) args=(--executor process --workers "${way#process-}") ;;
+    mps-process-*) mps_on; args=(--executor process --workers "${way#mps-process-}") ;;
+    ray-*) args=(--executor ray --per-gpu 16) ;;
+    esac
+    step "full-$way" "$((need + 60))" "${ZCNAS[@]}" score --device "$DEVICE" --archs "$ARCHS" \
+        --proxies "$SUITE" --no-progress --no-store "${args[@]}" --out "$WORK/full-$way"
+    mps_off
+    tail -n 7 "$WORK/full-$way.txt" | tee -a "$WORK/summary.txt"
+}
+
+for name in $STEPS; do
+    case $name in
+    sweep) sweep ;;
+    full) full ;;
+    pytest-gpu)
+        [ "$DEVICE" = cuda ] && step pytest-gpu 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider \
+            && tail -n 3 "$WORK/pytest-gpu.txt" | tee -a "$WORK/summary.txt" ;;
     training)
-        ZCNAS_BENCH_DEVICE=$DEVICE step training 180 "$PY" -m pytest -q benchmarks/test_training.py \
-            --benchmark-only -o addopts="" -p no:cacheprovider ;;
-    *)
-        echo "unknown step $name" ;;
+        ZCNAS_BENCH_DEVICE=$DEVICE step training 150 "$PY" -m pytest -q \
+            benchmarks/test_training.py --benchmark-only -o addopts="" -p no:cacheprovider
+        grep -E "^(Name|test_)" "$WORK/training.txt" | tee -a "$WORK/summary.txt" ;;
+    *) say "unknown step $name" ;;
     esac
 done
-cat "$OUT/summary.txt"
+mps_off
+rm -f "$WORK"/*.csv
+cp "$WORK/summary.txt" "$WORK/sweep.txt" "$OUT/" 2>/dev/null
+tar -C "$WORK" -czf "$OUT/gpu-checks.tar.gz" --exclude='*.sqlite*' . \
+    && echo "wrote $OUT/summary.txt, $OUT/sweep.txt and $OUT/gpu-checks.tar.gz"
