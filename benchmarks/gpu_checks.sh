@@ -22,9 +22,8 @@
 #               exists, and Ray's GPU actors (--per-gpu 16). The stores' commit times give
 #               each way's steady rate (cells per second, start-up excluded) and the full
 #               space's time at that rate (sweep.txt). A 2026-12-04 H200 run measured
-#               4.97 cells/s in-process and 8.3 with 16 processes (results/benchmarks/
-#               gpu-h200.txt): the full space would take 13-22 minutes, against issue 14's
-#               target of 2.
+#               8.3 cells/s with 16 processes, about 13 minutes for the full space against
+#               issue 14's target of 2 (results/benchmarks/gpu-h200.txt).
 #   full        the whole space (6,466 distinct cells) the fastest way the sweep found, timed
 #               from start to the table written; run only when that rate finishes it before
 #               the deadline with a minute to spare, else said why not.
