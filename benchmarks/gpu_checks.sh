@@ -27,6 +27,8 @@
 #   full        the whole space (6,466 distinct cells) the fastest way the sweep found, timed
 #               from start to the table written; run only when that rate finishes it before
 #               the deadline with a minute to spare, else said why not.
+#   stable-stats  the stable proxy's statistics per layer against side by side, on the GPU
+#               (benchmarks.stable_stats: the launches and waits per layer it removes).
 #   pytest-gpu  the gpu-marked tests (CUDA scores and training against the CPU).
 #   training    a supernet epoch and a stand-alone epoch on the GPU (benchmarks/test_training).
 #
@@ -41,7 +43,7 @@ DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 DEADLINE=${DEADLINE:-540}
 SWEEP_S=${SWEEP_S:-30}
-STEPS=${STEPS:-"sweep full pytest-gpu training"}
+STEPS=${STEPS:-"sweep full stable-stats pytest-gpu training"}
 WAYS=${WAYS:-"inprocess-1 process-2 process-4 process-8 process-16"}  # of the sweep (+ MPS, Ray)
 ARCHS=${ARCHS:-all}  # of the full run (the dry run takes a few)
 CELLS=${CELLS:-6466}  # its distinct cells
@@ -105,7 +107,7 @@ mps_on() {  # a private MPS daemon for this run's processes; false where there i
 }
 mps_off() {
     [ -n "$MPS_DIR" ] || return 0
-    echo quit | nvidia-cuda-mps-control > /dev/null 2>&1
+    echo quit | timeout 10 nvidia-cuda-mps-control > /dev/null 2>&1
     sleep 1
     cp -r "$CUDA_MPS_LOG_DIRECTORY" "$WORK/mps-log" 2>/dev/null
     unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
@@ -203,6 +205,9 @@ for name in $STEPS; do
     case $name in
     sweep) sweep ;;
     full) full ;;
+    stable-stats)
+        step stable-stats 60 "$PY" -m benchmarks.stable_stats --device "$DEVICE" --archs 20 \
+            --data "$ZCNAS_DATA" && tail -n 5 "$WORK/stable-stats.txt" | tee -a "$WORK/summary.txt" ;;
     pytest-gpu)
         [ "$DEVICE" = cuda ] && step pytest-gpu 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider \
             && tail -n 3 "$WORK/pytest-gpu.txt" | tee -a "$WORK/summary.txt" ;;

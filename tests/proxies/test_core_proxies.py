@@ -15,7 +15,14 @@ from zcnas.proxy import ProxyError
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas_proxies.cost import Flops, Params
 from zcnas_proxies.naswot import Naswot
-from zcnas_proxies.stable import EDGES, Stable, StableMean, bin_counts, stable_score
+from zcnas_proxies.stable import (
+    EDGES,
+    Stable,
+    StableMean,
+    bin_counts,
+    stable_score,
+    stable_score_per_layer,
+)
 from zcnas_proxies.synflow import Synflow
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
@@ -159,6 +166,51 @@ def test_stable_matches_literal_recipe_on_the_naive_network(arch, bank):
         assert p.score(ctx_for(arch, bank, p)) == pytest.approx(want, rel=1e-2), reduce
 
 
+def _layer_grads(seed, batches=2):
+    """Gradient-like tensors of a cell network's shapes: cells of interleaved layers, one
+    layer zero on every batch, one zero on one batch, NaN and infinities, exact zeros."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(16, 16, 3, 3), (16, 16, 1, 1), (32, 16, 3, 3), (32, 32, 3, 3), (64, 32, 1, 1),
+              (64, 64, 3, 3), (10, 64)]
+    names = [f"cells.{i % 5}.layer{i}" for i in range(len(shapes))] + ["stem.0", "classifier"]
+    shapes += [(16, 3, 3, 3), (10, 64)]
+    scale = [10.0 ** float(torch.randint(-9, -1, (), generator=gen)) for _ in shapes]
+    out = []
+    for b in range(batches):
+        grads = {}
+        for i, (name, shape) in enumerate(zip(names, shapes, strict=True)):
+            g = torch.randn(shape, generator=gen) * scale[i]
+            g[torch.rand(shape, generator=gen) < 0.2] = 0.0
+            if i == 1 or (i == 3 and b == 0):
+                g.zero_()
+            if i == 5 and seed % 2:
+                g.view(-1)[:3] = torch.tensor([math.nan, math.inf, -math.inf])
+            grads[name] = g
+        out.append(grads)
+    return out, {n: int(n.split(".")[1]) for n in names if n.startswith("cells.")}
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_stable_score_equals_the_per_layer_computation_bitwise(seed, reduce):
+    grads, cells = _layer_grads(seed, batches=2 + seed % 3)
+    want = stable_score_per_layer(grads, reduce, cells)
+    assert bits(stable_score(grads, reduce, cells)) == bits(want)
+
+
+@pytest.mark.parametrize("arch", [A, DEAD])
+def test_stable_score_equals_the_per_layer_computation_on_a_network(arch, bank):
+    p = Stable(batch_size=BS)
+    ctx = ctx_for(arch, bank, p)
+    result = ctx.run_pass(p.requests()[0])
+    from zcnas.models import block_indices
+
+    cells = block_indices(result.model, proxy="stable")
+    for reduce in ("sum", "mean"):
+        want = stable_score_per_layer(result.grads[:2], reduce, cells)
+        assert bits(stable_score(result.grads[:2], reduce, cells)) == bits(want), reduce
+
+
 def test_stable_score_unit_cases():
     # two layers of one cell; gradients chosen by hand
     g1 = torch.tensor([[1e-3, 2e-3, 0.0], [3e-3, 2e-3, 0.0]])
@@ -178,18 +230,19 @@ def test_stable_score_unit_cases():
     assert stable_score([{"stem.0": g1[0]}, {"stem.0": g1[1]}]) == 1e-5
 
 
-@pytest.mark.parametrize("limit", [2**24, 0], ids=["histogram", "bucketize"])
-def test_stable_bins_count_like_searchsorted_edges_included(monkeypatch, limit):
-    from zcnas_proxies import stable
-
-    monkeypatch.setattr(stable, "HISTOGRAM_LIMIT", limit)
+def test_stable_bins_count_like_searchsorted_edges_included():
     edges = torch.tensor(EDGES, dtype=torch.float32)
     rng = np.random.default_rng(0)
+    e32 = np.array(EDGES, dtype=np.float32)
     values = np.concatenate([
         np.abs(rng.standard_normal(5000) * 10.0 ** rng.integers(-11, 1, 5000)),
-        np.array(EDGES, dtype=np.float32),  # every edge exactly: it opens its own bin
-        [np.nan, np.inf, 5.0, 7.0, 0.0],  # from the last edge up and NaN: no bin
+        e32,  # every edge exactly: it opens its own bin
+        np.nextafter(e32[1:], np.float32(0)), np.nextafter(e32, np.float32(np.inf)),  # beside
+        [1e-45, 1e-40, 1.1754942e-38, 1.1754944e-38],  # subnormals and the smallest normals
+        [np.nan, np.inf, 5.0, 7.0, 3e38, 0.0],  # from the last edge up and NaN: no bin
     ]).astype(np.float32)
+    nans = np.array([0x7FC00000, 0x7FFFFFFF, 0x7F800001], dtype=np.uint32).view(np.float32)
+    values = np.concatenate([values, nans])  # NaN payloads up to the largest: no bin either
     want = np.bincount(np.searchsorted(np.array(EDGES, dtype=np.float32),
                                        values[np.isfinite(values)], side="right") - 1,
                        minlength=len(EDGES))[: len(EDGES) - 1]
