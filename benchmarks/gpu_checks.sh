@@ -17,19 +17,20 @@
 # The steps (STEPS picks and orders them):
 #   sweep       the default suite (synflow, naswot, stable 2x128) over the topology space in
 #               index order, each way of running it for SWEEP_S seconds into its own store:
-#               in-process (1 worker, the cuda default), process pools of 2/4/8/16 workers,
+#               in-process (1 worker, the cuda default), process pools of 4/8/16 workers,
 #               the pools again under a private MPS daemon where nvidia-cuda-mps-control
 #               exists, and Ray's GPU actors (--per-gpu 16). The stores' commit times give
-#               each way's steady rate (cells per second, start-up excluded) and the full
+#               each way's steady rate (cells per second from the W-th commit of W workers
+#               on: start-up and the workers' first burst excluded) and the full
 #               space's time at that rate (sweep.txt). A 2026-12-04 H200 run measured
 #               8.3 cells/s with 16 processes, about 13 minutes for the full space against
 #               issue 14's target of 2 (results/benchmarks/gpu-h200.txt).
 #   full        the whole space (6,466 distinct cells) the fastest way the sweep found, timed
 #               from start to the table written; run only when that rate finishes it before
 #               the deadline with a minute to spare, else said why not.
+#   pytest-gpu  the gpu-marked tests (CUDA scores and training against the CPU).
 #   stable-stats  the stable proxy's statistics per layer against side by side, on the GPU
 #               (benchmarks.stable_stats: the launches and waits per layer it removes).
-#   pytest-gpu  the gpu-marked tests (CUDA scores and training against the CPU).
 #   training    a supernet epoch and a stand-alone epoch on the GPU (benchmarks/test_training).
 #
 # CPU dry run (small, to check the script itself):
@@ -42,9 +43,9 @@ OUT=${OUT:-/tmp/gpu-out}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 DEADLINE=${DEADLINE:-540}
-SWEEP_S=${SWEEP_S:-30}
-STEPS=${STEPS:-"sweep full stable-stats pytest-gpu training"}
-WAYS=${WAYS:-"inprocess-1 process-2 process-4 process-8 process-16"}  # of the sweep (+ MPS, Ray)
+SWEEP_S=${SWEEP_S:-25}
+STEPS=${STEPS:-"sweep full pytest-gpu stable-stats training"}
+WAYS=${WAYS:-"inprocess-1 process-4 process-8 process-16"}  # of the sweep (+ MPS, Ray)
 ARCHS=${ARCHS:-all}  # of the full run (the dry run takes a few)
 CELLS=${CELLS:-6466}  # its distinct cells
 SUITE=synflow,naswot,stable
@@ -114,45 +115,49 @@ mps_off() {
     MPS_DIR=""
 }
 
-rate() {  # rate NAME STORE: the steady rate of a store's commits, one line into sweep.txt
-    "$PY" - "$1" "$2" >> "$WORK/sweep.txt" 2>&1 <<'PYEOF'
+trap mps_off EXIT  # a daemon started is stopped, however the script ends
+
+rate() {  # rate NAME STORE WORKERS: a store's steady commit rate, one line into sweep.txt
+    "$PY" - "$1" "$2" "$3" >> "$WORK/sweep.txt" 2>&1 <<'PYEOF'
 import sqlite3
 import sys
 
-name, path = sys.argv[1:]
-try:
-    rows = sqlite3.connect(path).execute(
+name, path, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:  # read-only: a step that made no store leaves none behind
+    rows = sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute(
         "SELECT canonical, MAX(created) FROM scores GROUP BY canonical ORDER BY 2").fetchall()
 except sqlite3.Error as e:
-    rows = []
-    print(f"{name:<12} no store ({e})")
-n = len(rows)
-if n >= 3:  # between the first and the last cell committed: start-up excluded
-    span = rows[-1][1] - rows[0][1]
+    print(f"{name:<16} no store ({e})")
+    sys.exit()
+# from the W-th commit on: W workers start together and finish their first cells in a burst
+steady = rows[max(0, workers - 1):]
+n = len(steady)
+if n >= 3:
+    span = steady[-1][1] - steady[0][1]
     r = (n - 1) / span if span > 0 else float("inf")
-    print(f"{name:<12} {n:5d} cells  {span:6.1f} s  {r:7.2f} cells/s  "
+    print(f"{name:<16} {len(rows):5d} {span:6.1f} {r:7.2f} cells/s  "
           f"full space (6,466) ~{6466 / r:6.0f} s")
-elif rows is not None:
-    print(f"{name:<12} {n:5d} cells  (too few for a rate)")
+else:
+    print(f"{name:<16} {len(rows):5d}  (too few for a rate)")
 PYEOF
 }
 
 sweep() {
-    printf '%-12s %5s %6s %7s\n' way cells span rate > "$WORK/sweep.txt"
+    printf '%-16s %5s %6s %7s\n' way cells span rate > "$WORK/sweep.txt"
     for way in $WAYS; do
         set -- ${way/-/ }
-        local name="$1-$2"
+        local name="$1-${2:-1}"
         step "sweep-$name" "$SWEEP_S" "${ZCNAS[@]}" score --device "$DEVICE" --archs all \
-            --proxies "$SUITE" --no-progress --executor "$1" --workers "$2" \
+            --proxies "$SUITE" --no-progress --executor "$1" --workers "${2:-1}" \
             --store "$WORK/$name.sqlite" --out "$WORK/$name"
-        rate "$name" "$WORK/$name.sqlite"
+        rate "$name" "$WORK/$name.sqlite" "${2:-1}"
     done
     if [ "$DEVICE" = cuda ] && mps_on; then
         for n in 8 16; do
             step "sweep-mps-$n" "$SWEEP_S" "${ZCNAS[@]}" score --device cuda --archs all \
                 --proxies "$SUITE" --no-progress --executor process --workers "$n" \
                 --store "$WORK/mps-$n.sqlite" --out "$WORK/mps-$n"
-            rate "mps-process-$n" "$WORK/mps-$n.sqlite"
+            rate "mps-process-$n" "$WORK/mps-$n.sqlite" "$n"
         done
         mps_off
     else
@@ -165,7 +170,7 @@ sweep() {
         step sweep-ray "$((SWEEP_S + 15))" "${ZCNAS[@]}" score --device "$DEVICE" --archs all \
             --proxies "$SUITE" --no-progress --executor ray "${share[@]}" \
             --store "$WORK/ray.sqlite" --out "$WORK/ray"
-        rate "ray-16" "$WORK/ray.sqlite"
+        rate "ray-16" "$WORK/ray.sqlite" 16
     fi
     tee -a "$WORK/summary.txt" < "$WORK/sweep.txt"
 }
@@ -173,8 +178,8 @@ sweep() {
 full() {  # the whole space, the fastest way of the sweep, when it fits before the deadline
     [ -f "$WORK/sweep.txt" ] || { say "full: skipped, no sweep"; return; }
     local best
-    # sweep.txt columns: way, cells, "cells", span, "s", rate, "cells/s", ...
-    best=$(awk '$7 == "cells/s" && ($6 + 0) > r { r = $6 + 0; w = $1 } END { print w, r }' \
+    # sweep.txt columns: way, cells, span, rate, "cells/s", ...
+    best=$(awk '$5 == "cells/s" && ($4 + 0) > r { r = $4 + 0; w = $1 } END { print w, r }' \
         "$WORK/sweep.txt")
     set -- $best
     local way=${1:-} r=${2:-0}
@@ -193,7 +198,8 @@ full() {  # the whole space, the fastest way of the sweep, when it fits before t
     inprocess-*) args=(--executor inprocess --workers 1) ;;
     process-*) args=(--executor process --workers "${way#process-}") ;;
     mps-process-*) mps_on; args=(--executor process --workers "${way#mps-process-}") ;;
-    ray-*) args=(--executor ray --per-gpu 16) ;;
+    ray-*) args=(--executor ray)
+        [ "$DEVICE" = cuda ] && args+=(--per-gpu 16) ;;
     esac
     step "full-$way" "$((need + 60))" "${ZCNAS[@]}" score --device "$DEVICE" --archs "$ARCHS" \
         --proxies "$SUITE" --no-progress --no-store "${args[@]}" --out "$WORK/full-$way"

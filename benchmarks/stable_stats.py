@@ -3,8 +3,9 @@
 MFNAS's stable proxy bins every counted weight's |gradient| on every batch, picks the bin the
 cells share most, and sums, per layer, |mean| / std over the weights in that bin. Its cost does
 not grow with the batch: about 20 ms per cell at NB201's ~600,000 cell weights, 2-20% of the
-proxy (2 x 128 or 2 x 32 images) on one CPU thread, and most of a cell's time on a GPU, where
-a dozen small operations and a wait per layer leave the device idle. ``stable_score`` lays the
+proxy (2 x 128 or 2 x 32 images) on one CPU thread; on an H200 about a tenth of one process's
+profiled time per cell (results/benchmarks/gpu-h200.txt), a dozen small kernel launches and
+three waits for the device per layer. ``stable_score`` lays the
 layers side by side (a few whole-matrix operations, one wait per step) and bins by the float
 bits (two table look-ups instead of a binary search); ``stable_score_per_layer`` is the
 computation one layer at a time. Both on the same gradients, interleaved per cell, best of
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> str:
 
     lines = ["# the stable proxy's statistics: per layer against side by side",
              f"# machine: {cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name()}"
-             f", torch {torch.__version__}, one thread; {len(archs)} cells (seed {args.seed}), "
+             f", torch {torch.__version__}, one CPU thread; {len(archs)} cells (seed {args.seed}), "
              f"each way on the same gradients, interleaved, best of {args.rounds} per cell",
              "", f"{'images':<10}{'way':<15}{'ms/cell':>9}{'speed-up':>10}  bitwise equal"]
     for bs in (int(b) for b in args.batch_sizes.split(",")):

@@ -190,6 +190,66 @@ def _layer_grads(seed, batches=2):
     return out, {n: int(n.split(".")[1]) for n in names if n.startswith("cells.")}
 
 
+def _cells_of(*layers):
+    """Two batches of gradients: per layer (cell, |values| on batch 0, on batch 1)."""
+    grads = [{}, {}]
+    cells = {}
+    for i, (cell, b0, b1) in enumerate(layers):
+        name = f"cells.{cell}.l{i}"
+        grads[0][name], grads[1][name] = torch.tensor(b0), torch.tensor(b1)
+        cells[name] = cell
+    return grads, cells
+
+
+def test_stable_bins_each_cell_by_its_own_fractions_without_its_dead_layers():
+    # cell 0: 1,000 weights in [1e-3, 5e-3); cells 1 and 2: 10 each in [1e-5, 5e-5): by the
+    # cells' fractions (each cell one vote) the bin is [1e-5, 5e-5), by raw counts [1e-3, ..)
+    big = [2e-3] * 1000
+    small = [2e-5] * 9 + [3e-5]
+    grads, cells = _cells_of((0, big, big), (1, small, small), (2, small, small))
+    on_small = 2 * math.log(1 + (9 * 2e-5 + 3e-5) / 1e-5)
+    assert stable_score(grads, "sum", cells) == pytest.approx(on_small, rel=1e-6)
+    # a dead layer (zero on every batch) does not vote: 10,000 zeros in cell 1 and 2 would
+    # put both cells' votes on [0, 5e-10) and the bin there
+    zeros = [0.0] * 10_000
+    grads, cells = _cells_of((0, big, big), (1, small, small), (1, zeros, zeros),
+                             (2, small, small), (2, zeros, zeros))
+    assert stable_score(grads, "sum", cells) == pytest.approx(on_small, rel=1e-6)
+    assert stable_score(grads, "sum", cells) == stable_score_per_layer(grads, "sum", cells)
+
+
+def test_stable_bin_ties_go_low_and_a_mean_on_an_edge_counts():
+    # half the values in [1e-4, 5e-4), half in [5e-4, 1e-3): a tie, the lower bin wins; a
+    # weight whose mean lies exactly on the bin's upper edge (5e-4) is counted ([lo, hi])
+    lo = [2e-4] * 4
+    hi = [np.float32(5e-4).item()] * 4
+    grads, cells = _cells_of((0, lo + hi, lo + hi))
+    want = math.log(1 + 4 * 2e-4 / 1e-5 + 4 * np.float32(5e-4).item() / 1e-5)
+    assert stable_score(grads, "sum", cells) == pytest.approx(want, rel=1e-6)
+    assert stable_score(grads, "sum", cells) == stable_score_per_layer(grads, "sum", cells)
+
+
+def test_stable_buckets_are_bucketize_s_nan_payloads_and_signed_nans_included():
+    from zcnas_proxies.stable import _buckets
+
+    edges = torch.tensor(EDGES, dtype=torch.float32)
+    words = np.array([0x7FC00000, 0x7FFFFFFF, 0xFFFFFFFF, 0x7F800001, 0x7F800000, 0, 1,
+                      0x00800000, 0x3F800000], dtype=np.uint32)
+    values = torch.from_numpy(words.view(np.float32).copy()).abs()  # -NaN: its sign cleared
+    rng = np.random.default_rng(1)
+    values = torch.cat([values, torch.from_numpy(np.abs(
+        rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 2, 20_000)).astype(np.float32))])
+    assert torch.equal(_buckets(values, edges).long(),
+                       torch.bucketize(values, edges, right=True))
+    grads, cells = _cells_of((0, [1e-3, 2e-3, 3e-3], [1e-3, 1e-3, 1e-3]),
+                             (1, [2e-3, 1e-3, 0.0], [1e-3, 1e-3, 1e-3]))
+    for g in grads:  # the largest NaN payload in the last cell
+        g["cells.1.l1"][2] = torch.from_numpy(np.array([0x7FFFFFFF], np.uint32).view(
+            np.float32))[0]
+    assert bits(stable_score(grads, "sum", cells)) == bits(
+        stable_score_per_layer(grads, "sum", cells))
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_stable_score_equals_the_per_layer_computation_bitwise(seed, reduce):

@@ -32,3 +32,22 @@ def test_default_suite_on_cuda_matches_cpu(data_root):
         assert math.isfinite(b.value)
         # different kernels, different rounding; the stable proxy divides by std + 1e-5
         assert b.value == pytest.approx(a.value, rel=2e-2), (a.proxy, a.arch)
+
+
+@pytest.mark.parametrize("batches", [2, 3])
+def test_stable_statistics_side_by_side_equal_per_layer_on_cuda(data_root, batches):
+    from zcnas.models import block_indices
+    from zcnas.scoring import InputBank, ScoringContext
+    from zcnas_proxies.stable import Stable, stable_score, stable_score_per_layer
+
+    bank = InputBank("cifar10", seed=0, root=data_root, device="cuda")
+    proxy = Stable(batch_size=32, n_batches=batches)
+    for arch in ARCHS:
+        ctx = ScoringContext(arch, inputs=bank, device="cuda", requests=proxy.requests())
+        result = ctx.run_pass(proxy.requests()[0])
+        cells = block_indices(result.model, proxy="stable")
+        grads = result.grads[:batches]
+        assert grads[0][next(iter(cells))].is_cuda
+        for reduce in ("sum", "mean"):
+            want = stable_score_per_layer(grads, reduce, cells)
+            assert stable_score(grads, reduce, cells) == want, (arch, reduce)
