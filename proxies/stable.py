@@ -23,6 +23,7 @@ Runs on whatever device the context has (CUDA minibatches when a GPU is given).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
@@ -124,20 +125,14 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
     if not names:
         return EMPTY_SCORE
     g = torch.stack([torch.cat([b[n].reshape(-1) for n in names]) for b in grads]).float()
-    spans, at = [], 0
-    for n in names:
-        spans.append((at, at + grads[0][n].numel()))
-        at = spans[-1][1]
+    spans = _spans([grads[0][n].numel() for n in names])
     live = torch.stack([g[:, a:b].any() for a, b in spans]).tolist()  # one wait
     if not all(live):  # a layer whose gradient is zero on every batch is not counted
         names = [n for n, keep in zip(names, live, strict=True) if keep]
         if not names:
             return EMPTY_SCORE
         g = torch.cat([g[:, a:b] for (a, b), keep in zip(spans, live, strict=True) if keep], 1)
-        spans, at = [], 0
-        for n in names:
-            spans.append((at, at + grads[0][n].numel()))
-            at = spans[-1][1]
+        spans = _spans([grads[0][n].numel() for n in names])
     # float32 throughout, as the reference's numpy arrays (its thresholds become float32 too)
     edges = torch.tensor(EDGES, dtype=torch.float32, device=g.device)
     width = len(EDGES) + 1  # the buckets of _buckets: 0 (below the first edge) to len + 1
@@ -148,7 +143,8 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
     rank = torch.tensor([order[cells[n]] * width for n in names], dtype=torch.int32,
                         device=g.device)
     offset = torch.repeat_interleave(rank, torch.tensor([b - a for a, b in spans],
-                                                        device=g.device), output_size=at)
+                                                        device=g.device),
+                                     output_size=g.shape[1])
     keys = _buckets(g.abs(), edges, EDGES) + offset  # (batches, weights): cell * width + bucket
     counts = torch.bincount(keys.reshape(-1), minlength=len(order) * width)
     counts = counts.reshape(len(order), width)[:, 1: len(EDGES)]
@@ -172,13 +168,20 @@ def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
             part = chosen[start:end].clone()
             values.append(part.sum() if reduce == "sum" else part.mean())
         start = end
-    total = 0.0
-    used = 0
-    for value in torch.stack(values).tolist() if values else []:  # one wait
-        if value > 0 and not math.isnan(value):
-            total += math.log(value + 1.0)
-            used += 1
-    return total if used else EMPTY_SCORE
+    return _log_total(torch.stack(values).tolist() if values else [])  # one wait
+
+
+def _spans(sizes: list[int]) -> list[tuple[int, int]]:
+    """Each layer's [start, end) among the layers laid side by side, from their sizes."""
+    ends = list(itertools.accumulate(sizes))
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def _log_total(values: list[float]) -> float:
+    """The score from the layers' sums (or means): log(1 + v) summed over the layers whose
+    value is positive; :data:`EMPTY_SCORE` where none is."""
+    used = [math.log(v + 1.0) for v in values if v > 0 and not math.isnan(v)]
+    return sum(used) if used else EMPTY_SCORE
 
 
 def stable_score_per_layer(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
@@ -204,20 +207,16 @@ def stable_score_per_layer(grads: list[dict[str, torch.Tensor]], reduce: str = "
         per_cell[cells[name]] = per_cell.get(cells[name], 0) + counts
         sizes[cells[name]] = sizes.get(cells[name], 0) + g.numel()
     best = int(torch.argmax(sum(per_cell[c].double() / sizes[c] for c in per_cell)))
-    total, used = 0.0, 0
+    values = []
     for g in stacked.values():
         mu = g.mean(0)
         std = (g - mu).square_().mean(0).sqrt_().add_(EPS)
         mean = mu.abs_()
         sel = (mean >= edges[best]) & (mean <= edges[best + 1])
-        if not bool(sel.any()):
-            continue
-        r = mean[sel] / std[sel]
-        value = float(r.sum() if reduce == "sum" else r.mean())
-        if value > 0 and not math.isnan(value):
-            total += math.log(value + 1.0)
-            used += 1
-    return total if used else EMPTY_SCORE
+        if bool(sel.any()):
+            r = mean[sel] / std[sel]
+            values.append(float(r.sum() if reduce == "sum" else r.mean()))
+    return _log_total(values)
 
 
 class Stable(Proxy):
