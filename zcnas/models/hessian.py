@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from zcnas.models.batchnorm import BatchNorm2d, train_backward, train_forward, usable
 from zcnas.models.ops import AvgPool3x3, _tap_counts
 
 
@@ -94,16 +95,20 @@ class _BatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, eps):
-        y, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True,
-                                                           0.0, eps)
+        lib = usable(x)  # the compiled kernels where the plain BN takes them: the same values
+        if lib is not None:
+            y, mean, invstd, _ = train_forward(lib, x, None, None, eps)
+        else:
+            y, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True,
+                                                               0.0, eps)
         ctx.save_for_backward(x, y, mean, invstd)
-        ctx.eps = eps
+        ctx.eps, ctx.lib = eps, lib
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, y, mean, invstd = ctx.saved_tensors
-        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps), None
+        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps, ctx.lib), None
 
 
 def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -116,9 +121,12 @@ class _BatchNormBackward(torch.autograd.Function):
     docstring."""
 
     @staticmethod
-    def forward(ctx, g, x, y, mean, invstd, eps):
-        gx = torch.ops.aten.native_batch_norm_backward(
-            g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
+    def forward(ctx, g, x, y, mean, invstd, eps, lib):
+        if lib is not None:
+            gx = train_backward(lib, g, x, None, mean, invstd, eps)[0]
+        else:
+            gx = torch.ops.aten.native_batch_norm_backward(
+                g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
         ctx.save_for_backward(g, y, invstd, gx)
         return gx
 
@@ -138,7 +146,7 @@ class _BatchNormBackward(torch.autograd.Function):
             k_y = -r * (_channel_dot(u, gx) - m * r * uy)
             dx = torch.addcmul(m * r * r * u_mean, k_y, y)
             dx.addcmul_(-m * r * r, u).addcmul_(-r * uy, gx)
-        return (bu if ctx.needs_input_grad[0] else None), dx, None, None, None, None
+        return (bu if ctx.needs_input_grad[0] else None), dx, None, None, None, None, None
 
 
 class HessianBatchNorm2d(nn.BatchNorm2d):
@@ -165,7 +173,7 @@ def for_double_backward(net: nn.Module) -> nn.Module:
 def _replacement(m: nn.Module) -> nn.Module | None:
     if type(m) is AvgPool3x3:
         return HessianAvgPool3x3()
-    if type(m) is nn.BatchNorm2d and not m.affine and not m.track_running_stats:
+    if type(m) in (nn.BatchNorm2d, BatchNorm2d) and not m.affine and not m.track_running_stats:
         new = HessianBatchNorm2d(m.num_features, eps=m.eps, affine=False,
                                  track_running_stats=False)
         new.train(m.training)
