@@ -3,7 +3,7 @@
 Two parts, one thread, on this machine:
 
 1. **Kernels**: forward and backward of one BN at the shapes the NB201 networks run
-   (channels-last float32, mean 5 and std 3 so the statistics are not trivial), best of
+   (float32, channels-last and NCHW, mean 5 and std 3 so the statistics are not trivial), best of
    ``--reps``; each side's largest error against torch's float64 batch norm, relative to the
    largest float64 value.
 2. **Suites**: the default suite and the cheapest training-free ensemble at least as good as
@@ -18,6 +18,7 @@ Two parts, one thread, on this machine:
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from pathlib import Path
@@ -37,9 +38,12 @@ SUITES = {
     "default suite": "synflow,naswot,stable",
     "cheapest match": "meco,stable(batch_size=32),jacov(batch_size=32),gradsign(batch_size=16),"
                       "az_progressivity,az_trainability",
+    "ensemble:zcnas": "meco,stable,jacov,gradsign,az_progressivity,az_trainability",
 }
 #: (batch, channels, side): the cells' BN shapes of the three stages
 SHAPES = [(b, c, s) for b in (128, 32) for c, s in ((16, 32), (32, 16), (64, 8))]
+#: channels-last (the CPU scoring default) and NCHW (foresight's recipes, jacov, MeCo)
+LAYOUTS = {"channels-last": torch.channels_last, "NCHW": torch.contiguous_format}
 
 
 def _best(fn, reps: int) -> float:
@@ -58,26 +62,28 @@ def _error(got: torch.Tensor, ref: torch.Tensor) -> float:
 
 def kernel_lines(reps: int) -> list[str]:
     lines = ["## one batch norm, forward and backward (ms, best of reps)", "",
-             "| shape (N, C, H, W) | torch fwd | kernels fwd | speed-up | torch bwd "
-             "| kernels bwd | speed-up | error torch / kernels (y, dx, dw) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| layout | shape (N, C, H, W) | copy | torch fwd | kernels fwd | speed-up "
+             "| torch bwd | kernels bwd | speed-up | error torch / kernels (y, dx, dw) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     gen = torch.Generator().manual_seed(0)
-    for n, c, s in SHAPES:
-        x = (torch.randn(n, c, s, s, generator=gen) * 3 + 5).contiguous(
-            memory_format=torch.channels_last)
-        g = torch.randn(n, c, s, s, generator=gen).contiguous(memory_format=torch.channels_last)
-        bn = BatchNorm2d(c, track_running_stats=False)
+    for (layout, fmt), (n, c, s) in itertools.product(LAYOUTS.items(), SHAPES):
+        # torch's side: torch's own module; the kernels' side: zcnas's, the same parameters
+        x = (torch.randn(n, c, s, s, generator=gen) * 3 + 5).contiguous(memory_format=fmt)
+        g = torch.randn(n, c, s, s, generator=gen).contiguous(memory_format=fmt)
+        ours = BatchNorm2d(c, track_running_stats=False)
         with torch.no_grad():
-            bn.weight.uniform_(0.5, 1.5, generator=gen)
-            bn.bias.normal_(generator=gen)
+            ours.weight.uniform_(0.5, 1.5, generator=gen)
+            ours.bias.normal_(generator=gen)
+        theirs = torch.nn.BatchNorm2d(c, track_running_stats=False)
+        theirs.load_state_dict(ours.state_dict())
         xr = x.detach().requires_grad_(True)
-        params = [xr, bn.weight]
         ref = torch.nn.functional.batch_norm(
-            xr.double(), None, None, bn.weight.double(), bn.bias.double(), True, 0.0, bn.eps)
-        ref_grads = torch.autograd.grad(ref, params, g.double())
+            xr.double(), None, None, ours.weight.double(), ours.bias.double(), True, 0.0,
+            ours.eps)
+        ref_grads = torch.autograd.grad(ref, [xr, ours.weight], g.double())
         row, errs = [], []
-        for use in (False, True):
-            os.environ["ZCNAS_KERNELS"] = "1" if use else "0"
+        for bn in (theirs, ours):
+            params = [xr, bn.weight]
             y = bn(xr)
             grads = torch.autograd.grad(y, params, g)
             errs.append(tuple(_error(a, b) for a, b in
@@ -87,9 +93,12 @@ def kernel_lines(reps: int) -> list[str]:
                          reps)
             row.append((fwd, both - fwd))
         (tf, tb), (kf, kb) = row
+        copy = _best(lambda x=x: x.clone(), reps)
         err = " / ".join(", ".join(f"{e:.0e}" for e in side) for side in errs)
-        lines.append(f"| ({n}, {c}, {s}, {s}) | {tf * 1e3:.3f} | {kf * 1e3:.3f} | {tf / kf:.2f}x "
-                     f"| {tb * 1e3:.3f} | {kb * 1e3:.3f} | {tb / kb:.2f}x | {err} |")
+        lines.append(f"| {layout} | ({n}, {c}, {s}, {s}) | {copy * 1e3:.3f} "
+                     f"| {tf * 1e3:.3f} | {kf * 1e3:.3f} "
+                     f"| {tf / kf:.2f}x | {tb * 1e3:.3f} | {kb * 1e3:.3f} | {tb / kb:.2f}x "
+                     f"| {err} |")
     return lines
 
 
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2)
-    ap.add_argument("--suites", default=",".join(SUITES),
+    ap.add_argument("--suites", default="default suite,cheapest match",
                     help=f"comma-separated, of: {', '.join(SUITES)}")
     ap.add_argument("--data", default=os.environ.get("ZCNAS_DATA"))
     ap.add_argument("--out", type=Path, default=None)
@@ -153,7 +162,10 @@ def main(argv: list[str] | None = None) -> str:
              f"allocator tuned, heap frozen (as a scoring worker)", ""]
     try:
         lines += kernel_lines(args.reps) + [
-            "", "error: largest |value - float64 value| / largest |float64 value|", ""]
+            "", "copy: x.clone(); error: largest |value - float64 value| / largest |float64 "
+            "value|; bwd: the fwd+bwd time less the fwd time; NCHW's backward is torch's kernel "
+            "on both sides (given the kernels' statistics on theirs): the difference is the "
+            "kernels' autograd Function (Python), which shows at small batches", ""]
         for name in suites:
             lines += suite_lines(name, SUITES[name], archs, bank, args.rounds)
     finally:

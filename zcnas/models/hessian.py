@@ -9,9 +9,11 @@ Autograd's generic double backward of two NB201 building blocks does work nobody
   general batch-norm double backward, written for affine, tracked BN, a chain of about thirty
   elementwise passes.
 
-:func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
-own CPU kernel call (so first-order gradients are bitwise the same on the CPU; on a GPU the plain
-BN may take cuDNN's kernels instead) and whose second backward is written out:
+:func:`for_double_backward` swaps those modules for versions whose forward and first backward
+are the plain module's kernel calls (the compiled batch-norm kernels where the plain BN takes
+them, :mod:`zcnas.models.batchnorm`; else autograd's own CPU kernels), so values and
+first-order gradients are bitwise the same on the CPU (on a GPU the plain BN may take cuDNN's
+kernels instead), and whose second backward is written out:
 
 - window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
   (one depthwise convolution per order);
@@ -44,7 +46,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from zcnas.models.batchnorm import BatchNorm2d, train_backward, train_forward, usable
+from zcnas.models.batchnorm import BatchNorm2d, _batched, train_backward, train_forward, usable
 from zcnas.models.ops import AvgPool3x3, _tap_counts
 
 
@@ -108,7 +110,8 @@ class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, y, mean, invstd = ctx.saved_tensors
-        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps, ctx.lib), None
+        lib = None if _batched(g) else ctx.lib  # torch's kernel for a batched gradient
+        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps, lib), None
 
 
 def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -117,8 +120,8 @@ def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class _BatchNormBackward(torch.autograd.Function):
-    """``g -> gx``, autograd's own kernel call; its backward is the closed form of the module
-    docstring."""
+    """``g -> gx``, the plain BN's kernel call (the compiled kernels' when ``lib``, else
+    autograd's own); its backward is the closed form of the module docstring."""
 
     @staticmethod
     def forward(ctx, g, x, y, mean, invstd, eps, lib):

@@ -9,7 +9,8 @@
 #else
 #define CLONES
 #endif
-#define BLOCK 64 /* rows summed in float32 before their sum joins the float64 total */
+#define BLOCK 64   /* channels-last: rows summed in float32 before joining the float64 total */
+#define CHUNK 1024 /* NCHW: values of a plane summed in float32 lanes before joining it */
 
 typedef float v8f __attribute__((vector_size(32)));
 
@@ -28,10 +29,10 @@ static inline double total8(v8f v) {
 /* A batch of n images of c channels of hw pixels, channels-last (n*hw rows of c) or NCHW
    (n*c planes of hw). Per channel j, with d = x - k[j] (k: a shift): s1 += sum(d),
    s2 += sum(d * d). Partial sums are float32, over BLOCK rows (channels-last) or over 16
-   lanes of a plane (NCHW), then float64. */
-static inline void stats_cl(const float *restrict x, int64_t m, int64_t c, const float *restrict k,
-                     double *restrict s1, double *restrict s2, float *restrict p1,
-                     float *restrict p2) {
+   lanes of up to CHUNK values of a plane (NCHW), then float64. */
+static inline void stats_cl(const float *restrict x, int64_t m, int64_t c,
+                            const float *restrict k, double *restrict s1,
+                            double *restrict s2, float *restrict p1, float *restrict p2) {
   for (int64_t i0 = 0; i0 < m; i0 += BLOCK) {
     int64_t i1 = i0 + BLOCK < m ? i0 + BLOCK : m;
     memset(p1, 0, c * sizeof(float));
@@ -45,22 +46,28 @@ static inline void stats_cl(const float *restrict x, int64_t m, int64_t c, const
 }
 
 static inline void stats_nchw(const float *restrict x, int64_t n, int64_t c, int64_t hw,
-                       const float *restrict k, double *restrict s1, double *restrict s2) {
+                              const float *restrict k, double *restrict s1,
+                              double *restrict s2) {
   for (int64_t img = 0; img < n; img++) {
     for (int64_t j = 0; j < c; j++) {
       const float *restrict r = x + (img * c + j) * hw;
       float kj = k[j];
       v8f kv = {kj, kj, kj, kj, kj, kj, kj, kj};
-      v8f a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+      double t1 = 0, t2 = 0;
       int64_t i = 0;
-      for (; i + 16 <= hw; i += 16) {
-        v8f d0 = load8(r + i) - kv, d1 = load8(r + i + 8) - kv;
-        a1 += d0;
-        a2 += d0 * d0;
-        b1 += d1;
-        b2 += d1 * d1;
+      while (i + 16 <= hw) {
+        int64_t end = i + CHUNK < hw ? i + CHUNK : hw;
+        v8f a1 = {0}, a2 = {0}, b1 = {0}, b2 = {0};
+        for (; i + 16 <= end; i += 16) {
+          v8f d0 = load8(r + i) - kv, d1 = load8(r + i + 8) - kv;
+          a1 += d0;
+          a2 += d0 * d0;
+          b1 += d1;
+          b2 += d1 * d1;
+        }
+        t1 += total8(a1 + b1);
+        t2 += total8(a2 + b2);
       }
-      double t1 = total8(a1 + b1), t2 = total8(a2 + b2);
       for (; i < hw; i++) { float d = r[i] - kj; t1 += d; t2 += d * d; }
       s1[j] += t1;
       s2[j] += t2;
@@ -79,7 +86,15 @@ CLONES int bn_forward(const float *x, float *y, int64_t n, int64_t c, int64_t hw
   float *beta = malloc(c * sizeof(float));
   int fail = !s1 || !s2 || !k || !p1 || !p2 || !alpha || !beta;
   if (!fail) {
-    for (int64_t j = 0; j < c; j++) k[j] = cl ? x[j] : x[j * hw];
+    /* the shift: each channel's mean over its first BLOCK rows (channels-last) or its
+       first image's plane (NCHW), so that one outlying first value cannot make the
+       variance cancel away */
+    int64_t first = cl ? (n * hw < BLOCK ? n * hw : BLOCK) : hw;
+    for (int64_t j = 0; j < c; j++) {
+      double t = 0;
+      for (int64_t i = 0; i < first; i++) t += cl ? x[i * c + j] : x[j * hw + i];
+      k[j] = (float)(t / first);
+    }
     if (cl) stats_cl(x, n * hw, c, k, s1, s2, p1, p2);
     else stats_nchw(x, n, c, hw, k, s1, s2);
     double m = (double)n * hw;
