@@ -82,7 +82,6 @@ from benchmarks._machine import cpu_name, emit
 from benchmarks.scoring_speed import matmul_rate, sample_archs
 from zcnas.proxy import with_batch_at_most
 from zcnas.registry import create_scorers
-from zcnas.runtime import kernels
 from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.context import merge_requests
@@ -445,19 +444,9 @@ def measure(name: str, spec: str, archs, bank, reps: int, peak: float,
         "  (what does not grow with the batch: Python, autograd, network builds, per-weight",
         "  statistics, and the kernels at that batch: a bound from above on Python and autograd)",
         f"{'distinct kernel calls re-timed':44s}{len(rec.calls):9d}",
-        *_bn_lines(),
         "",
     ]
     return lines + rest_lines(every, n, every_wall, in_place, floor, copy, timing_cost())
-
-
-def _bn_lines() -> list[str]:
-    """Which batch norm the runs took: the compiled kernels are opaque to an op recorder."""
-    if kernels.library() is None:
-        return [f"batch norm: torch's kernels everywhere (compiled ones: {kernels.reason})"]
-    return ["batch norm: the wall rounds run zcnas's compiled kernels (zcnas.runtime.kernels);",
-            "under the op recorders (the floor's calls, every op timed) torch's runs, which a",
-            "dispatch mode can see: the op-class table's batch-norm row is torch's kernel"]
 
 
 def rest_lines(rec: Recorder, n: int, wall: float, in_place: float, floor: float,

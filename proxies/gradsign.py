@@ -51,7 +51,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
-from zcnas.models.batchnorm import BatchNorm2d
 from zcnas.models.network import Cell, NatsNetwork
 from zcnas.models.ops import AvgPool, AvgPool3x3, ReLUConvBN, ResNetReduction, WidthChange, Zero
 from zcnas.proxy import Proxy, ProxyInfo
@@ -215,10 +214,9 @@ def _unfolded_size(m: nn.Module, inp: torch.Tensor) -> int:
 
 
 #: the modules of a NATS network (zcnas.models): none mixes the samples of a batch but BN
-_SAMPLEWISE = (nn.Conv2d, nn.BatchNorm2d, BatchNorm2d, nn.ReLU, nn.Linear, nn.Sequential,
-               nn.ModuleList, nn.ModuleDict, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-               NatsNetwork, Cell, ReLUConvBN, WidthChange, AvgPool, AvgPool3x3, Zero,
-               ResNetReduction)
+_SAMPLEWISE = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Linear, nn.Sequential, nn.ModuleList,
+               nn.ModuleDict, nn.Identity, nn.AvgPool2d, nn.AdaptiveAvgPool2d, NatsNetwork,
+               Cell, ReLUConvBN, WidthChange, AvgPool, AvgPool3x3, Zero, ResNetReduction)
 
 
 def _batchable(net: nn.Module, x: torch.Tensor) -> bool:

@@ -151,23 +151,6 @@ def info(data: str | None) -> None:
                                               "none (pass --data or set ZCNAS_DATA)"))
     click.echo(format_table([(i.kind, i.name, i.status, i.where) for i in inventory(data)],
                       ("kind", "name", "status", "where")))
-    click.echo("\n" + _kernels_line())
-
-
-def _kernels_line() -> str:
-    """Whether the compiled CPU kernels (train-mode batch norm) are in use, and why not."""
-    import os
-    from pathlib import Path
-
-    from zcnas.runtime import kernels
-
-    lib = kernels.library()
-    if lib is not None:
-        path, home = str(lib._name), str(Path.home())
-        if path.startswith(home + os.sep):
-            path = "~" + path[len(home):]
-        return f"CPU kernels (train-mode batch norm): compiled, {path}"
-    return f"CPU kernels (train-mode batch norm): not in use ({kernels.reason}); torch's run"
 
 
 @main.command()

@@ -115,14 +115,6 @@ def test_info_lists_found_data(run, data_root):
     assert "NATS-sss-v1_0-50262-simple" in r.output
 
 
-def test_info_says_whether_the_cpu_kernels_are_in_use(run, monkeypatch):
-    r = run("info")
-    assert r.exit_code == 0 and "CPU kernels (train-mode batch norm): compiled, " in r.output
-    monkeypatch.setenv("ZCNAS_KERNELS", "0")
-    r = run("info")
-    assert "not in use (ZCNAS_KERNELS=0); torch's run" in r.output
-
-
 def test_info_without_data(run):
     r = run("info")
     assert r.exit_code == 0 and "missing" in r.output and "ZCNAS_DATA" in r.output

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from zcnas.models import build_tss_network
-from zcnas.models.batchnorm import BatchNorm2d
 from zcnas.models.hessian import (
     HessianAvgPool3x3,
     HessianBatchNorm2d,
@@ -22,7 +21,7 @@ ARCH = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_co
 
 def _modules():
     return [(AvgPool3x3(), HessianAvgPool3x3()),
-            (BatchNorm2d(3, affine=False, track_running_stats=False),  # the networks' plain BN
+            (nn.BatchNorm2d(3, affine=False, track_running_stats=False),
              HessianBatchNorm2d(3, affine=False, track_running_stats=False))]
 
 
@@ -75,9 +74,8 @@ def test_a_network_keeps_its_values_and_its_hessian_gradient_product():
     assert HessianAvgPool3x3 in after and HessianBatchNorm2d in after
     assert "AvgPool3x3" in before and AvgPool3x3 not in after
     # the stem's and the reductions' affine, tracked BN stay as they are
-    plain = (nn.BatchNorm2d, BatchNorm2d)
-    assert any(type(m) in plain and m.affine for m in net.modules())
-    assert not any(type(m) in plain and not m.affine for m in net.modules())
+    assert any(type(m) is nn.BatchNorm2d and m.affine for m in net.modules())
+    assert not any(type(m) is nn.BatchNorm2d and not m.affine for m in net.modules())
     loss1, hg1 = _hessian_gradient_product(net, x, y)
     assert torch.equal(loss0, loss1)
     for a, b in zip(hg0, hg1, strict=True):

@@ -16,11 +16,7 @@ references' descriptions; no reference code is copied here):
 
 In both, ``none`` is ``x.mul(0.)``, a node is Python's ``sum`` of its incoming edges in order
 (``0 + e_1 + ...``), every edge is computed (dead ones included), and the tensors are contiguous
-(NCHW) as in the references' CUDA runs. The BN layers are zcnas's ``BatchNorm2d``: torch's, with
-the compiled train-mode kernels zcnas's networks run on the CPU (``zcnas.models.batchnorm``;
-their agreement with torch's own kernels is tests/models/test_batchnorm.py), so both sides
-share the BN arithmetic as they share the convolution kernels (the references' own runs used
-cuDNN's, neither of the two). The ``load_*`` functions copy the weights of zcnas's
+(NCHW) as in the references' CUDA runs. The ``load_*`` functions copy the weights of zcnas's
 naive network (``ctx.network(prune=False)``; a pruned network holds the same values) module by
 module, so a reference layout and zcnas score the same weights.
 """
@@ -30,7 +26,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zcnas.models.batchnorm import BatchNorm2d
 from zcnas.models.network import Cell as ZCell
 from zcnas.spaces import nats_tss
 
@@ -62,7 +57,7 @@ class ReLUConvBN(nn.Module):
         layers = [nn.ReLU(inplace=False),
                   nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=not affine)]
         if bn:
-            layers.append(BatchNorm2d(c_out, affine=affine, track_running_stats=track))
+            layers.append(nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track))
         self.op = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -131,13 +126,13 @@ class ForesightNB201(nn.Module):
         super().__init__()
         cell = nats_tss.as_cell(arch)
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False),
-                                  *([BatchNorm2d(16)] if use_bn else []))
+                                  *([nn.BatchNorm2d(16)] if use_bn else []))
         self.stack_cell1 = nn.Sequential(*[SearchCell(cell, 16, use_bn=use_bn) for _ in range(5)])
         self.reduction1 = Reduction(16, 32)
         self.stack_cell2 = nn.Sequential(*[SearchCell(cell, 32, use_bn=use_bn) for _ in range(5)])
         self.reduction2 = Reduction(32, 64)
         self.stack_cell3 = nn.Sequential(*[SearchCell(cell, 64, use_bn=use_bn) for _ in range(5)])
-        self.lastact = nn.Sequential(*([BatchNorm2d(64)] if use_bn else []),
+        self.lastact = nn.Sequential(*([nn.BatchNorm2d(64)] if use_bn else []),
                                      nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(64, num_classes)
@@ -229,14 +224,14 @@ class NatsNB201(nn.Module):
     def __init__(self, arch, num_classes=10, *, affine=True, track=True):
         super().__init__()
         cell = nats_tss.as_cell(arch)
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), BatchNorm2d(16))
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
         layers = []
         for c_in, c_out, reduce in ((16, 16, False),) * 5 + ((16, 32, True),) + (
                 (32, 32, False),) * 5 + ((32, 64, True),) + ((64, 64, False),) * 5:
             layers.append(Reduction(c_in, c_out, names="nats") if reduce
                           else InferCell(cell, c_out, affine=affine, track=track))
         self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(64), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(64, num_classes)
 
@@ -279,7 +274,7 @@ class NatsThin(nn.Module):
     def __init__(self, arch):
         super().__init__()
         self.cell = InferCell(nats_tss.as_cell(arch), 1, affine=True, track=False)
-        self.lastact = nn.Sequential(BatchNorm2d(1), nn.ReLU(inplace=True))
+        self.lastact = nn.Sequential(nn.BatchNorm2d(1), nn.ReLU(inplace=True))
 
     def forward(self, x):
         return self.lastact(self.cell(x))

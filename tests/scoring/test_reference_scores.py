@@ -22,9 +22,10 @@ the summation order in the same way. ZiCo and GraSP, for example, divide by or m
 small float32 quantities (gradient standard deviations over two batches, a Hessian-gradient
 product). Within these tolerances a score moved by rounding; beyond them, by a change of recipe.
 On this machine the depthwise-convolution pooling moved ZiCo by 8e-4 and GraSP by 2e-4.
-snip and the AZ-NAS pair were measured later (appended to that file: 2.5e-3, 5.2e-4, 4.6e-4),
-when the compiled batch-norm kernels (``zcnas.models.batchnorm``, more exact statistics than
-torch's) moved snip by 1.1e-4 and az_trainability by 1.8e-4 on the third cell.
+snip, the AZ-NAS pair, and stable and stable_mean on 12 cells were measured later (appended to
+that file: 2.5e-3, 5.2e-4, 4.6e-4; 1.0e-2 and 1.8e-2), when compiled batch-norm kernels (tried
+in ea37e93 and backed out) moved snip by 1.1e-4, az_trainability by 1.8e-4 and stable_mean by
+4.6%: rounding alone moves the stable proxies by percents (they bin the gradients).
 """
 
 import argparse
@@ -42,8 +43,8 @@ REFERENCE = Path(__file__).with_name("reference-scores.csv")
 RTOL, ATOL = 1e-4, 1e-6
 #: Twice the relative change between memory formats (see the module docstring).
 LOOSE = {"fisher": 1e-2, "grad_norm": 5e-3, "grasp": 0.1, "jacov": 1e-3, "epe_nas": 2e-2,
-         "stable": 2e-2, "stable_mean": 2e-2, "zico": 5e-2, "gradsign": 2e-4,
-         "te_nas_ntk": 5e-2, "snip": 5e-3, "az_trainability": 1e-3, "az_progressivity": 1e-3}
+         "stable": 2e-2, "stable_mean": 3.6e-2, "zico": 5e-2, "gradsign": 2e-4,
+         "te_nas_ntk": 5e-2, "snip": 5e-3, "az_trainability": 1.1e-3, "az_progressivity": 1e-3}
 
 #: Five fixed cells; each uses pooling, 1x1 and 3x3 convolutions (every kernel a speed change
 #: touches is on the path) and no conv edge whose source is always zero (whose output is BN

@@ -9,11 +9,9 @@ Autograd's generic double backward of two NB201 building blocks does work nobody
   general batch-norm double backward, written for affine, tracked BN, a chain of about thirty
   elementwise passes.
 
-:func:`for_double_backward` swaps those modules for versions whose forward and first backward
-are the plain module's kernel calls (the compiled batch-norm kernels where the plain BN takes
-them, :mod:`zcnas.models.batchnorm`; else autograd's own CPU kernels), so values and
-first-order gradients are bitwise the same on the CPU (on a GPU the plain BN may take cuDNN's
-kernels instead), and whose second backward is written out:
+:func:`for_double_backward` swaps those modules for versions whose first backward is autograd's
+own CPU kernel call (so first-order gradients are bitwise the same on the CPU; on a GPU the plain
+BN may take cuDNN's kernels instead) and whose second backward is written out:
 
 - window sum ``S``: its backward is the adjoint ``S^T``, and the backward of ``S^T`` is ``S``
   (one depthwise convolution per order);
@@ -46,7 +44,6 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from zcnas.models.batchnorm import BatchNorm2d, _batched, train_backward, train_forward, usable
 from zcnas.models.ops import AvgPool3x3, _tap_counts
 
 
@@ -97,21 +94,16 @@ class _BatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, eps):
-        lib = usable(x)  # the compiled kernels where the plain BN takes them: the same values
-        if lib is not None:
-            y, mean, invstd, _ = train_forward(lib, x, None, None, eps)
-        else:
-            y, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True,
-                                                               0.0, eps)
+        y, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True,
+                                                           0.0, eps)
         ctx.save_for_backward(x, y, mean, invstd)
-        ctx.eps, ctx.lib = eps, lib
+        ctx.eps = eps
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, y, mean, invstd = ctx.saved_tensors
-        lib = None if _batched(g) else ctx.lib  # torch's kernel for a batched gradient
-        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps, lib), None
+        return _BatchNormBackward.apply(g, x, y, mean, invstd, ctx.eps), None
 
 
 def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -120,16 +112,13 @@ def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class _BatchNormBackward(torch.autograd.Function):
-    """``g -> gx``, the plain BN's kernel call (the compiled kernels' when ``lib``, else
-    autograd's own); its backward is the closed form of the module docstring."""
+    """``g -> gx``, autograd's own kernel call; its backward is the closed form of the module
+    docstring."""
 
     @staticmethod
-    def forward(ctx, g, x, y, mean, invstd, eps, lib):
-        if lib is not None:
-            gx = train_backward(lib, g, x, None, mean, invstd, eps)[0]
-        else:
-            gx = torch.ops.aten.native_batch_norm_backward(
-                g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
+    def forward(ctx, g, x, y, mean, invstd, eps):
+        gx = torch.ops.aten.native_batch_norm_backward(
+            g, x, None, None, None, mean, invstd, True, eps, [True, False, False])[0]
         ctx.save_for_backward(g, y, invstd, gx)
         return gx
 
@@ -149,7 +138,7 @@ class _BatchNormBackward(torch.autograd.Function):
             k_y = -r * (_channel_dot(u, gx) - m * r * uy)
             dx = torch.addcmul(m * r * r * u_mean, k_y, y)
             dx.addcmul_(-m * r * r, u).addcmul_(-r * uy, gx)
-        return (bu if ctx.needs_input_grad[0] else None), dx, None, None, None, None, None
+        return (bu if ctx.needs_input_grad[0] else None), dx, None, None, None, None
 
 
 class HessianBatchNorm2d(nn.BatchNorm2d):
@@ -176,7 +165,7 @@ def for_double_backward(net: nn.Module) -> nn.Module:
 def _replacement(m: nn.Module) -> nn.Module | None:
     if type(m) is AvgPool3x3:
         return HessianAvgPool3x3()
-    if type(m) in (nn.BatchNorm2d, BatchNorm2d) and not m.affine and not m.track_running_stats:
+    if type(m) is nn.BatchNorm2d and not m.affine and not m.track_running_stats:
         new = HessianBatchNorm2d(m.num_features, eps=m.eps, affine=False,
                                  track_running_stats=False)
         new.train(m.training)

@@ -31,8 +31,6 @@ from torch import nn
 from torch.nn import init
 from torch.nn.modules import module as _module
 
-from zcnas.models.batchnorm import BatchNorm2d
-
 _CONTAINERS = (dict, OrderedDict, list, set)
 # torch function modes (``with torch.device(...)``, ``torch.set_default_device``) change what
 # a constructor makes; under one the real constructor runs (a private counter, looked up once)
@@ -121,10 +119,9 @@ def conv2d(c_in: int, c_out: int, kernel: int, *, stride: int = 1, padding: int 
 
 
 def batchnorm2d(c: int, *, affine: bool = True, track: bool = True) -> nn.BatchNorm2d:
-    """``BatchNorm2d(c, affine=affine, track_running_stats=track)``: torch's, with the compiled
-    train-mode kernels on the CPU (:mod:`zcnas.models.batchnorm`)."""
+    """``nn.BatchNorm2d(c, affine=affine, track_running_stats=track)``."""
     return _leaf(("bn", c, affine, track),
-                 lambda: BatchNorm2d(c, affine=affine, track_running_stats=track))
+                 lambda: nn.BatchNorm2d(c, affine=affine, track_running_stats=track))
 
 
 def relu(inplace: bool = False) -> nn.ReLU:

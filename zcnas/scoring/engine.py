@@ -275,21 +275,17 @@ def heap_frozen() -> Iterator[None]:
 
 
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
-    """A worker's scoring state: one intra-op thread, the compiled CPU kernels loaded
-    (:mod:`zcnas.runtime.kernels`), the input bank shared by every task;
+    """A worker's scoring state: one intra-op thread, the input bank shared by every task;
     a worker process of its own (the process pool's) freezes its heap (:func:`freeze_heap`)
     and keeps what its passes free (:func:`zcnas.runtime.allocator.tune_allocator`, when the
     setup asks: Ray's workers, which hold Ray's own objects and memory monitor, are left as
     they are)."""
     import torch
 
-    from zcnas.runtime import kernels
     from zcnas.scoring.context import InputBank
 
     if setup["threads"]:
         torch.set_num_threads(setup["threads"])
-    if torch.get_num_threads() == 1:
-        kernels.library()  # built (or found) now, not inside the first cell's timed seconds
     bank = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
                      source=setup["source"], device=setup["device"])
     if setup.get("own_process"):
