@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from scipy.stats import kendalltau
 
-from benchmarks._machine import cpu_name
+from benchmarks._machine import as_scoring_worker, cpu_name
 from benchmarks.ensemble_selection import _ens, scored_halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
@@ -38,9 +38,7 @@ from zcnas._text import markdown_table
 from zcnas.analysis.metrics import spearman
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
-from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas.scoring.engine import freeze_heap
 
 AZ_GROUP = ("az_expressivity", "az_progressivity", "az_trainability")
 BANDS = (1.0, 1.5, 2.0, 3.0, 4.0)
@@ -109,8 +107,7 @@ def main() -> None:
     cells = sample_archs(args.cells, seed=1)
     bank = InputBank("cifar10", seed=0, root=args.data)
     bank.batches("real", 256, 1)
-    freeze_heap()  # as a scoring worker does, and keeps what its passes free
-    tune_allocator()
+    as_scoring_worker()
     costs = proxy_costs(list(df.columns), cells, bank)
     zcnas = [c.spec() for c in create_scorer("ensemble:zcnas").components]
     z_est = set_cost(zcnas, costs)

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from benchmarks._machine import cpu_name
+from benchmarks._machine import as_scoring_worker, cpu_name
 from benchmarks.ensemble_selection import _matrix, scored_halves
 from benchmarks.scoring_floor import score_all
 from benchmarks.scoring_speed import sample_archs
@@ -60,9 +60,7 @@ from zcnas.analysis.metrics import spearman
 from zcnas.ensemble import az
 from zcnas.lookup import open_benchmark
 from zcnas.registry import create_scorer, create_scorers
-from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank
-from zcnas.scoring.engine import freeze_heap
 
 #: component family -> (proxies scored together, the batches tried; the first is the recipe's)
 GRID = {
@@ -110,8 +108,7 @@ def family_costs(cells, bank, reps: int = 2) -> dict[tuple[str, int], float]:
 def side_by_side(sets: list[list[str]], cells, bank, rounds: int) -> list[float]:
     """Seconds per cell of each component set, interleaved per cell (best of ``rounds``)."""
     proxies = [create_scorers(",".join(s)) for s in sets]
-    freeze_heap()  # as a scoring worker does, and keeps what its passes free
-    tune_allocator()
+    as_scoring_worker()
     for p in proxies:
         score_all(cells[:1], p, bank)
     best = [float("inf")] * len(sets)

@@ -78,14 +78,12 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks._machine import cpu_name, emit
+from benchmarks._machine import as_scoring_worker, cpu_name, emit
 from benchmarks.scoring_speed import matmul_rate, sample_archs
 from zcnas.proxy import with_batch_at_most
 from zcnas.registry import create_scorers
-from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
 from zcnas.scoring.context import merge_requests
-from zcnas.scoring.engine import freeze_heap
 
 SETS = {
     "default suite": "synflow,naswot,stable",
@@ -577,8 +575,7 @@ def run(n_archs: int, root, reps: int, seed: int, sets: list[str]) -> str:
     archs = sample_archs(n_archs, seed)
     bank = InputBank("cifar10", seed=0, root=root)
     bank.batches("real", 128, 2)
-    freeze_heap()  # as a scoring worker does, and keeps what its passes free
-    tune_allocator()
+    as_scoring_worker()
     peak = max(matmul_rate(1) for _ in range(3))
     copy = (max(copy_rate(size << 20, 10 * reps) for size in (2, 8)),
             copy_rate(8 << 20, 2, total=512 << 20))

@@ -31,12 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks._machine import cpu_name, emit
+from benchmarks._machine import as_scoring_worker, cpu_name, emit
 from zcnas.models.network import count_flops
 from zcnas.registry import create_scorers
-from zcnas.runtime.allocator import tune_allocator
 from zcnas.scoring import InputBank, ScoringContext
-from zcnas.scoring.engine import freeze_heap, make_items, score_archs
+from zcnas.scoring.engine import make_items, score_archs
 from zcnas.spaces import nats_tss
 
 SUITE = "synflow,naswot,stable"
@@ -124,8 +123,7 @@ def run(n_archs: int, workers: int, root, seed: int = 0) -> str:
     archs = sample_archs(n_archs, seed)
     bank = InputBank("cifar10", seed=0, root=root)
     bank.batches("real", 128, 2)  # load the images outside the timed region
-    freeze_heap()  # as the engine's workers do, so the baseline is not charged for the GC
-    tune_allocator()  # nor for page faults the workers no longer take
+    as_scoring_worker()  # the GC and page faults are not the baseline's either
     t_base = baseline(archs, SUITE, bank)
     t_eng = engine(archs, SUITE, root, workers)
     flops = work_flops(archs, bank)
