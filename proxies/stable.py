@@ -101,13 +101,6 @@ def _buckets(values: torch.Tensor, edges: torch.Tensor,
     return torch.bucketize(values, edges, right=True)
 
 
-def bin_counts(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """How many ``values`` (non-negative, or NaN) lie in each bin [edges[k], edges[k + 1]);
-    values from the last edge up (and NaN) in none."""
-    n = len(edges) - 1
-    return torch.bincount(_buckets(values.reshape(-1), edges), minlength=n + 2)[1: n + 1]
-
-
 def stable_score(grads: list[dict[str, torch.Tensor]], reduce: str = "sum",
                  cells: dict[str, int] | None = None) -> float:
     """The stable proxy from per-batch weight gradients (layer name -> tensor). ``cells``

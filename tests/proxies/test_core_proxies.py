@@ -19,7 +19,7 @@ from zcnas_proxies.stable import (
     EDGES,
     Stable,
     StableMean,
-    bin_counts,
+    _buckets,
     stable_score,
     stable_score_per_layer,
 )
@@ -288,6 +288,13 @@ def test_stable_score_unit_cases():
     assert stable_score(zeros) == 1e-5
     # stem/classifier gradients are ignored
     assert stable_score([{"stem.0": g1[0]}, {"stem.0": g1[1]}]) == 1e-5
+
+
+def bin_counts(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """How many ``values`` (non-negative, or NaN) the stable proxy's binning puts in each bin
+    [edges[k], edges[k + 1]); values from the last edge up (and NaN) in none."""
+    n = len(edges) - 1
+    return torch.bincount(_buckets(values.reshape(-1), edges), minlength=n + 2)[1: n + 1]
 
 
 def test_stable_bins_count_like_searchsorted_edges_included():
