@@ -15,9 +15,13 @@
 # gpu-checks.tar.gz (every step's full output; the device tool returns at most 8 files).
 #
 # The steps (STEPS picks and orders them):
+#   phases      one process's time per cell by phase, without a profiler: the network build,
+#               its placement (Module.to against move_flat, side by side), the suite's
+#               scoring and each proxy's share (benchmarks.device_phases).
 #   sweep       the default suite (synflow, naswot, stable 2x128) over the topology space in
 #               index order, each way of running it for SWEEP_S seconds into its own store:
-#               in-process (1 worker, the cuda default), process pools of 4/8/16 workers,
+#               in-process (1 worker, the cuda default), threads of one process (2/4/8: one
+#               CUDA context, a stream each), process pools of 8/16 workers,
 #               the pools again under a private MPS daemon where nvidia-cuda-mps-control
 #               exists, and Ray's GPU actors (--per-gpu 16). The stores' commit times give
 #               each way's steady rate (cells per second from the W-th commit of W workers
@@ -44,8 +48,8 @@ DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 DEADLINE=${DEADLINE:-540}
 SWEEP_S=${SWEEP_S:-25}
-STEPS=${STEPS:-"sweep full pytest-gpu stable-stats training"}
-WAYS=${WAYS:-"inprocess-1 process-4 process-8 process-16"}  # of the sweep (+ MPS, Ray)
+STEPS=${STEPS:-"phases sweep pytest-gpu full stable-stats training"}
+WAYS=${WAYS:-"inprocess-1 thread-2 thread-4 thread-8 process-8 process-16"}  # + MPS, Ray
 ARCHS=${ARCHS:-all}  # of the full run (the dry run takes a few)
 CELLS=${CELLS:-6466}  # its distinct cells
 SUITE=synflow,naswot,stable
@@ -196,6 +200,7 @@ full() {  # the whole space, the fastest way of the sweep, when it fits before t
     local args=()
     case $way in
     inprocess-*) args=(--executor inprocess --workers 1) ;;
+    thread-*) args=(--executor thread --workers "${way#thread-}") ;;
     process-*) args=(--executor process --workers "${way#process-}") ;;
     mps-process-*) mps_on; args=(--executor process --workers "${way#mps-process-}") ;;
     ray-*) args=(--executor ray)
@@ -209,6 +214,9 @@ full() {  # the whole space, the fastest way of the sweep, when it fits before t
 
 for name in $STEPS; do
     case $name in
+    phases)
+        step phases 90 "$PY" -m benchmarks.device_phases --device "$DEVICE" --archs 40 \
+            --data "$ZCNAS_DATA" && tail -n 14 "$WORK/phases.txt" | tee -a "$WORK/summary.txt" ;;
     sweep) sweep ;;
     full) full ;;
     stable-stats)

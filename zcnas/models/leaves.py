@@ -22,7 +22,6 @@ installed, or for a layer without weights, the real constructor runs instead.
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -30,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn import init
 from torch.nn.modules import module as _module
+
+from zcnas.models.init import RNG_LOCK, global_rng
 
 _CONTAINERS = (dict, OrderedDict, list, set)
 # torch function modes (``with torch.device(...)``, ``torch.set_default_device``) change what
@@ -45,7 +46,7 @@ class _Prototype:
     """A leaf built once by torch's constructor; :meth:`copy` makes new ones like it."""
 
     def __init__(self, make: Callable[[], nn.Module], drawn: bool) -> None:
-        with torch.random.fork_rng(devices=[]):  # its draws are not the caller's
+        with global_rng():  # its draws are not the caller's
             self.module = module = make()
         if module._modules:
             raise ValueError(f"{type(module).__name__} is not a leaf module")
@@ -81,7 +82,9 @@ class _Prototype:
 
 
 _PROTOTYPES: dict[tuple, _Prototype] = {}
-_LOCK = threading.Lock()
+# the global generator's lock: a prototype is made under it (its draws forked away), and a
+# thread that builds under it already never waits on another lock taken in the other order
+_LOCK = RNG_LOCK
 
 
 def _leaf(key: tuple, make: Callable[[], nn.Module], drawn: bool = False) -> nn.Module:

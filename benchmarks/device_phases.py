@@ -1,0 +1,116 @@
+"""Where one process's time goes per cell of the default suite on a device (a GPU above all).
+
+On a GPU the default suite (synflow, naswot, stable 2 x 128) is bound by the CPU that builds
+the networks and launches the kernels (results/benchmarks/gpu-h200.txt: a profile under
+cProfile, which slows Python-heavy code). This times, without a profiler, one process on a
+seeded sample of topology cells, each phase closed by a wait for the device:
+
+- ``build``: a network built and initialised on the CPU, as ``ScoringContext.network`` does
+  before it places it;
+- ``place``: that network moved to the device, two ways side by side on every cell:
+  ``Module.to`` and ``move_flat`` (one host-to-device copy per dtype, the way zcnas places a
+  network on another device);
+- ``score``: the whole suite on the cell, as a worker scores a task (``score_task``: the
+  networks built and placed, every pass, every proxy), and the proxies' own shares of it.
+
+    python -m benchmarks.device_phases --device cuda --archs 40 --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks._machine import cpu_name, emit
+
+SUITE = "synflow,naswot,stable"
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", type=int, default=40)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=None, help="reference data (the real images)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    from zcnas.registry import create_proxies
+    from zcnas.scoring import ScoringContext
+    from zcnas.scoring.context import move_flat
+    from zcnas.scoring.engine import init_scoring, score_task, select_archs
+
+    device = torch.device(args.device)
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    proxies = create_proxies(SUITE)
+    state = init_scoring({"space": "nats-tss", "dataset": "cifar10", "seed": 0,
+                          "device": str(device), "root": args.data,
+                          "source": "real" if args.data else "synthetic",
+                          "proxies": proxies, "threads": 1})
+    archs = [i.arch for i in select_archs(str(args.archs + 3), "nats-tss", root=args.data,
+                                          seed=args.seed)]
+    warm, archs = archs[:3], archs[3:]
+    for arch in warm:  # first kernels, cuDNN's choices, the input batches
+        score_task(state, (arch, arch, tuple(range(len(proxies)))))
+    wait()
+
+    ms: dict[str, list[float]] = {k: [] for k in ("build", "place: Module.to",
+                                                   "place: move_flat", "score")}
+    own: dict[str, list[float]] = {p.name: [] for p in proxies}
+    start_all = time.perf_counter()
+    for k, arch in enumerate(archs):
+        ctx = ScoringContext(arch, device="cpu")
+        t = time.perf_counter()
+        net = ctx.network(channels_last=False)
+        ms["build"].append(time.perf_counter() - t)
+        twin = ScoringContext(arch, device="cpu").network(channels_last=False)
+        ways = [("place: Module.to", lambda n: n.to(device)),
+                ("place: move_flat",
+                 lambda n: move_flat([*n.parameters(), *n.buffers()], device, torch.float32))]
+        for name, place in (ways if k % 2 == 0 else ways[::-1]):  # interleaved
+            target = net if name.endswith("Module.to") else twin
+            wait()
+            t = time.perf_counter()
+            place(target)
+            wait()
+            ms[name].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _tag, out, error = score_task(state, (arch, arch, tuple(range(len(proxies)))))
+        wait()
+        ms["score"].append(time.perf_counter() - t)
+        if error:
+            raise SystemExit(f"{arch}: {error}")
+        for i, p in enumerate(proxies):
+            own[p.name].append(out[i][1])
+    total = time.perf_counter() - start_all
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    lines = [f"# one process's time per cell on {name} (CPU: {cpu_name()}), torch "
+             f"{torch.__version__}, one intra-op thread; {len(archs)} cells (seed {args.seed})"
+             f" after 3 to warm up, each phase closed by a wait for the device; no profiler",
+             "", f"{'phase':<24}{'mean ms':>9}{'median ms':>11}"]
+    for key, values in ms.items():
+        lines.append(f"{key:<24}{1e3 * statistics.fmean(values):>9.2f}"
+                     f"{1e3 * statistics.median(values):>11.2f}")
+    lines.append("of score, each proxy's own share (its passes split as the engine does):")
+    for key, values in own.items():
+        lines.append(f"  {key:<22}{1e3 * statistics.fmean(values):>9.2f}"
+                     f"{1e3 * statistics.median(values):>11.2f}")
+    scored = sum(ms["score"])
+    lines += ["", f"score alone: {len(archs) / scored:.2f} cells/s in one process "
+                  f"({len(archs)} cells in {scored:.1f} s; the loop with the extra builds and "
+                  f"placements: {total:.1f} s)"]
+    report = "\n".join(lines)
+    emit(report, args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()
