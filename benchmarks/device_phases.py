@@ -7,9 +7,7 @@ seeded sample of topology cells, each phase closed by a wait for the device:
 
 - ``build``: a network built and initialised on the CPU, as ``ScoringContext.network`` does
   before it places it;
-- ``place``: that network moved to the device, two ways side by side on every cell:
-  ``Module.to`` and ``move_flat`` (one host-to-device copy per dtype, the way zcnas places a
-  network on another device);
+- ``place``: that network moved to the device (``Module.to``; its tensors one copy each);
 - ``score``: the whole suite on the cell, as a worker scores a task (``score_task``: the
   networks built and placed, every pass, every proxy), and the proxies' own shares of it.
 
@@ -41,7 +39,6 @@ def main(argv: list[str] | None = None) -> str:
 
     from zcnas.registry import create_proxies
     from zcnas.scoring import ScoringContext
-    from zcnas.scoring.context import move_flat
     from zcnas.scoring.engine import init_scoring, score_task, select_archs
 
     device = torch.device(args.device)
@@ -62,26 +59,19 @@ def main(argv: list[str] | None = None) -> str:
         score_task(state, (arch, arch, tuple(range(len(proxies)))))
     wait()
 
-    ms: dict[str, list[float]] = {k: [] for k in ("build", "place: Module.to",
-                                                   "place: move_flat", "score")}
+    ms: dict[str, list[float]] = {k: [] for k in ("build", "place", "score")}
     own: dict[str, list[float]] = {p.name: [] for p in proxies}
     start_all = time.perf_counter()
-    for k, arch in enumerate(archs):
+    for arch in archs:
         ctx = ScoringContext(arch, device="cpu")
         t = time.perf_counter()
         net = ctx.network(channels_last=False)
         ms["build"].append(time.perf_counter() - t)
-        twin = ScoringContext(arch, device="cpu").network(channels_last=False)
-        ways = [("place: Module.to", lambda n: n.to(device)),
-                ("place: move_flat",
-                 lambda n: move_flat([*n.parameters(), *n.buffers()], device, torch.float32))]
-        for name, place in (ways if k % 2 == 0 else ways[::-1]):  # interleaved
-            target = net if name.endswith("Module.to") else twin
-            wait()
-            t = time.perf_counter()
-            place(target)
-            wait()
-            ms[name].append(time.perf_counter() - t)
+        wait()
+        t = time.perf_counter()
+        net.to(device)
+        wait()
+        ms["place"].append(time.perf_counter() - t)
         t = time.perf_counter()
         _tag, out, error = score_task(state, (arch, arch, tuple(range(len(proxies)))))
         wait()
@@ -105,8 +95,8 @@ def main(argv: list[str] | None = None) -> str:
                      f"{1e3 * statistics.median(values):>11.2f}")
     scored = sum(ms["score"])
     lines += ["", f"score alone: {len(archs) / scored:.2f} cells/s in one process "
-                  f"({len(archs)} cells in {scored:.1f} s; the loop with the extra builds and "
-                  f"placements: {total:.1f} s)"]
+                  f"({len(archs)} cells in {scored:.1f} s; the loop with the extra build and "
+                  f"placement: {total:.1f} s)"]
     report = "\n".join(lines)
     emit(report, args.out)
     return report

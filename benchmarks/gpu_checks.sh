@@ -16,19 +16,19 @@
 #
 # The steps (STEPS picks and orders them):
 #   phases      one process's time per cell by phase, without a profiler: the network build,
-#               its placement (Module.to against move_flat, side by side), the suite's
-#               scoring and each proxy's share (benchmarks.device_phases).
+#               its placement, the suite's scoring and each proxy's share
+#               (benchmarks.device_phases).
 #   sweep       the default suite (synflow, naswot, stable 2x128) over the topology space in
 #               index order, each way of running it for SWEEP_S seconds into its own store:
-#               in-process (1 worker, the cuda default), threads of one process (2/4/8: one
-#               CUDA context, a stream each), process pools of 8/16 workers,
+#               in-process (1 worker, the cuda default), process pools of 8/16 workers,
 #               the pools again under a private MPS daemon where nvidia-cuda-mps-control
 #               exists, and Ray's GPU actors (--per-gpu 16). The stores' commit times give
 #               each way's steady rate (cells per second from the W-th commit of W workers
 #               on: start-up and the workers' first burst excluded) and the full
-#               space's time at that rate (sweep.txt). A 2026-12-04 H200 run measured
-#               8.3 cells/s with 16 processes, about 13 minutes for the full space against
-#               issue 14's target of 2 (results/benchmarks/gpu-h200.txt).
+#               space's time at that rate (sweep.txt). WAYS, MPS_WAYS and RAY_WAY pick
+#               them. On an H200 (results/benchmarks/gpu-h200.txt) one process scores
+#               about 11 cells/s, 8 processes 31, and 16 processes under MPS 84: the
+#               whole space in 100 s (issue 14's target: 2 minutes).
 #   full        the whole space (6,466 distinct cells) the fastest way the sweep found, timed
 #               from start to the table written; run only when that rate finishes it before
 #               the deadline with a minute to spare, else said why not.
@@ -49,7 +49,9 @@ PY=${PY:-python3}
 DEADLINE=${DEADLINE:-540}
 SWEEP_S=${SWEEP_S:-25}
 STEPS=${STEPS:-"phases sweep pytest-gpu full stable-stats training"}
-WAYS=${WAYS:-"inprocess-1 thread-2 thread-4 thread-8 process-8 process-16"}  # + MPS, Ray
+WAYS=${WAYS:-"inprocess-1 process-8 process-16"}  # of the sweep
+MPS_WAYS=${MPS_WAYS:-"8 16"}  # the process pools run again under MPS ("" for none)
+RAY_WAY=${RAY_WAY:-1}  # 0: no Ray way in the sweep
 ARCHS=${ARCHS:-all}  # of the full run (the dry run takes a few)
 CELLS=${CELLS:-6466}  # its distinct cells
 SUITE=synflow,naswot,stable
@@ -156,8 +158,8 @@ sweep() {
             --store "$WORK/$name.sqlite" --out "$WORK/$name"
         rate "$name" "$WORK/$name.sqlite" "${2:-1}"
     done
-    if [ "$DEVICE" = cuda ] && mps_on; then
-        for n in 8 16; do
+    if [ "$DEVICE" = cuda ] && [ -n "$MPS_WAYS" ] && mps_on; then
+        for n in $MPS_WAYS; do
             step "sweep-mps-$n" "$SWEEP_S" "${ZCNAS[@]}" score --device cuda --archs all \
                 --proxies "$SUITE" --no-progress --executor process --workers "$n" \
                 --store "$WORK/mps-$n.sqlite" --out "$WORK/mps-$n"
@@ -168,7 +170,7 @@ sweep() {
         echo "mps: not tried (no nvidia-cuda-mps-control, its start failed, or not cuda)" \
             >> "$WORK/sweep.txt"
     fi
-    if [ "$RAY_VERSION" != none ]; then
+    if [ "$RAY_VERSION" != none ] && [ "$RAY_WAY" = 1 ]; then
         local share=()
         [ "$DEVICE" = cuda ] && share=(--per-gpu 16)
         step sweep-ray "$((SWEEP_S + 15))" "${ZCNAS[@]}" score --device "$DEVICE" --archs all \
@@ -200,7 +202,6 @@ full() {  # the whole space, the fastest way of the sweep, when it fits before t
     local args=()
     case $way in
     inprocess-*) args=(--executor inprocess --workers 1) ;;
-    thread-*) args=(--executor thread --workers "${way#thread-}") ;;
     process-*) args=(--executor process --workers "${way#process-}") ;;
     mps-process-*) mps_on; args=(--executor process --workers "${way#mps-process-}") ;;
     ray-*) args=(--executor ray)

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zcnas.models.init import global_rng, initialise
+from zcnas.models.init import initialise
 from zcnas.models.network import Cell
 from zcnas.proxy import Proxy, ProxyError, ProxyInfo
 from zcnas.spaces import nats_tss
@@ -225,7 +225,7 @@ class TeNasLr(Proxy):
                              "kaiming_normal_fan_in, kaiming_normal_fan_out")
 
     def score(self, ctx) -> float:
-        with global_rng():  # construction draws from the global RNG
+        with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG
             master = ThinNetwork(ctx.arch)  # re-initialised on the CPU, then copied over
             net = copy.deepcopy(master).to(ctx.device).train()
         images = [x for x, _ in ctx.batches(self.batch_size, self.n_batches, "real")]

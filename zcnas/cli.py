@@ -343,18 +343,13 @@ def methods_list() -> None:
                                 ("name", "from", "why")))
 
 
-def executor_options(fn=None, *, threads: bool = False):
-    """--executor, --address, --per-gpu, --oversubscribe: where the work of a command runs
-    (``threads``: the command also runs on threads of its own process)."""
-    if fn is None:
-        return lambda f: executor_options(f, threads=threads)
-    kinds = ["process", "inprocess", *(["thread"] if threads else []), "ray"]
-    where = ("a local process pool, this process, threads of this process (one GPU shared "
-             "without MPS), or Ray" if threads else "a local process pool, this process, or Ray")
+def executor_options(fn):
+    """--executor, --address, --per-gpu, --oversubscribe: where the work of a command runs."""
     options = [
         click.option("--executor", default="process", show_default=True,
-                     type=click.Choice(kinds),
-                     help=f"Where the work runs: {where} (pip install \"zcnas[ray]\")."),
+                     type=click.Choice(["process", "inprocess", "ray"]),
+                     help="Where the work runs: a local process pool, this process, or Ray "
+                          "(pip install \"zcnas[ray]\")."),
         click.option("--address", default=None,
                      help="With --executor ray: an existing cluster (auto, HOST:PORT or "
                           "ray://HOST:PORT); default: start a local Ray instance."),
@@ -405,7 +400,7 @@ def _clip(text: str, width: int) -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with rate and ETA on stderr (default: on; every 30 s when "
                    "stderr is not a terminal).")
-@executor_options(threads=True)
+@executor_options
 @click.option("--shard", default=None, metavar="I/N",
               help="Score only the I-th of N deterministic slices (SLURM job arrays); merge "
                    "the stores with `zcnas store merge`.")

@@ -20,7 +20,6 @@ from zcnas.runtime.executors import (
     InProcess,
     ProcessPool,
     RayExecutor,
-    ThreadPool,
     check_workers,
     open_executor,
     usable_cpus,
@@ -65,7 +64,7 @@ def local_ray():
 def test_every_executor_streams_every_result_once():
     tasks = list(range(20))
     want = {i: 5 + i * i for i in tasks}
-    for ex in (InProcess(), ThreadPool(3), ProcessPool(2)):
+    for ex in (InProcess(), ProcessPool(2)):
         with ex:
             got = dict(ex.map_unordered(_square, tasks, init=_init, setup={"offset": 5}))
         assert got == want, ex.kind
@@ -76,30 +75,6 @@ def test_a_failing_task_raises_and_cancels_the_rest():
         list(ex.map_unordered(_fail_on_three, list(range(40))))
     with InProcess() as ex, pytest.raises(ValueError, match="task three"):
         list(ex.map_unordered(_fail_on_three, list(range(40))))
-    with ThreadPool(3) as ex, pytest.raises(ValueError, match="task three"):
-        list(ex.map_unordered(_fail_on_three, list(range(40))))
-
-
-def _slow(state, task):
-    time.sleep(0.02)
-    state.append(task)
-    return task
-
-
-def test_a_thread_pool_stops_when_its_caller_stops_reading():
-    """Leaving the loop early: the threads end after their current task (joined before the
-    generator closes), and the rest of the queue is never run."""
-    ran: list[int] = []
-    with ThreadPool(2) as ex:
-        results = ex.map_unordered(_slow, list(range(200)), init=lambda _s: ran, setup=None)
-        for _ in range(3):
-            next(results)
-        results.close()
-        after = len(ran)
-        time.sleep(0.1)
-    assert len(ran) == after < 10
-    assert not [t for t in __import__("threading").enumerate()
-                if t.name.startswith("zcnas-worker")]
 
 
 RECYCLE = """
@@ -137,8 +112,6 @@ def test_scores_are_bitwise_the_same_on_every_executor(items, local_ray):
     ref = _table(score_archs(items, scorers, progress=False, executor=InProcess()))
     with ProcessPool(2) as pool:
         assert _table(score_archs(items, scorers, progress=False, executor=pool)) == ref
-    with ThreadPool(3) as threads:
-        assert _table(score_archs(items, scorers, progress=False, executor=threads)) == ref
     with RayExecutor() as ray_ex:
         assert ray_ex.workers == 2 and "ray" in ray_ex.describe()
         assert _table(score_archs(items, scorers, progress=False, executor=ray_ex)) == ref
@@ -163,39 +136,6 @@ def test_more_workers_than_cpus_warn_once_and_are_capped():
     assert check_workers(cpus + 30, allow_more=True) == cpus + 30
     with pytest.raises(UserError, match="--workers must be >= 1"):
         check_workers(0)
-
-
-def test_threads_build_the_same_networks_as_one_thread():
-    """Network builds draw from torch's global generator: threads take turns there, so every
-    weight is the one a lone build draws, however the threads interleave (8 threads, each
-    building every cell's network many times while the others do)."""
-    import threading
-
-    import torch
-
-    from zcnas.scoring import ScoringContext
-
-    archs = [i.arch for i in select_archs("6", "nats-tss", seed=5)]
-
-    def weights(arch):
-        net = ScoringContext(arch, seed=7).network()
-        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
-
-    want = {a: weights(a) for a in archs}
-    bad: list[str] = []
-
-    def build(k):
-        for j in range(12):
-            arch = archs[(k + j) % len(archs)]
-            if not torch.equal(weights(arch), want[arch]):
-                bad.append(arch)
-
-    threads = [threading.Thread(target=build, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
 
 
 def test_executor_settings_are_one_line(monkeypatch):

@@ -51,27 +51,3 @@ def test_stable_statistics_side_by_side_equal_per_layer_on_cuda(data_root, batch
         for reduce in ("sum", "mean"):
             want = stable_score_per_layer(grads, reduce, cells)
             assert stable_score(grads, reduce, cells) == want, (arch, reduce)
-
-
-def test_flat_placement_and_threads_score_as_module_to_in_one_thread(data_root, monkeypatch):
-    """On the GPU a network moves by one copy per dtype (``move_flat``, aligned views) and the
-    thread executor runs each thread on its own stream: the default suite's scores are bitwise
-    those of ``Module.to`` in one thread."""
-    from zcnas.runtime.executors import ThreadPool
-    from zcnas.scoring import context
-    from zcnas.scoring.engine import select_archs
-
-    items = make_items(ARCHS, "nats-tss") + select_archs("8", "nats-tss", seed=1)
-    suite = create_proxies("synflow,naswot,stable")
-    flat = score_archs(items, suite, root=data_root, device="cuda", progress=False)
-    with ThreadPool(3) as ex:
-        threads = score_archs(items, suite, root=data_root, device="cuda", progress=False,
-                              executor=ex)
-    def walk(net, device, dtype, channels_last):
-        return net.to(device=device, dtype=dtype)  # the Module.to path, as before
-
-    monkeypatch.setattr(context, "_placed", walk)
-    plain = score_archs(items, suite, root=data_root, device="cuda", progress=False)
-    table = [[(r.arch, r.proxy, r.value) for r in rows] for rows in (flat, threads, plain)]
-    assert table[0] == table[2]
-    assert sorted(table[1]) == sorted(table[2])

@@ -81,30 +81,3 @@ def test_the_context_network_is_placed():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
     assert net.training
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_flat_move_gives_module_to_values_in_aligned_views(dtype):
-    """``move_flat`` (the path of a network going to another device; here on the CPU, whose
-    copy is the same code): Module.to's values, dtypes (the int64 counters kept) and shapes,
-    the same Parameter objects, every tensor at a multiple of ALIGN_BYTES from its buffer's
-    start, and the network computes what Module.to's does."""
-    from zcnas.scoring.context import ALIGN_BYTES, move_flat
-
-    ctx = ScoringContext(ARCH)
-    torch.manual_seed(0)
-    ours = build_model(ctx.search_space, ctx.arch, 10)
-    torch.manual_seed(0)
-    theirs = build_model(ctx.search_space, ctx.arch, 10).to(dtype=dtype)
-    params = list(ours.parameters())
-    tensors = [*params, *ours.buffers()]
-    move_flat(tensors, torch.device("cpu"), dtype)
-    assert list(ours.parameters()) == params  # the same objects
-    assert all(p.requires_grad for p in params)
-    _same(ours, theirs)
-    for t in tensors:
-        base = t.untyped_storage().data_ptr()
-        assert (t.data_ptr() - base) % ALIGN_BYTES == 0
-    assert len({t.untyped_storage().data_ptr() for t in tensors}) == 2  # float, int64
-    x = torch.randn(4, 3, 32, 32, dtype=dtype)
-    assert torch.equal(ours(x)[1], theirs(x)[1])

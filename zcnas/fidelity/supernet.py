@@ -52,7 +52,6 @@ from zcnas.fidelity.train import (
     save_state,
     stop_at,
 )
-from zcnas.models.init import global_rng
 from zcnas.spaces import nats_tss
 
 SUPERNET_FORMAT = "zcnas-supernet-1"
@@ -220,7 +219,8 @@ class SupernetTrainer(_GradientGuided):
         self.device = device
         self.recipe = recipe
         self.eval_limit = eval_limit
-        with global_rng(seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
             self.net = Supernet(self.dataset, channels=recipe.channels,
                                 cells=recipe.cells).to(device)
         self.opt = recipe.optimizer(self.net.parameters())

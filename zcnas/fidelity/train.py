@@ -32,7 +32,6 @@ from torch import nn
 from zcnas.datasets import get_dataset
 from zcnas.errors import CheckpointError, UserError
 from zcnas.fidelity.base import Evaluation, Evaluator
-from zcnas.models.init import global_rng
 
 CHECKPOINT_FORMAT = "zcnas-train-1"
 
@@ -243,7 +242,8 @@ def train_arch(arch: str, *, data, recipe: Recipe = Recipe(), epochs: int | None
     arch = sp.format_arch(sp.parse_arch(arch))
     ident = {"arch": arch, "dataset": data.spec.name, "recipe": asdict(recipe),
              "images": data.fingerprint, "seed": seed, "max_steps": max_steps}
-    with global_rng(seed):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
         net = build_network(arch, space, data.spec.name).to(device)
     opt = recipe.optimizer(net.parameters())
     rng = np.random.default_rng(seed)

@@ -13,29 +13,10 @@ Randomness comes from the ``generator`` argument, never from the global RNG.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
 SCHEMES = ("default", "kaiming_normal_fan_in", "kaiming_normal_fan_out", "normal")
-
-#: held by whoever draws from torch's global CPU generator through :func:`global_rng`
-RNG_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def global_rng(seed: int | None = None) -> Iterator[None]:
-    """torch's global CPU generator for this block alone: forked (the caller's state comes
-    back after it), seeded with ``seed`` when given, and held by this thread. Threads that
-    build networks side by side (the ``thread`` executor) take turns here, so a network's
-    weights never depend on what another thread drew meanwhile."""
-    with RNG_LOCK, torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
 
 
 def initialise(model: nn.Module, scheme: str, generator: torch.Generator | None = None) -> None:

@@ -22,6 +22,7 @@ installed, or for a layer without weights, the real constructor runs instead.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -29,8 +30,6 @@ import torch
 from torch import nn
 from torch.nn import init
 from torch.nn.modules import module as _module
-
-from zcnas.models.init import RNG_LOCK, global_rng
 
 _CONTAINERS = (dict, OrderedDict, list, set)
 # torch function modes (``with torch.device(...)``, ``torch.set_default_device``) change what
@@ -46,7 +45,7 @@ class _Prototype:
     """A leaf built once by torch's constructor; :meth:`copy` makes new ones like it."""
 
     def __init__(self, make: Callable[[], nn.Module], drawn: bool) -> None:
-        with global_rng():  # its draws are not the caller's
+        with torch.random.fork_rng(devices=[]):  # its draws are not the caller's
             self.module = module = make()
         if module._modules:
             raise ValueError(f"{type(module).__name__} is not a leaf module")
@@ -82,9 +81,7 @@ class _Prototype:
 
 
 _PROTOTYPES: dict[tuple, _Prototype] = {}
-# the global generator's lock: a prototype is made under it (its draws forked away), and a
-# thread that builds under it already never waits on another lock taken in the other order
-_LOCK = RNG_LOCK
+_LOCK = threading.Lock()
 
 
 def _leaf(key: tuple, make: Callable[[], nn.Module], drawn: bool = False) -> nn.Module:

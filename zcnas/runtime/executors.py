@@ -11,10 +11,6 @@ depend on which worker ran it, so every executor gives the same results (the sco
 runs one intra-op thread per worker: bitwise the same scores).
 
 - :class:`InProcess`: this process, in order; nothing is pickled.
-- :class:`ThreadPool`: threads of this process, each with its own ``init`` state. For one
-  GPU: the threads share the process's CUDA context (processes time-slice a GPU between
-  their contexts unless MPS runs), and torch releases the GIL inside its operators, so one
-  thread's kernel launches overlap another's Python. On a CPU the process pool is faster.
 - :class:`ProcessPool`: a local ``spawn`` process pool (the default for several workers).
   Workers exit when this process dies, however it dies (Linux parent-death signal and a
   watcher thread), so a killed run leaves no orphan.
@@ -45,7 +41,7 @@ from typing import Any
 
 from zcnas.errors import UserError
 
-KINDS = ("inprocess", "thread", "process", "ray")
+KINDS = ("inprocess", "process", "ray")
 
 
 def usable_cpus() -> int:
@@ -109,63 +105,6 @@ class InProcess(Executor):
         state = init(setup) if init is not None else None
         for i, task in enumerate(tasks):
             yield i, fn(state, task)
-
-
-class ThreadPool(Executor):
-    """``workers`` threads of this process, each running ``init(setup)`` once and then
-    taking tasks from a shared queue until none is left. An exception in a task (or in an
-    ``init``) stops the others after their current task and propagates."""
-
-    kind = "thread"
-    in_caller = True
-
-    def map_unordered(self, fn, tasks, *, init=None, setup=None):
-        import queue
-
-        if not tasks:
-            return
-        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for i in range(len(tasks)):
-            todo.put(i)
-        done: queue.SimpleQueue[tuple[int | None, Any, BaseException | None]] = \
-            queue.SimpleQueue()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                state = init(setup) if init is not None else None
-                while not stop.is_set():
-                    try:
-                        i = todo.get_nowait()
-                    except queue.Empty:
-                        break
-                    done.put((i, fn(state, tasks[i]), None))
-            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
-                done.put((None, None, err))
-            finally:
-                done.put((None, None, None))  # this thread has ended
-
-        threads = [threading.Thread(target=work, name=f"zcnas-worker-{k}", daemon=True)
-                   for k in range(min(self.workers, len(tasks)))]
-        for t in threads:
-            t.start()
-        running = len(threads)
-        try:
-            while running:
-                try:
-                    i, result, err = done.get(timeout=0.5)  # a timeout: Ctrl-C gets through
-                except queue.Empty:
-                    continue
-                if err is not None:
-                    raise err
-                if i is None:
-                    running -= 1
-                else:
-                    yield i, result
-        finally:
-            stop.set()  # the others end after their current task
-            for t in threads:
-                t.join()
 
 
 # --- the local process pool ----------------------------------------------------------------
@@ -440,9 +379,8 @@ def gpus_per_task(device: str, per_gpu: int | None) -> float:
 def open_executor(kind: str = "process", workers: int = 1, *, address: str | None = None,
                   gpus_per_task: float = 0.0, oversubscribe: bool = False,
                   ray_workers: int | None = None) -> Executor:
-    """An executor by name (``inprocess``, ``thread``, ``process``, ``ray``); one line for a
-    bad name, a missing Ray, or more workers than CPUs (warned and capped unless
-    ``oversubscribe``).
+    """An executor by name (``inprocess``, ``process``, ``ray``); one line for a bad name,
+    a missing Ray, or more workers than CPUs (warned and capped unless ``oversubscribe``).
     On Ray, ``ray_workers`` None means the cluster's CPUs (a local instance: ``workers``)."""
     if kind not in KINDS:
         raise UserError(f"unknown executor {kind!r}; valid: {', '.join(KINDS)}")
@@ -454,8 +392,8 @@ def open_executor(kind: str = "process", workers: int = 1, *, address: str | Non
     workers = check_workers(workers, allow_more=oversubscribe)
     if kind == "inprocess" or workers == 1:
         return InProcess(1)
-    return ThreadPool(workers) if kind == "thread" else ProcessPool(workers)
+    return ProcessPool(workers)
 
 
-__all__ = ["KINDS", "Executor", "InProcess", "ProcessPool", "RayExecutor", "ThreadPool",
-           "check_workers", "open_executor", "usable_cpus"]
+__all__ = ["KINDS", "Executor", "InProcess", "ProcessPool", "RayExecutor", "check_workers",
+           "open_executor", "usable_cpus"]

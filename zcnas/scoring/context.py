@@ -21,7 +21,7 @@ from torch import nn
 from zcnas.data.batches import Batch, fixed_batches
 from zcnas.datasets import canonical_dataset, get_dataset
 from zcnas.errors import UserError
-from zcnas.models.init import global_rng, initialise, remove_batchnorm
+from zcnas.models.init import initialise, remove_batchnorm
 from zcnas.models.network import build_model, builder_options, count_flops, count_parameters
 from zcnas.proxy import PassRequest
 from zcnas.spaces import Costs, SearchSpace, get_space
@@ -107,7 +107,8 @@ class ScoringContext:
         channels-last.
         """
         classes = num_classes if num_classes is not None else self.num_classes
-        with global_rng(self.seed):  # the caller's RNG is never touched
+        with torch.random.fork_rng(devices=[]):  # the caller's RNG is never touched
+            torch.manual_seed(self.seed)
             net = build_model(self.search_space, self.arch, classes, affine=affine,
                               track=track, prune=False)
             if prune and self._prunes:  # the pruned network has the naive one's weights
@@ -201,17 +202,13 @@ def _placed(net: nn.Module, device: torch.device, dtype: torch.dtype,
     when asked, for a fresh network: the same tensors and strides without the module walks
     where nothing moves (a fresh network is already on the CPU in float32, where both walks
     cost several ms for nothing but the 4-d weights' copies). A network with gradients or
-    5-d tensors takes ``Module.to`` itself; one that goes to another device is moved by
-    :func:`move_flat`."""
+    5-d tensors takes ``Module.to`` itself."""
     tensors = [*net.parameters(), *net.buffers()]
     walk = any(t.grad is not None or t.dim() == 5 for t in tensors)  # Module.to's own cases
     if walk or any(t.device != device or (t.is_floating_point() and t.dtype != dtype)
                    for t in tensors):
-        if not walk and device.type != "cpu" and all(t.is_contiguous() for t in tensors):
-            move_flat(tensors, device, dtype)
-        else:
-            net = net.to(device=device, dtype=dtype)
-            tensors = [*net.parameters(), *net.buffers()]
+        net = net.to(device=device, dtype=dtype)
+        tensors = [*net.parameters(), *net.buffers()]
     if channels_last and walk:
         return net.to(memory_format=torch.channels_last)
     if channels_last:
@@ -221,40 +218,6 @@ def _placed(net: nn.Module, device: torch.device, dtype: torch.dtype,
                     # size-1 dim makes the tensor channels-last contiguous already
                     t.data = t.data.to(memory_format=torch.channels_last)
     return net
-
-
-# the CUDA caching allocator's block alignment: a tensor placed at a multiple of it inside a
-# larger block starts as a fresh allocation would (a kernel's vectorised path, and so a
-# reduction's split, can follow the start's alignment)
-ALIGN_BYTES = 512
-
-
-def move_flat(tensors: list[torch.Tensor], device: torch.device, dtype: torch.dtype) -> None:
-    """Move contiguous ``tensors`` (a fresh network's parameters and buffers) to ``device``,
-    floating ones in ``dtype``, with one host-to-device copy per dtype instead of one per
-    tensor: each dtype's tensors are packed into one host buffer (each at a multiple of
-    :data:`ALIGN_BYTES`), the buffer is copied over, and every tensor becomes a view of its
-    slice (``t.data``: the parameters stay the same objects). The values are the copies'
-    and the conversions' exactly, as with ``Module.to``; side by side on a GPU in
-    ``benchmarks.device_phases``."""
-    groups: dict[torch.dtype, list[torch.Tensor]] = {}
-    for t in tensors:
-        groups.setdefault(dtype if t.is_floating_point() else t.dtype, []).append(t)
-    with torch.no_grad():
-        for target, group in groups.items():
-            step = max(1, ALIGN_BYTES // torch.empty((), dtype=target).element_size())
-            offsets, end = [], 0
-            for t in group:
-                offsets.append(end)
-                end += -(-t.numel() // step) * step
-            # pinned on a GPU's host (torch caches such buffers): no page faults to fill it,
-            # and the copy runs at the bus's rate
-            host = torch.empty(end, dtype=target, pin_memory=device.type == "cuda")
-            for t, at in zip(group, offsets, strict=True):
-                host[at:at + t.numel()].copy_(t.reshape(-1))
-            flat = host.to(device)
-            for t, at in zip(group, offsets, strict=True):
-                t.data = flat[at:at + t.numel()].view(t.shape)
 
 
 def merge_requests(requests: Iterable[PassRequest]) -> dict[tuple[str, Any], PassRequest]:

@@ -275,11 +275,10 @@ def heap_frozen() -> Iterator[None]:
 
 
 def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
-    """A worker's scoring state: one intra-op thread, the input bank shared by every task
-    (and a CUDA stream of its own for a worker thread of the thread executor); a worker
-    process of its own (the process pool's) freezes its heap (:func:`freeze_heap`) and keeps
-    what its passes free (:func:`zcnas.runtime.allocator.tune_allocator`, when the setup
-    asks: Ray's workers, which hold Ray's own objects and memory monitor, are left as
+    """A worker's scoring state: one intra-op thread, the input bank shared by every task;
+    a worker process of its own (the process pool's) freezes its heap (:func:`freeze_heap`)
+    and keeps what its passes free (:func:`zcnas.runtime.allocator.tune_allocator`, when the
+    setup asks: Ray's workers, which hold Ray's own objects and memory monitor, are left as
     they are)."""
     import torch
 
@@ -289,38 +288,22 @@ def init_scoring(setup: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(setup["threads"])
     bank = InputBank(setup["dataset"], seed=setup["seed"], root=setup["root"],
                      source=setup["source"], device=setup["device"])
-    state = {**setup, "bank": bank}
-    if setup.get("own_stream") and torch.device(setup["device"]).type == "cuda":
-        # a thread of its own (the thread executor): its work, batches included, on a
-        # stream of its own, so the threads' kernels run side by side on the GPU
-        state["stream"] = torch.cuda.Stream(torch.device(setup["device"]))
     if setup.get("own_process"):
         freeze_heap()
     if setup.get("keep_memory"):
         from zcnas.runtime.allocator import tune_allocator
 
         tune_allocator()
-    return state
+    return {**setup, "bank": bank}
 
 
 def score_task(state: dict[str, Any], task: tuple[str, str, tuple[int, ...]]
                ) -> tuple[str, dict[int, tuple], str]:
     """Score one architecture with the proxies at the given positions; ``task`` is
     ``(tag, arch, positions)``, the tag returned with the result."""
-    tag, arch, which = task
-    stream = state.get("stream")
-    if stream is not None:
-        import torch
-
-        with torch.cuda.stream(stream):
-            return _score_task(state, tag, arch, which)
-    return _score_task(state, tag, arch, which)
-
-
-def _score_task(state: dict[str, Any], tag: str, arch: str, which: tuple[int, ...]
-                ) -> tuple[str, dict[int, tuple], str]:
     from zcnas.scoring.context import ScoringContext
 
+    tag, arch, which = task
     proxies: list[Proxy] = [state["proxies"][i] for i in which]
     try:
         requests = [r for p in proxies for r in p.requests()]
@@ -525,7 +508,6 @@ def score_archs(
     prev_threads = torch.get_num_threads()
     setup["own_process"] = executor.dedicated_workers
     setup["keep_memory"] = executor.dedicated_workers
-    setup["own_stream"] = executor.kind == "thread"
     try:
         with heap_frozen() if executor.in_caller else contextlib.nullcontext():
             for _i, res in executor.map_unordered(score_task, tasks, init=init_scoring,
