@@ -31,6 +31,8 @@ SUITE = "synflow,naswot,stable"
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--archs", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3, help="cells scored first, not timed")
+    ap.add_argument("--suite", default=SUITE, help="the proxies (default: the default suite)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="reference data (the real images)")
@@ -47,14 +49,14 @@ def main(argv: list[str] | None = None) -> str:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    proxies = create_proxies(SUITE)
+    proxies = create_proxies(args.suite)
     state = init_scoring({"space": "nats-tss", "dataset": "cifar10", "seed": 0,
                           "device": str(device), "root": args.data,
                           "source": "real" if args.data else "synthetic",
                           "proxies": proxies, "threads": 1})
-    archs = [i.arch for i in select_archs(str(args.archs + 3), "nats-tss", root=args.data,
-                                          seed=args.seed)]
-    warm, archs = archs[:3], archs[3:]
+    archs = [i.arch for i in select_archs(str(args.archs + args.warmup), "nats-tss",
+                                          root=args.data, seed=args.seed)]
+    warm, archs = archs[:args.warmup], archs[args.warmup:]
     for arch in warm:  # first kernels, cuDNN's choices, the input batches
         score_task(state, (arch, arch, tuple(range(len(proxies)))))
     wait()
@@ -83,8 +85,9 @@ def main(argv: list[str] | None = None) -> str:
     total = time.perf_counter() - start_all
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     lines = [f"# one process's time per cell on {name} (CPU: {cpu_name()}), torch "
-             f"{torch.__version__}, one intra-op thread; {len(archs)} cells (seed {args.seed})"
-             f" after 3 to warm up, each phase closed by a wait for the device; no profiler",
+             f"{torch.__version__}, one intra-op thread; {args.suite}; {len(archs)} cells (seed "
+             f"{args.seed}) after {len(warm)} to warm up, each phase closed by a wait for the "
+             "device; no profiler",
              "", f"{'phase':<24}{'mean ms':>9}{'median ms':>11}"]
     for key, values in ms.items():
         lines.append(f"{key:<24}{1e3 * statistics.fmean(values):>9.2f}"
