@@ -1,9 +1,9 @@
 """Where one process's time goes per cell of the default suite on a device (a GPU above all).
 
 On a GPU the default suite (synflow, naswot, stable 2 x 128) is bound by the CPU that builds
-the networks and launches the kernels (results/benchmarks/gpu-h200.txt: a profile under
-cProfile, which slows Python-heavy code). This times, without a profiler, one process on a
-seeded sample of topology cells, each phase closed by a wait for the device:
+the networks and launches the kernels (results/benchmarks/gpu-h200.txt). This times, without a
+profiler, one process on a seeded sample of topology cells, each phase closed by a wait for
+the device:
 
 - ``build``: a network built and initialised on the CPU, as ``ScoringContext.network`` does
   before it places it;

@@ -3,12 +3,12 @@
 MFNAS's stable proxy bins every counted weight's |gradient| on every batch, picks the bin the
 cells share most, and sums, per layer, |mean| / std over the weights in that bin. Its cost does
 not grow with the batch: about 20 ms per cell at NB201's ~600,000 cell weights, 2-20% of the
-proxy (2 x 128 or 2 x 32 images) on one CPU thread; on an H200 about a tenth of one process's
-profiled time per cell (results/benchmarks/gpu-h200.txt), a dozen small kernel launches and
-three waits for the device per layer. ``stable_score`` lays the
-layers side by side (a few whole-matrix operations, one wait per step) and bins by the float
-bits (two table look-ups instead of a binary search); ``stable_score_per_layer`` is the
-computation one layer at a time. Both on the same gradients, interleaved per cell, best of
+proxy (2 x 128 or 2 x 32 images) on one CPU thread; on an H200, per layer, about 19 ms per
+cell (a dozen small kernel launches and three waits for the device per layer), side by side
+3.7 ms (results/benchmarks/gpu-h200.txt). ``stable_score`` lays the layers side by side (a
+few whole-matrix operations, one wait per step) and bins by the float bits (two table look-ups
+instead of a binary search); ``stable_score_per_layer`` is the computation one layer at a
+time. Both on the same gradients, interleaved per cell, best of
 ``--rounds``; the scores must be bitwise equal::
 
     python -m benchmarks.stable_stats --archs 30 --data ../shared/data \
