@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> str:
     archs = [i.arch for i in select_archs(str(args.archs + args.warmup), "nats-tss",
                                           root=args.data, seed=args.seed)]
     warm, archs = archs[:args.warmup], archs[args.warmup:]
+    every = tuple(range(len(proxies)))
     for arch in warm:  # first kernels, cuDNN's choices, the input batches
-        score_task(state, (arch, arch, tuple(range(len(proxies)))))
+        score_task(state, (arch, arch, every))
     wait()
 
     ms: dict[str, list[float]] = {k: [] for k in ("build", "place", "score")}
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> str:
         wait()
         ms["place"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        _tag, out, error = score_task(state, (arch, arch, tuple(range(len(proxies)))))
+        _tag, out, error = score_task(state, (arch, arch, every))
         wait()
         ms["score"].append(time.perf_counter() - t)
         if error:
@@ -89,13 +90,14 @@ def main(argv: list[str] | None = None) -> str:
              f"{args.seed}) after {len(warm)} to warm up, each phase closed by a wait for the "
              "device; no profiler",
              "", f"{'phase':<24}{'mean ms':>9}{'median ms':>11}"]
-    for key, values in ms.items():
-        lines.append(f"{key:<24}{1e3 * statistics.fmean(values):>9.2f}"
-                     f"{1e3 * statistics.median(values):>11.2f}")
+
+    def row(label: str, seconds: list[float]) -> str:
+        return (f"{label:<24}{1e3 * statistics.fmean(seconds):>9.2f}"
+                f"{1e3 * statistics.median(seconds):>11.2f}")
+
+    lines += [row(key, values) for key, values in ms.items()]
     lines.append("of score, each proxy's own share (its passes split as the engine does):")
-    for key, values in own.items():
-        lines.append(f"  {key:<22}{1e3 * statistics.fmean(values):>9.2f}"
-                     f"{1e3 * statistics.median(values):>11.2f}")
+    lines += [row(f"  {key}", values) for key, values in own.items()]
     scored = sum(ms["score"])
     lines += ["", f"score alone: {len(archs) / scored:.2f} cells/s in one process "
                   f"({len(archs)} cells in {scored:.1f} s; the loop with the extra build and "
